@@ -1,0 +1,1 @@
+//! Egress: being written.

@@ -1,0 +1,305 @@
+//! Streaming analysis of one file: hashes computed as bytes arrive, a bounded copy of the first
+//! bytes for sniffing, and accounting of what was missed. No file is ever held whole.
+
+use crate::config::FileConfig;
+use crate::record::{ConnMeta, Direction, FileMeta, FileRecord};
+use crate::sniff;
+use crate::time::Timestamp;
+use md5::{Digest, Md5};
+use sha1::Sha1;
+use sha2::Sha256;
+
+/// How a file ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FileEnd {
+    /// The protocol delimited it and every byte was delivered (gaps are still reported).
+    Complete,
+    /// It ended early; the reason goes into `truncated_reason`.
+    Truncated(&'static str),
+}
+
+struct Hashers {
+    md5: Option<Md5>,
+    sha1: Option<Sha1>,
+    sha256: Option<Sha256>,
+    blake3: Option<Box<blake3::Hasher>>,
+}
+
+impl Hashers {
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.blake3 {
+            h.update(data);
+        }
+    }
+}
+
+pub struct FileAnalyzer {
+    conn: ConnMeta,
+    meta: FileMeta,
+    fuid: String,
+    start: Timestamp,
+    /// None once hashing was abandoned (gap or size limit).
+    hashers: Option<Hashers>,
+    sniff: Vec<u8>,
+    sniff_limit: usize,
+    /// Sniffing stops at the first gap: content after a hole is not the file's start.
+    sniff_closed: bool,
+    size: u64,
+    max_size: u64,
+    missing_bytes: u64,
+    overflow_bytes: u64,
+    limit_hit: bool,
+}
+
+impl FileAnalyzer {
+    pub fn new(conn: &ConnMeta, meta: FileMeta, fuid: String, now: Timestamp, cfg: &FileConfig) -> Self {
+        let h = cfg.hashes;
+        FileAnalyzer {
+            conn: conn.clone(),
+            meta,
+            fuid,
+            start: now,
+            hashers: Some(Hashers {
+                md5: h.md5.then(Md5::new),
+                sha1: h.sha1.then(Sha1::new),
+                sha256: h.sha256.then(Sha256::new),
+                blake3: h.blake3.then(|| Box::new(blake3::Hasher::new())),
+            }),
+            sniff: Vec::new(),
+            sniff_limit: cfg.sniff_bytes,
+            sniff_closed: false,
+            size: 0,
+            max_size: cfg.max_file_size,
+            missing_bytes: 0,
+            overflow_bytes: 0,
+            limit_hit: false,
+        }
+    }
+
+    pub fn fuid(&self) -> &str {
+        &self.fuid
+    }
+    pub fn meta(&self) -> &FileMeta {
+        &self.meta
+    }
+    /// For what the protocol reveals after the file started (a late filename, a trailer).
+    pub fn meta_mut(&mut self) -> &mut FileMeta {
+        &mut self.meta
+    }
+    /// Decoded bytes seen so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn missing_bytes(&self) -> u64 {
+        self.missing_bytes
+    }
+
+    /// Feeds the next decoded bytes of the file.
+    pub fn update(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let room = self.max_size.saturating_sub(self.size);
+        let (take, over) = if (data.len() as u64) > room {
+            data.split_at(room as usize)
+        } else {
+            (data, &data[..0])
+        };
+        if !self.sniff_closed && self.sniff.len() < self.sniff_limit {
+            let n = (self.sniff_limit - self.sniff.len()).min(take.len());
+            self.sniff.extend_from_slice(&take[..n]);
+        }
+        if let Some(h) = &mut self.hashers {
+            h.update(take);
+        }
+        self.size += take.len() as u64;
+        if !over.is_empty() {
+            // Past the limit: a hash of a prefix would identify nothing, so drop the hashes.
+            self.limit_hit = true;
+            self.hashers = None;
+            self.overflow_bytes += over.len() as u64;
+        }
+    }
+
+    /// `len` bytes of the file were not seen.
+    pub fn gap(&mut self, len: u64) {
+        if len == 0 {
+            return;
+        }
+        self.missing_bytes += len;
+        self.hashers = None;
+        self.sniff_closed = true;
+    }
+
+    /// Bytes that went into the hashes so far (for throughput counters).
+    pub fn hashed_bytes(&self) -> u64 {
+        if self.hashers.is_some() {
+            self.size
+        } else {
+            0
+        }
+    }
+
+    pub fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
+        let FileAnalyzer { conn, meta, fuid, start, hashers, sniff, size, missing_bytes, overflow_bytes, limit_hit, .. } =
+            self;
+        let truncated_reason = match end {
+            FileEnd::Truncated(why) => Some(why),
+            FileEnd::Complete if limit_hit => Some("limit"),
+            FileEnd::Complete => None,
+        };
+        let (md5, sha1, sha256, blake3) = match hashers {
+            Some(h) if truncated_reason.is_none() && missing_bytes == 0 => (
+                h.md5.map(|h| hex(&h.finalize())),
+                h.sha1.map(|h| hex(&h.finalize())),
+                h.sha256.map(|h| hex(&h.finalize())),
+                h.blake3.map(|h| h.finalize().to_hex().to_string()),
+            ),
+            _ => (None, None, None, None),
+        };
+        let extension_mime_type = meta
+            .filename
+            .as_deref()
+            .and_then(|f| mime_guess::from_path(f).first_raw())
+            .map(str::to_owned);
+        let http = meta.http.unwrap_or_default();
+        let smtp = meta.smtp.unwrap_or_default();
+        FileRecord {
+            ts: start.rfc3339(),
+            fuid,
+            uid: conn.uid,
+            proto: meta.proto,
+            orig_h: conn.orig_h.to_string(),
+            orig_p: conn.orig_p,
+            resp_h: conn.resp_h.to_string(),
+            resp_p: conn.resp_p,
+            vlan: conn.vlan,
+            direction: meta.direction,
+            is_orig: meta.direction == Direction::Upload,
+            filename: meta.filename,
+            mime_type: sniff::sniff(&sniff).map(str::to_owned),
+            declared_mime_type: meta.declared_mime_type,
+            extension_mime_type,
+            size,
+            total_bytes: meta.total_bytes,
+            missing_bytes,
+            overflow_bytes,
+            truncated: truncated_reason.is_some(),
+            truncated_reason: truncated_reason.map(str::to_owned),
+            partial: meta.partial,
+            depth: meta.depth,
+            parent_fuid: meta.parent_fuid,
+            duration: now.since(start).as_secs_f64(),
+            md5,
+            sha1,
+            sha256,
+            blake3,
+            http_method: http.method,
+            http_uri: http.uri,
+            http_status: http.status,
+            http_host: http.host,
+            http_user_agent: http.user_agent,
+            http_referrer: http.referrer,
+            http_range: http.range,
+            smtp_helo: smtp.helo,
+            smtp_mail_from: smtp.mail_from,
+            smtp_rcpt_to: smtp.rcpt_to,
+            smtp_subject: smtp.subject,
+            smtp_message_id: smtp.message_id,
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HashSet;
+    use crate::record::Proto;
+
+    fn conn() -> ConnMeta {
+        ConnMeta {
+            uid: "C1".into(),
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 40000,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 80,
+            vlan: None,
+            start: Timestamp::ZERO,
+        }
+    }
+
+    fn analyzer(cfg: &FileConfig) -> FileAnalyzer {
+        let mut meta = FileMeta::new(Proto::Http, Direction::Download);
+        meta.filename = Some("a.pdf".into());
+        FileAnalyzer::new(&conn(), meta, "F1".into(), Timestamp::from_secs(5), cfg)
+    }
+
+    #[test]
+    fn streaming_hashes_match_one_shot() {
+        let data = b"%PDF-1.4 hello world, split over several updates";
+        let mut a = analyzer(&FileConfig::default());
+        for chunk in data.chunks(7) {
+            a.update(chunk);
+        }
+        let r = a.finish(Timestamp::from_secs(6), FileEnd::Complete);
+        assert_eq!(r.md5.unwrap(), hex(&Md5::digest(data)));
+        assert_eq!(r.sha1.unwrap(), hex(&Sha1::digest(data)));
+        assert_eq!(r.sha256.unwrap(), hex(&Sha256::digest(data)));
+        assert_eq!(r.blake3.unwrap(), blake3::hash(data).to_hex().to_string());
+        assert_eq!(r.size, data.len() as u64);
+        assert_eq!(r.mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(r.extension_mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(r.duration, 1.0);
+        assert!(!r.truncated);
+    }
+
+    #[test]
+    fn gap_drops_hashes_but_counts() {
+        let mut a = analyzer(&FileConfig::default());
+        a.update(b"abc");
+        a.gap(10);
+        a.update(b"def");
+        let r = a.finish(Timestamp::from_secs(5), FileEnd::Complete);
+        assert_eq!((r.size, r.missing_bytes), (6, 10));
+        assert!(r.md5.is_none() && r.sha256.is_none());
+    }
+
+    #[test]
+    fn size_limit_truncates() {
+        let cfg = FileConfig { max_file_size: 4, ..FileConfig::default() };
+        let mut a = analyzer(&cfg);
+        a.update(b"abcdef");
+        let r = a.finish(Timestamp::from_secs(5), FileEnd::Complete);
+        assert_eq!((r.size, r.overflow_bytes), (4, 2));
+        assert!(r.truncated && r.sha1.is_none());
+        assert_eq!(r.truncated_reason.as_deref(), Some("limit"));
+    }
+
+    #[test]
+    fn disabled_hashes_are_absent() {
+        let cfg = FileConfig { hashes: HashSet { md5: true, ..HashSet::NONE }, ..FileConfig::default() };
+        let mut a = analyzer(&cfg);
+        a.update(b"x");
+        let r = a.finish(Timestamp::from_secs(5), FileEnd::Complete);
+        assert!(r.md5.is_some() && r.sha1.is_none() && r.sha256.is_none() && r.blake3.is_none());
+    }
+}

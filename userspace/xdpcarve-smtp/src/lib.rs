@@ -1,0 +1,1 @@
+//! SMTP parser: being written.
