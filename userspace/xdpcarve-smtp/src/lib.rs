@@ -1,1 +1,19 @@
-//! SMTP parser: being written.
+//! SMTP parser: being written. The entry type and its contract are fixed here.
+
+use xdpcarve_files::{AppConfig, AppContext, CloseReason, Side, StreamParser};
+
+/// One SMTP connection: commands and message data from `Side::Orig`, replies from `Side::Resp`.
+pub struct SmtpParser {}
+
+impl SmtpParser {
+    pub fn new(_cfg: &AppConfig) -> Self {
+        SmtpParser {}
+    }
+}
+
+impl StreamParser for SmtpParser {
+    fn on_data(&mut self, _from: Side, _data: &[u8], _cx: &mut AppContext<'_>) {}
+    fn on_gap(&mut self, _from: Side, _len: u64, _cx: &mut AppContext<'_>) {}
+    fn on_end(&mut self, _from: Side, _cx: &mut AppContext<'_>) {}
+    fn on_close(&mut self, _reason: CloseReason, _cx: &mut AppContext<'_>) {}
+}
