@@ -1,0 +1,1 @@
+//! End-to-end test target `corpus_http`: being written.
