@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, when it is missing. Idempotent; fast (< 2 s) when all is present.
+# Meant for a fresh Debian 12 machine with only the Rust toolchain, run as root. When not root it only
+# reports what is missing and carries on: the tests that need a missing tool skip (or fail under CI=1).
+#
+# To add a dependency, append it to APT_PACKAGES (Debian package name) or PIP_PACKAGES below.
+set -uo pipefail
+
+# Debian packages the tests (and the eBPF build) use.
+APT_PACKAGES=(
+    tcpdump          # real_clients/live_capture: capture on veths
+    tcpreplay        # live_capture: replay captures onto an interface
+    curl             # real_clients: HTTP client
+    swaks            # real_clients: SMTP client
+    iproute2         # ip netns / ip link / tc
+    ethtool          # turn veth offloads off so captures hold MSS-sized segments
+    python3          # the HTTP server and SMTP sink in tests/support/ (stdlib only)
+    clang-14         # ebpf/: XDP program build
+    llvm-14
+    libbpf-dev
+    gcc-multilib     # asm/types.h for BPF target builds
+    valgrind         # bench: callgrind instruction counts
+)
+
+# Python packages (pip). The test servers use only the standard library, so none today.
+PIP_PACKAGES=(
+)
+
+missing_apt=()
+# One dpkg-query call for all packages: "<package> <status-abbrev>" lines; "ii" means installed.
+while read -r pkg status; do
+    [[ "$status" == ii* ]] || missing_apt+=("$pkg")
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${APT_PACKAGES[@]}" 2>/dev/null)
+# Packages dpkg has never heard of print nothing above: add them too.
+for pkg in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Package}\n' "$pkg" >/dev/null 2>&1; then
+        [[ " ${missing_apt[*]-} " == *" $pkg "* ]] || missing_apt+=("$pkg")
+    fi
+done
+
+missing_pip=()
+for mod in "${PIP_PACKAGES[@]}"; do
+    python3 -m pip show -q "$mod" >/dev/null 2>&1 || missing_pip+=("$mod")
+done
+
+if [[ ${#missing_apt[@]} -eq 0 && ${#missing_pip[@]} -eq 0 ]]; then
+    echo "setup.sh: all test dependencies present"
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: not root; missing (tests needing them will skip): ${missing_apt[*]-} ${missing_pip[*]-}" >&2
+    exit 0
+fi
+
+status=0
+if [[ ${#missing_apt[@]} -gt 0 ]]; then
+    echo "setup.sh: installing Debian packages: ${missing_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || { echo "setup.sh: apt-get update failed" >&2; status=1; }
+    apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" \
+        || { echo "setup.sh: apt-get install failed for: ${missing_apt[*]}" >&2; status=1; }
+fi
+if [[ ${#missing_pip[@]} -gt 0 ]]; then
+    echo "setup.sh: installing Python packages: ${missing_pip[*]}"
+    python3 -m pip install -q "${missing_pip[@]}" \
+        || { echo "setup.sh: pip install failed for: ${missing_pip[*]}" >&2; status=1; }
+fi
+# A failed install is reported, not fatal: the tests that need the tool decide (skip, or fail under CI).
+exit 0
