@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0
+//
+// xdpcarve's XDP steering program.
+//
+// Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 (with options) or IPv6 (walking
+// the extension headers it knows), and TCP. A TCP segment whose source or destination port is in
+// `ports` is redirected to the AF_XDP socket bound to the queue it arrived on (`xsks`, indexed by
+// rx queue). Everything else is passed to the kernel untouched. IP fragments are passed and counted:
+// only the first one carries the ports, and the sensor does not reassemble IP.
+//
+// Self-contained on purpose: no system headers, so the compiled object depends only on the
+// compiler (clang-14) and ebpf/build.sh reproduces ebpf/xdpcarve.bpf.o byte for byte.
+//
+// Counters (per-CPU array `counters`, indexes mirrored in userspace/xdpcarve-xdp/src/program.rs):
+// every packet ends in exactly one of REDIRECTED or PASSED; the others break PASSED down.
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) typeof(val) *name
+
+// UAPI values (linux/bpf.h, linux/if_ether.h, linux/in.h, linux/ipv6.h).
+enum xdp_action { XDP_ABORTED = 0, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT };
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_XSKMAP 17
+
+struct xdp_md {
+	__u32 data;
+	__u32 data_end;
+	__u32 data_meta;
+	__u32 ingress_ifindex;
+	__u32 rx_queue_index;
+	__u32 egress_ifindex;
+};
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+
+#define bswap16(x) ((__u16)__builtin_bswap16(x))
+// Network-order constants, compared against raw header fields (BPF target is little endian).
+#define ETH_P_IP_BE bswap16(0x0800)
+#define ETH_P_IPV6_BE bswap16(0x86DD)
+#define ETH_P_8021Q_BE bswap16(0x8100)
+#define ETH_P_8021AD_BE bswap16(0x88A8)
+#define IP_MF_OFFSET_BE bswap16(0x3FFF)
+
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_TCP 6
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_MH 135
+
+struct ethhdr {
+	__u8 h_dest[6];
+	__u8 h_source[6];
+	__be16 h_proto;
+} __attribute__((packed));
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encapsulated_proto;
+};
+
+struct iphdr {
+	__u8 ihl_version; // ihl in the low nibble (little-endian bitfield order)
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ipv6hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ipv6_opt_hdr {
+	__u8 nexthdr;
+	__u8 hdrlen;
+};
+
+struct tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u16 flags;
+	__be16 window;
+	__u16 check;
+	__be16 urg_ptr;
+};
+
+// Counter indexes. Keep in sync with `Counter` in userspace/xdpcarve-xdp/src/program.rs.
+enum counter {
+	C_REDIRECTED = 0,     // handed to the AF_XDP socket of the packet's queue
+	C_REDIRECTED_BYTES,   // their bytes
+	C_PASSED,             // returned XDP_PASS (everything not redirected)
+	C_PARSE_FAILED,       // headers cut short or invalid (subset of PASSED)
+	C_REDIRECT_FAILED,    // port matched but no socket bound to this queue (subset of PASSED)
+	C_IP_FRAGMENTS,       // IPv4/IPv6 fragments (subset of PASSED)
+	C_COUNT,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Key: TCP port in host order. Value: unused (1). Filled by userspace before attaching.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += n; // per-CPU slot: no atomics needed
+}
+
+static __always_inline int pass(__u32 reason)
+{
+	if (reason != C_PASSED)
+		count(reason, 1);
+	count(C_PASSED, 1);
+	return XDP_PASS;
+}
+
+// Advances *cursor over an IPv6 extension header; returns the next header, or -1 if truncated.
+static __always_inline int skip_ipv6_ext(void **cursor, void *data_end, __u8 nexthdr)
+{
+	struct ipv6_opt_hdr *opt = *cursor;
+	if ((void *)(opt + 1) > data_end)
+		return -1;
+	// AH counts its length in 4-byte units minus 2; the others in 8-byte units minus 1.
+	__u32 len = nexthdr == IPPROTO_AH ? ((__u32)opt->hdrlen + 2) * 4 : ((__u32)opt->hdrlen + 1) * 8;
+	*cursor = (void *)opt + len;
+	return opt->nexthdr;
+}
+
+static __always_inline int is_ipv6_ext(__u8 h)
+{
+	return h == IPPROTO_HOPOPTS || h == IPPROTO_ROUTING || h == IPPROTO_DSTOPTS || h == IPPROTO_AH ||
+	       h == IPPROTO_MH;
+}
+
+SEC("xdp")
+int xdpcarve(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *cursor = data;
+	__u8 proto;
+
+	struct ethhdr *eth = cursor;
+	if ((void *)(eth + 1) > data_end)
+		return pass(C_PARSE_FAILED);
+	cursor = eth + 1;
+	__be16 ethertype = eth->h_proto;
+
+	// Up to two tags: 802.1ad outer + 802.1Q inner (QinQ), or a single 802.1Q.
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (ethertype != ETH_P_8021Q_BE && ethertype != ETH_P_8021AD_BE)
+			break;
+		struct vlan_hdr *vlan = cursor;
+		if ((void *)(vlan + 1) > data_end)
+			return pass(C_PARSE_FAILED);
+		ethertype = vlan->encapsulated_proto;
+		cursor = vlan + 1;
+	}
+
+	if (ethertype == ETH_P_IP_BE) {
+		struct iphdr *ip = cursor;
+		if ((void *)(ip + 1) > data_end)
+			return pass(C_PARSE_FAILED);
+		__u32 ihl = (ip->ihl_version & 0x0F) * 4;
+		if ((ip->ihl_version >> 4) != 4 || ihl < sizeof(*ip))
+			return pass(C_PARSE_FAILED);
+		if (ip->frag_off & IP_MF_OFFSET_BE)
+			return pass(C_IP_FRAGMENTS);
+		proto = ip->protocol;
+		cursor = (void *)ip + ihl;
+	} else if (ethertype == ETH_P_IPV6_BE) {
+		struct ipv6hdr *ip6 = cursor;
+		if ((void *)(ip6 + 1) > data_end)
+			return pass(C_PARSE_FAILED);
+		proto = ip6->nexthdr;
+		cursor = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < 6; i++) {
+			if (proto == IPPROTO_FRAGMENT)
+				return pass(C_IP_FRAGMENTS);
+			if (!is_ipv6_ext(proto))
+				break;
+			int next = skip_ipv6_ext(&cursor, data_end, proto);
+			if (next < 0)
+				return pass(C_PARSE_FAILED);
+			proto = next;
+		}
+	} else {
+		return pass(C_PASSED);
+	}
+
+	if (proto != IPPROTO_TCP)
+		return pass(C_PASSED);
+	struct tcphdr *tcp = cursor;
+	if ((void *)(tcp + 1) > data_end)
+		return pass(C_PARSE_FAILED);
+
+	__u16 sport = bswap16(tcp->source);
+	__u16 dport = bswap16(tcp->dest);
+	if (!bpf_map_lookup_elem(&ports, &sport) && !bpf_map_lookup_elem(&ports, &dport))
+		return pass(C_PASSED);
+
+	// The low bits of flags are the action when the slot holds no socket.
+	long action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		return pass(C_REDIRECT_FAILED);
+	count(C_REDIRECTED, 1);
+	count(C_REDIRECTED_BYTES, (__u64)(data_end - data));
+	return XDP_REDIRECT;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
