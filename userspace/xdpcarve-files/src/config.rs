@@ -68,6 +68,8 @@ pub struct HttpConfig {
     pub max_pipelined: usize,
     /// Out-of-order bytes buffered per 206 range object before giving up on the gap.
     pub max_range_buffer: usize,
+    /// 206 objects assembled at once per worker; past it the idlest is closed as truncated.
+    pub max_range_objects: usize,
 }
 
 impl Default for HttpConfig {
@@ -78,6 +80,7 @@ impl Default for HttpConfig {
             max_decompression_ratio: 1000,
             max_pipelined: 64,
             max_range_buffer: 16 << 20,
+            max_range_objects: 1024,
         }
     }
 }

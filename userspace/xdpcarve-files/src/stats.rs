@@ -81,6 +81,18 @@ counters! {
         partial_content,
         /// CONNECT or Upgrade: the rest of the connection is not HTTP.
         tunnels,
+        /// Requests dropped because `max_pipelined` were already waiting for a response.
+        pipeline_overflow,
+        /// Times the parser skipped ahead to find the next request/response start.
+        resyncs,
+        /// Gaps inside a body (the file goes on, with missing bytes).
+        body_gaps,
+        /// Bodies with a Content-Encoding we do not decode (br, compress, ...): hashed as sent.
+        unknown_encodings,
+        /// 206 holes given up because the out-of-order buffer was full.
+        range_gaps,
+        /// 206 objects evicted to respect `max_range_objects`.
+        range_evicted,
     }
 }
 
