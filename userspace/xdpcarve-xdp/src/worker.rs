@@ -1,0 +1,601 @@
+//! One AF_XDP socket per queue, read by one pinned thread.
+//!
+//! Everything a worker touches on the packet path is its own: UMEM, rings, handler (with its own
+//! engine). The only shared state is a stop flag and counters the worker stores (relaxed) for the
+//! control thread to read. All xdpilone objects are created inside the worker thread, so its UMEM
+//! is allocated on the worker's core and nothing non-`Send` crosses threads.
+
+use crate::error::{LiveError, Privilege};
+use crate::symmetry::{HandshakeSymmetry, SymmetryStats};
+use std::num::NonZeroU32;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+use xdpilone::{IfInfo, Socket, SocketConfig, Umem, UmemConfig};
+
+/// What the worker does with frames. Created inside the worker thread (it need not be `Send`).
+pub trait FrameHandler {
+    /// One received Ethernet frame; `ts_ns` is CLOCK_REALTIME taken when its batch was read.
+    fn frame(&mut self, ts_ns: u64, frame: &[u8]);
+    /// Called after every batch and at least every 100 ms when idle: advance timers, hand off
+    /// finished records.
+    fn tick(&mut self, now_ns: u64);
+    /// Called once, after the last frame.
+    fn finish(&mut self, now_ns: u64);
+}
+
+/// UMEM and ring sizes of each queue's socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Frames in the UMEM (each `frame_size` bytes).
+    pub umem_frames: u32,
+    /// 2048 or 4096: a frame holds one packet plus 256 bytes of kernel headroom.
+    pub frame_size: u32,
+    pub fill_ring: u32,
+    pub rx_ring: u32,
+    /// Most frames read per batch.
+    pub batch: u32,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            umem_frames: 8192,
+            frame_size: 2048,
+            fill_ring: 4096,
+            rx_ring: 4096,
+            batch: 256,
+        }
+    }
+}
+
+impl RingConfig {
+    pub fn validate(&self) -> Result<(), LiveError> {
+        let pow2 = |v: u32| v.is_power_of_two();
+        if !(self.frame_size == 2048 || self.frame_size == 4096) {
+            return Err(LiveError::Config(format!(
+                "--frame-size {} must be 2048 or 4096",
+                self.frame_size
+            )));
+        }
+        if !pow2(self.fill_ring) || !pow2(self.rx_ring) {
+            return Err(LiveError::Config("ring sizes must be powers of two".into()));
+        }
+        if self.umem_frames < self.fill_ring {
+            return Err(LiveError::Config(format!(
+                "--umem-frames {} must be at least the fill ring size {}",
+                self.umem_frames, self.fill_ring
+            )));
+        }
+        if self.batch == 0 {
+            return Err(LiveError::Config("batch size must be positive".into()));
+        }
+        Ok(())
+    }
+
+    pub fn umem_bytes(&self) -> u64 {
+        u64::from(self.umem_frames) * u64::from(self.frame_size)
+    }
+}
+
+/// Counters of one queue, written by its worker only (relaxed stores of the worker's totals).
+#[derive(Default)]
+pub(crate) struct SharedQueueCounters {
+    values: [AtomicU64; QueueStats::FIELDS],
+}
+
+/// A snapshot of one queue's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queue: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_batches: u64,
+    /// Batches that came back full: the rx ring had a backlog.
+    pub rx_batches_full: u64,
+    /// Times the worker found the fill ring empty when refilling (the kernel had no frame to
+    /// receive into).
+    pub fill_ring_empty_events: u64,
+    /// Kernel XDP_STATISTICS of the socket.
+    pub kernel_rx_dropped: u64,
+    pub kernel_rx_invalid_descs: u64,
+    pub kernel_rx_ring_full: u64,
+    pub kernel_rx_fill_ring_empty_descs: u64,
+    pub symmetry: SymmetryStats,
+}
+
+impl QueueStats {
+    const FIELDS: usize = 13;
+
+    fn to_array(self) -> [u64; Self::FIELDS] {
+        [
+            self.rx_packets,
+            self.rx_bytes,
+            self.rx_batches,
+            self.rx_batches_full,
+            self.fill_ring_empty_events,
+            self.kernel_rx_dropped,
+            self.kernel_rx_invalid_descs,
+            self.kernel_rx_ring_full,
+            self.kernel_rx_fill_ring_empty_descs,
+            self.symmetry.handshakes_both_sides,
+            self.symmetry.synack_without_syn,
+            self.symmetry.syn_without_synack,
+            self.symmetry.untracked_syns,
+        ]
+    }
+
+    fn from_array(queue: u32, a: [u64; Self::FIELDS]) -> Self {
+        QueueStats {
+            queue,
+            rx_packets: a[0],
+            rx_bytes: a[1],
+            rx_batches: a[2],
+            rx_batches_full: a[3],
+            fill_ring_empty_events: a[4],
+            kernel_rx_dropped: a[5],
+            kernel_rx_invalid_descs: a[6],
+            kernel_rx_ring_full: a[7],
+            kernel_rx_fill_ring_empty_descs: a[8],
+            symmetry: SymmetryStats {
+                handshakes_both_sides: a[9],
+                synack_without_syn: a[10],
+                syn_without_synack: a[11],
+                untracked_syns: a[12],
+            },
+        }
+    }
+
+    /// Visits every counter by name (the queue id excluded).
+    pub fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
+        f("rx_packets", self.rx_packets);
+        f("rx_bytes", self.rx_bytes);
+        f("rx_batches", self.rx_batches);
+        f("rx_batches_full", self.rx_batches_full);
+        f("fill_ring_empty_events", self.fill_ring_empty_events);
+        f("kernel_rx_dropped", self.kernel_rx_dropped);
+        f("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs);
+        f("kernel_rx_ring_full", self.kernel_rx_ring_full);
+        f("kernel_rx_fill_ring_empty_descs", self.kernel_rx_fill_ring_empty_descs);
+        self.symmetry.for_each(&mut f);
+    }
+
+    /// Packets lost between the XDP program and this worker, as the kernel counts them.
+    pub fn kernel_drops(&self) -> u64 {
+        self.kernel_rx_dropped + self.kernel_rx_ring_full + self.kernel_rx_fill_ring_empty_descs
+    }
+}
+
+impl SharedQueueCounters {
+    fn publish(&self, s: &QueueStats) {
+        for (slot, v) in self.values.iter().zip(s.to_array()) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self, queue: u32) -> QueueStats {
+        QueueStats::from_array(queue, std::array::from_fn(|i| self.values[i].load(Ordering::Relaxed)))
+    }
+}
+
+/// What a worker reports once its socket is bound.
+pub(crate) struct Bound {
+    pub socket_fd: i32,
+    pub zero_copy: bool,
+}
+
+pub(crate) struct WorkerArgs {
+    pub ifindex: u32,
+    pub interface: String,
+    pub queue: u32,
+    pub core: Option<usize>,
+    pub rings: RingConfig,
+    pub try_zero_copy: bool,
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<SharedQueueCounters>,
+}
+
+/// The worker thread's body: bind, report, wait for the go signal, then read until stopped.
+pub(crate) fn run<H: FrameHandler>(
+    args: WorkerArgs,
+    make_handler: impl FnOnce(u32) -> H,
+    bound: mpsc::Sender<Result<Bound, LiveError>>,
+    go: mpsc::Receiver<bool>,
+) {
+    if let Some(core) = args.core {
+        pin_to_core(core);
+    }
+    let mut queue = match QueueSocket::open(&args) {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = bound.send(Err(e));
+            return;
+        }
+    };
+    let zero_copy = queue.zero_copy;
+    if bound
+        .send(Ok(Bound {
+            socket_fd: queue.fd(),
+            zero_copy,
+        }))
+        .is_err()
+        || go.recv() != Ok(true)
+    {
+        return;
+    }
+    let mut handler = make_handler(args.queue);
+    queue.receive_loop(&mut handler, &args);
+    handler.finish(now_ns());
+}
+
+/// The frame area handed to the kernel, mmapped so it is page aligned.
+struct FrameArea {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl FrameArea {
+    fn new(len: usize) -> Result<FrameArea, std::io::Error> {
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(FrameArea {
+            ptr: NonNull::new(ptr.cast()).expect("mmap returned null"),
+            len,
+        })
+    }
+
+    fn as_slice_ptr(&self) -> NonNull<[u8]> {
+        NonNull::slice_from_raw_parts(self.ptr, self.len)
+    }
+}
+
+impl Drop for FrameArea {
+    fn drop(&mut self) {
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One bound AF_XDP socket with its own UMEM. Field order is drop order: rings and sockets
+/// before the UMEM registration, the memory last.
+struct QueueSocket {
+    rx: xdpilone::RingRx,
+    device: xdpilone::DeviceQueue,
+    _user: xdpilone::User,
+    _umem: Umem,
+    area: FrameArea,
+    frame_size: u32,
+    /// Frame addresses owned by userspace, ready to go back to the fill ring.
+    free: Vec<u64>,
+    zero_copy: bool,
+}
+
+impl QueueSocket {
+    fn open(args: &WorkerArgs) -> Result<QueueSocket, LiveError> {
+        if args.try_zero_copy {
+            match Self::open_with(args, true) {
+                Ok(q) => return Ok(q),
+                Err(e) => tracing::debug!(
+                    "{} queue {}: zero-copy bind failed ({e}); using copy mode",
+                    args.interface,
+                    args.queue
+                ),
+            }
+        }
+        Self::open_with(args, false)
+    }
+
+    fn open_with(args: &WorkerArgs, zero_copy: bool) -> Result<QueueSocket, LiveError> {
+        let r = &args.rings;
+        let err = |what: &str, e: xdpilone::Errno| {
+            let code = e.get_raw().abs();
+            match (what, code) {
+                ("create the socket", libc::EPERM | libc::EACCES) => LiveError::NoPermission {
+                    action: "create an AF_XDP socket",
+                    need: Privilege::NetRaw,
+                },
+                ("register the UMEM", libc::EPERM | libc::ENOMEM | libc::ENOBUFS) => LiveError::NoPermission {
+                    action: "register the UMEM",
+                    need: Privilege::Memlock,
+                },
+                ("bind", libc::EPERM | libc::EACCES) => LiveError::NoPermission {
+                    action: "bind an AF_XDP socket",
+                    need: Privilege::NetRaw,
+                },
+                _ => LiveError::Socket {
+                    interface: args.interface.clone(),
+                    queue: args.queue,
+                    error: format!("cannot {what}: {}", std::io::Error::from_raw_os_error(code)),
+                },
+            }
+        };
+        let area = FrameArea::new(r.umem_bytes() as usize).map_err(|e| LiveError::Socket {
+            interface: args.interface.clone(),
+            queue: args.queue,
+            error: format!("cannot map {} bytes of UMEM: {e}", r.umem_bytes()),
+        })?;
+        let config = UmemConfig {
+            fill_size: r.fill_ring,
+            complete_size: 64, // nothing is transmitted
+            frame_size: r.frame_size,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: the area is page aligned, `umem_bytes` long, and outlives the Umem (field order).
+        let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }.map_err(|e| err("register the UMEM", e))?;
+        let mut info = IfInfo::invalid();
+        info.from_ifindex(args.ifindex)
+            .map_err(|e| err("look up the interface", e))?;
+        info.set_queue(args.queue);
+        let sock = Socket::with_shared(&info, &umem).map_err(|e| err("create the socket", e))?;
+        let device = umem
+            .fq_cq(&sock)
+            .map_err(|e| err("create the fill/completion rings", e))?;
+        let mode = if zero_copy {
+            SocketConfig::XDP_BIND_ZEROCOPY
+        } else {
+            SocketConfig::XDP_BIND_COPY
+        };
+        let user = umem
+            .rx_tx(
+                &sock,
+                &SocketConfig {
+                    rx_size: NonZeroU32::new(r.rx_ring),
+                    tx_size: None,
+                    bind_flags: mode | SocketConfig::XDP_BIND_NEED_WAKEUP,
+                },
+            )
+            .map_err(|e| err("create the rx ring", e))?;
+        let rx = user.map_rx().map_err(|e| err("map the rx ring", e))?;
+        umem.bind(&user).map_err(|e| err("bind", e))?;
+        let free = (0..r.umem_frames)
+            .rev()
+            .map(|i| u64::from(i) * u64::from(r.frame_size))
+            .collect();
+        let mut q = QueueSocket {
+            rx,
+            device,
+            _user: user,
+            _umem: umem,
+            area,
+            frame_size: r.frame_size,
+            free,
+            zero_copy,
+        };
+        q.refill();
+        Ok(q)
+    }
+
+    fn fd(&self) -> i32 {
+        self.rx.as_raw_fd()
+    }
+
+    /// Gives free frames back to the kernel. Returns how many went in.
+    fn refill(&mut self) -> u32 {
+        if self.free.is_empty() {
+            return 0;
+        }
+        let mut writer = self.device.fill(self.free.len() as u32);
+        let start = self.free.len() - writer.capacity().min(self.free.len() as u32) as usize;
+        let n = writer.insert(self.free[start..].iter().copied());
+        writer.commit();
+        self.free.truncate(self.free.len() - n as usize);
+        n
+    }
+
+    fn receive_loop<H: FrameHandler>(&mut self, handler: &mut H, args: &WorkerArgs) {
+        let mut stats = QueueStats {
+            queue: args.queue,
+            ..Default::default()
+        };
+        let mut symmetry = HandshakeSymmetry::default();
+        let mut last_tick = now_ns();
+        let mut last_kernel_stats = 0u64;
+        let batch = args.rings.batch;
+        let mut stopping = false;
+        loop {
+            // After the stop flag, one more pass drains what is already in the ring.
+            if !stopping && args.stop.load(Ordering::Relaxed) {
+                stopping = true;
+            }
+            // The kernel had nothing to receive into if the fill ring ran dry since our last refill.
+            if self.device.pending() == 0 && !self.free.is_empty() {
+                stats.fill_ring_empty_events += 1;
+            }
+            let ts = now_ns();
+            let base = self.area.ptr.as_ptr();
+            let mut n = 0u32;
+            {
+                let mut reader = self.rx.receive(batch);
+                while let Some(desc) = reader.read() {
+                    let len = desc.len as usize;
+                    let offset = desc.addr as usize;
+                    if offset + len <= self.area.len {
+                        // SAFETY: the kernel finished writing this frame (acquire in `receive`) and
+                        // does not touch it until it is back in the fill ring.
+                        let frame = unsafe { std::slice::from_raw_parts(base.add(offset), len) };
+                        symmetry.observe(ts, frame);
+                        handler.frame(ts, frame);
+                        stats.rx_bytes += len as u64;
+                    }
+                    self.free.push(desc.addr & !(u64::from(self.frame_size) - 1));
+                    n += 1;
+                }
+                reader.release();
+            }
+            self.refill();
+            if self.device.needs_wakeup() {
+                self.device.wake();
+            }
+            stats.rx_packets += u64::from(n);
+            if n > 0 {
+                stats.rx_batches += 1;
+                if n == batch {
+                    stats.rx_batches_full += 1;
+                }
+            }
+            let now = if n > 0 { ts } else { now_ns() };
+            if n > 0 || now.saturating_sub(last_tick) >= 100_000_000 {
+                handler.tick(now);
+                last_tick = now;
+            }
+            if now.saturating_sub(last_kernel_stats) >= 500_000_000 || stopping {
+                symmetry.sweep(now);
+                self.kernel_stats(&mut stats);
+                last_kernel_stats = now;
+            }
+            stats.symmetry = symmetry.stats();
+            args.counters.publish(&stats);
+            if stopping && n == 0 {
+                break;
+            }
+            if n == 0 {
+                let mut pfd = libc::pollfd {
+                    fd: self.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+            }
+        }
+        self.kernel_stats(&mut stats);
+        args.counters.publish(&stats);
+    }
+
+    fn kernel_stats(&self, stats: &mut QueueStats) {
+        let mut s = KernelXdpStatistics::default();
+        let mut len = std::mem::size_of::<KernelXdpStatistics>() as libc::socklen_t;
+        const SOL_XDP: libc::c_int = 283;
+        const XDP_STATISTICS: libc::c_int = 7;
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                SOL_XDP,
+                XDP_STATISTICS,
+                (&mut s as *mut KernelXdpStatistics).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            stats.kernel_rx_dropped = s.rx_dropped;
+            stats.kernel_rx_invalid_descs = s.rx_invalid_descs;
+            stats.kernel_rx_ring_full = s.rx_ring_full;
+            stats.kernel_rx_fill_ring_empty_descs = s.rx_fill_ring_empty_descs;
+        }
+    }
+}
+
+/// `struct xdp_statistics` (linux/if_xdp.h, 5.9+ layout).
+#[repr(C)]
+#[derive(Default)]
+struct KernelXdpStatistics {
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    tx_invalid_descs: u64,
+    rx_ring_full: u64,
+    rx_fill_ring_empty_descs: u64,
+    tx_ring_empty_descs: u64,
+}
+
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+fn pin_to_core(core: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!(
+                "could not pin worker to core {core}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// CPUs this process may run on, in order.
+pub(crate) fn allowed_cores() -> Vec<usize> {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Sleeps briefly; used by the control thread while quiescing.
+pub(crate) fn nap() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_config_validation() {
+        assert!(RingConfig::default().validate().is_ok());
+        let bad_frame = RingConfig {
+            frame_size: 3000,
+            ..Default::default()
+        };
+        assert!(bad_frame.validate().unwrap_err().to_string().contains("2048 or 4096"));
+        let bad_ring = RingConfig {
+            rx_ring: 1000,
+            ..Default::default()
+        };
+        assert!(bad_ring.validate().is_err());
+        let small_umem = RingConfig {
+            umem_frames: 1024,
+            ..Default::default()
+        };
+        assert!(small_umem.validate().unwrap_err().to_string().contains("--umem-frames"));
+    }
+
+    #[test]
+    fn queue_stats_roundtrip_through_shared_counters() {
+        let shared = SharedQueueCounters::default();
+        let s = QueueStats {
+            queue: 3,
+            rx_packets: 1,
+            rx_bytes: 2,
+            rx_batches: 3,
+            rx_batches_full: 4,
+            fill_ring_empty_events: 5,
+            kernel_rx_dropped: 6,
+            kernel_rx_invalid_descs: 7,
+            kernel_rx_ring_full: 8,
+            kernel_rx_fill_ring_empty_descs: 9,
+            symmetry: SymmetryStats {
+                handshakes_both_sides: 10,
+                synack_without_syn: 11,
+                syn_without_synack: 12,
+                untracked_syns: 13,
+            },
+        };
+        shared.publish(&s);
+        assert_eq!(shared.snapshot(3), s);
+        let mut names = 0;
+        s.for_each(|_, _| names += 1);
+        assert_eq!(names, QueueStats::FIELDS);
+    }
+}
