@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// `../shared/corpus`, next to the repository.
@@ -17,3 +20,5 @@ pub fn corpus_dir() -> PathBuf {
 pub fn xdpcarve_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_xdpcarve"))
 }
+
+pub mod netns;
