@@ -309,8 +309,8 @@ impl RangedFiles {
             o.file.gap(at + len - o.next);
             o.next = at + len;
             o.drain();
-        } else if !o.held.contains_key(&at) {
-            o.held.insert(at, Held::Missing(len));
+        } else {
+            o.held.entry(at).or_insert(Held::Missing(len));
         }
         self.take_if_complete(piece.id, now)
     }

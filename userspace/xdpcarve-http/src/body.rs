@@ -1,0 +1,247 @@
+//! One message body: how it is delimited ([`Framing`]) and where its content goes ([`Content`]):
+//! Content-Encoding decoding, then a file, a multipart/form-data parser, or a 206 range object.
+
+use crate::chunked::Dechunker;
+use xdpcarve_files::decode::inflate::{InflateError, Inflater};
+use xdpcarve_files::ranged::{RangeKey, RangePiece};
+use xdpcarve_files::{AppContext, FileAnalyzer, FileEnd, FileMeta};
+use xdpcarve_mime::{MimeParser, MimeStart};
+
+/// How the end of the body is found.
+pub enum Framing {
+    /// Content-Length: bytes still to come.
+    Length(u64),
+    Chunked(Dechunker),
+    /// Until the sender closes the connection (responses without a length).
+    UntilClose,
+}
+
+/// Where decoded content goes. Files are opened on the first byte, so an empty body leaves no
+/// record (as Zeek does). One per message body, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Sink {
+    File {
+        meta: Option<FileMeta>,
+        file: Option<FileAnalyzer>,
+    },
+    /// multipart/form-data upload: each part is its own file, the envelope is not.
+    Form {
+        template: Option<FileMeta>,
+        boundary: Vec<u8>,
+        parser: Option<MimeParser>,
+    },
+    /// A 206 piece of an object assembled across responses and connections.
+    Range {
+        key: RangeKey,
+        first: u64,
+        last: u64,
+        meta: Option<FileMeta>,
+        piece: Option<RangePiece>,
+    },
+}
+
+pub struct Content {
+    sink: Sink,
+    decoder: Option<Inflater>,
+    /// Set when the rest of the content cannot be used (corrupt or bounded decoding, a hole in
+    /// compressed data): later bytes are skipped and the file ends truncated with this reason.
+    spoiled: Option<&'static str>,
+    opened: bool,
+}
+
+pub struct Body {
+    pub framing: Framing,
+    pub content: Content,
+}
+
+impl Content {
+    pub fn new(sink: Sink, decoder: Option<Inflater>) -> Self {
+        Content {
+            sink,
+            decoder,
+            spoiled: None,
+            opened: false,
+        }
+    }
+
+    fn open(&mut self, cx: &mut AppContext<'_>) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        match &mut self.sink {
+            Sink::File { meta, file } => {
+                if let Some(m) = meta.take() {
+                    *file = Some(cx.open_file(m));
+                }
+            }
+            Sink::Form {
+                template,
+                boundary,
+                parser,
+            } => {
+                if let Some(t) = template.take() {
+                    cx.stats.http.multipart_uploads += 1;
+                    *parser = Some(MimeParser::new(
+                        MimeStart::Multipart {
+                            boundary: std::mem::take(boundary),
+                        },
+                        t,
+                    ));
+                }
+            }
+            Sink::Range {
+                key,
+                first,
+                last,
+                meta,
+                piece,
+            } => {
+                if !cx.ranged.contains(key) {
+                    let Some(m) = meta.take() else { return };
+                    let f = cx.open_file(m);
+                    let max = cx.cfg.http.max_range_objects;
+                    if let Some(evicted) = cx.ranged.add_object(key.clone(), f, cx.now, max) {
+                        cx.stats.http.range_evicted += 1;
+                        cx.close_file(evicted, FileEnd::Truncated("range_evicted"));
+                    }
+                }
+                *piece = cx.ranged.start_piece(key, *first, *last, cx.now);
+            }
+        }
+    }
+
+    /// Body bytes with the transfer framing removed.
+    pub fn data(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+        if data.is_empty() {
+            return;
+        }
+        self.open(cx);
+        if self.spoiled.is_some() {
+            return;
+        }
+        let Content {
+            sink, decoder, spoiled, ..
+        } = self;
+        match decoder {
+            None => write(sink, data, cx),
+            Some(dec) => {
+                if let Err(e) = dec.decode_with(data, |d| write(sink, d, cx)) {
+                    *spoiled = Some(match e {
+                        InflateError::Corrupt => {
+                            cx.stats.http.decompress_errors += 1;
+                            "decompression_error"
+                        }
+                        InflateError::Limit => {
+                            cx.stats.http.decompress_limited += 1;
+                            "decompression_limit"
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// `len` body bytes (as sent, before decoding) were lost.
+    pub fn gap(&mut self, len: u64, cx: &mut AppContext<'_>) {
+        if len == 0 {
+            return;
+        }
+        self.open(cx);
+        cx.stats.http.body_gaps += 1;
+        if self.decoder.is_some() {
+            // A hole in compressed data ends decoding: nothing after it can be inflated. The raw
+            // length is the best estimate of what is missing.
+            if self.spoiled.is_none() {
+                self.spoiled = Some("gap");
+                if let Sink::File { file: Some(f), .. } = &mut self.sink {
+                    f.gap(len);
+                }
+            }
+            return;
+        }
+        match &mut self.sink {
+            Sink::File { file, .. } => {
+                if let Some(f) = file {
+                    f.gap(len);
+                }
+            }
+            Sink::Form { parser, .. } => {
+                if let Some(p) = parser {
+                    p.gap(len, cx);
+                }
+            }
+            Sink::Range { piece, .. } => {
+                if let Some(p) = piece {
+                    if let Some(f) = cx.ranged.gap(p, len, cx.now) {
+                        cx.close_file(f, FileEnd::Complete);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body ended (`Complete`: its framing said so) or was cut off.
+    pub fn end(self, end: FileEnd, cx: &mut AppContext<'_>) {
+        let Content {
+            sink,
+            decoder,
+            spoiled,
+            opened,
+        } = self;
+        if !opened {
+            return;
+        }
+        let mut end = match spoiled {
+            Some(why) => FileEnd::Truncated(why),
+            None => end,
+        };
+        if let (FileEnd::Complete, Some(dec)) = (end, &decoder) {
+            if !dec.is_finished() {
+                // Framing complete but the compressed stream is not: the decoded bytes are a prefix.
+                cx.stats.http.decompress_errors += 1;
+                end = FileEnd::Truncated("decompression_incomplete");
+            }
+        }
+        match sink {
+            Sink::File { file, .. } => {
+                if let Some(f) = file {
+                    cx.close_file(f, end);
+                }
+            }
+            Sink::Form { parser, .. } => {
+                if let Some(mut p) = parser {
+                    p.finish(end, cx);
+                }
+            }
+            // An unfinished piece leaves the object waiting for the rest (another response or
+            // connection); it is flushed as partial if the rest never comes.
+            Sink::Range { .. } => {}
+        }
+    }
+}
+
+fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
+    match sink {
+        Sink::File { file, .. } => {
+            if let Some(f) = file {
+                f.update(data);
+                cx.stats.files.bytes_hashed += data.len() as u64;
+            }
+        }
+        Sink::Form { parser, .. } => {
+            if let Some(p) = parser {
+                p.feed(data, cx);
+            }
+        }
+        Sink::Range { piece, .. } => {
+            if let Some(p) = piece {
+                cx.stats.files.bytes_hashed += data.len() as u64;
+                let max = cx.cfg.http.max_range_buffer;
+                if let Some(f) = cx.ranged.write(p, data, cx.now, max, &mut cx.stats.http) {
+                    cx.close_file(f, FileEnd::Complete);
+                }
+            }
+        }
+    }
+}

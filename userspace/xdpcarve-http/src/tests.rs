@@ -1,0 +1,755 @@
+//! Drives `HttpParser` with a hand-built `AppContext`, checking records against hashes computed here.
+
+use super::*;
+use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
+use flate2::Compression;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use xdpcarve_files::{ConnMeta, FileRecord, FuidGen, RangedFiles, Stats, Timestamp};
+
+/// Owns everything an `AppContext` borrows.
+struct Harness {
+    cfg: AppConfig,
+    stats: Stats,
+    records: Vec<FileRecord>,
+    ranged: RangedFiles,
+    fuids: FuidGen,
+    conn: ConnMeta,
+    now: Timestamp,
+}
+
+fn conn(port: u16) -> ConnMeta {
+    ConnMeta {
+        uid: format!("C{port}"),
+        orig_h: "10.0.0.1".parse().unwrap(),
+        orig_p: port,
+        resp_h: "10.0.0.2".parse().unwrap(),
+        resp_p: 80,
+        vlan: None,
+        start: Timestamp::ZERO,
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(AppConfig::default())
+    }
+    fn with(cfg: AppConfig) -> Self {
+        Harness {
+            cfg,
+            stats: Stats::default(),
+            records: Vec::new(),
+            ranged: RangedFiles::new(),
+            fuids: FuidGen::new(0),
+            conn: conn(40000),
+            now: Timestamp::from_secs(100),
+        }
+    }
+    fn parser(&self) -> HttpParser {
+        HttpParser::new(&self.cfg)
+    }
+    fn cx(&mut self) -> AppContext<'_> {
+        AppContext {
+            conn: &self.conn,
+            now: self.now,
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            records: &mut self.records,
+            ranged: &mut self.ranged,
+            fuids: &mut self.fuids,
+        }
+    }
+    fn send(&mut self, p: &mut HttpParser, side: Side, bytes: &[u8]) {
+        p.on_data(side, bytes, &mut self.cx());
+    }
+    /// Sends in pieces of `n` bytes.
+    fn send_split(&mut self, p: &mut HttpParser, side: Side, bytes: &[u8], n: usize) {
+        for c in bytes.chunks(n) {
+            p.on_data(side, c, &mut self.cx());
+        }
+    }
+    fn gap(&mut self, p: &mut HttpParser, side: Side, len: u64) {
+        p.on_gap(side, len, &mut self.cx());
+    }
+    fn end(&mut self, p: &mut HttpParser, side: Side) {
+        p.on_end(side, &mut self.cx());
+    }
+    fn close(&mut self, p: &mut HttpParser, reason: CloseReason) {
+        p.on_close(reason, &mut self.cx());
+    }
+    fn finish(&mut self, mut p: HttpParser) {
+        self.end(&mut p, Side::Orig);
+        self.end(&mut p, Side::Resp);
+        self.close(&mut p, CloseReason::Finished);
+    }
+}
+
+fn sha(d: &[u8]) -> String {
+    Sha256::digest(d).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn body_bytes(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn get(uri: &str) -> Vec<u8> {
+    format!("GET {uri} HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1.0\r\nReferer: http://r/\r\n\r\n")
+        .into_bytes()
+}
+
+fn ok(ctype: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes[i % sizes.len()].min(rest.len());
+        out.extend_from_slice(format!("{n:x};ext{i}=\"v\"\r\n").as_bytes());
+        out.extend_from_slice(&rest[..n]);
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+        i += 1;
+    }
+    out.extend_from_slice(b"0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n");
+    out
+}
+
+#[test]
+fn simple_get_carves_the_response_body() {
+    let body = body_bytes(5000, 1);
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/dir/file%20one.bin?x=1"));
+    h.send(&mut p, Side::Resp, &ok("Application/Octet-Stream; charset=x", &body));
+    assert_eq!(
+        h.records.len(),
+        1,
+        "the file is closed when its Content-Length is reached"
+    );
+    h.finish(p);
+    let r = &h.records[0];
+    assert_eq!(r.sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(r.size, 5000);
+    assert_eq!(r.total_bytes, Some(5000));
+    assert_eq!(r.filename.as_deref(), Some("file one.bin"));
+    assert_eq!(r.declared_mime_type.as_deref(), Some("application/octet-stream"));
+    assert_eq!(r.direction, Direction::Download);
+    assert_eq!(r.http_method.as_deref(), Some("GET"));
+    assert_eq!(r.http_uri.as_deref(), Some("/dir/file%20one.bin?x=1"));
+    assert_eq!(r.http_status, Some(200));
+    assert_eq!(r.http_host.as_deref(), Some("example.com"));
+    assert_eq!(r.http_user_agent.as_deref(), Some("test/1.0"));
+    assert_eq!(r.http_referrer.as_deref(), Some("http://r/"));
+    assert!(!r.truncated);
+    assert_eq!((h.stats.http.requests, h.stats.http.responses), (1, 1));
+}
+
+#[test]
+fn every_split_point_gives_the_same_record() {
+    let body = b"%PDF-1.4 small body over a keep-alive connection\n".to_vec();
+    let mut post = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_vec();
+    post.extend_from_slice(&get("/second.pdf"));
+    let resp = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        ok("application/pdf", &body),
+    ]
+    .concat();
+    for n in 1..=resp.len().max(post.len()) {
+        let mut h = Harness::new();
+        let mut p = h.parser();
+        h.send_split(&mut p, Side::Orig, &post, n);
+        h.send_split(&mut p, Side::Resp, &resp, n);
+        h.finish(p);
+        assert_eq!(h.records.len(), 3, "split {n}");
+        let up = &h.records[0];
+        assert_eq!((up.direction, up.size), (Direction::Upload, 11), "split {n}");
+        assert_eq!(up.sha256.as_deref(), Some(sha(b"hello world").as_str()));
+        assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"ok").as_str()));
+        let pdf = &h.records[2];
+        assert_eq!(pdf.sha256.as_deref(), Some(sha(&body).as_str()), "split {n}");
+        assert_eq!(pdf.filename.as_deref(), Some("second.pdf"));
+        assert_eq!(pdf.mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(h.stats.http.resyncs, 0);
+    }
+}
+
+#[test]
+fn one_byte_at_a_time_chunked_with_extensions_and_trailers() {
+    let body = body_bytes(3000, 2);
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    resp.extend(chunked(&body, &[1, 700, 16, 2000]));
+    resp.extend(ok("text/plain", b"next"));
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &[get("/a"), get("/b")].concat());
+    h.send_split(&mut p, Side::Resp, &resp, 1);
+    h.finish(p);
+    assert_eq!(h.records.len(), 2);
+    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(h.records[0].total_bytes, None);
+    assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"next").as_str()));
+    assert_eq!(h.records[1].http_uri.as_deref(), Some("/b"));
+    assert_eq!(h.stats.http.chunked_errors, 0);
+}
+
+#[test]
+fn pipelined_requests_pair_fifo_including_head() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    let reqs = [
+        get("/one"),
+        b"HEAD /two HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
+        get("/three"),
+    ]
+    .concat();
+    h.send(&mut p, Side::Orig, &reqs);
+    let resps = [
+        ok("text/plain", b"first"),
+        // HEAD: Content-Length describes the GET body, none follows.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec(),
+        ok("text/plain", b"third"),
+    ]
+    .concat();
+    h.send(&mut p, Side::Resp, &resps);
+    h.finish(p);
+    let got: Vec<_> = h
+        .records
+        .iter()
+        .map(|r| (r.http_uri.clone().unwrap(), r.size))
+        .collect();
+    assert_eq!(got, vec![("/one".to_string(), 5), ("/three".to_string(), 5)]);
+    assert_eq!(h.stats.http.pipelined_requests, 2);
+    assert_eq!(h.stats.http.responses, 3);
+}
+
+#[test]
+fn no_body_for_204_304_and_empty_bodies() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(
+        &mut p,
+        Side::Orig,
+        &[get("/a"), get("/b"), get("/c"), get("/d")].concat(),
+    );
+    let resps = [
+        b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        ok("text/plain", b"d-body"),
+    ]
+    .concat();
+    h.send(&mut p, Side::Resp, &resps);
+    h.finish(p);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].http_uri.as_deref(), Some("/d"));
+    assert_eq!(h.records[0].size, 6);
+}
+
+#[test]
+fn several_100_continue_before_the_final_response() {
+    let body = body_bytes(4000, 3);
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    let head = b"PUT /up/data.bin HTTP/1.1\r\nHost: h\r\nContent-Length: 4000\r\nExpect: 100-continue\r\n\r\n".to_vec();
+    h.send(&mut p, Side::Orig, &head);
+    h.send(&mut p, Side::Resp, b"HTTP/1.1 100 Continue\r\n\r\n");
+    h.send(&mut p, Side::Orig, &body[..1000]);
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+    );
+    h.send(&mut p, Side::Orig, &body[1000..]);
+    h.send(&mut p, Side::Resp, &ok("text/html", b"<p>stored</p>"));
+    h.finish(p);
+    assert_eq!(h.records.len(), 2);
+    let up = &h.records[0];
+    assert_eq!(
+        (up.direction, up.size, up.filename.as_deref()),
+        (Direction::Upload, 4000, Some("data.bin"))
+    );
+    assert_eq!(up.sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(up.http_method.as_deref(), Some("PUT"));
+    let down = &h.records[1];
+    assert_eq!(
+        (down.http_status, down.http_uri.as_deref()),
+        (Some(200), Some("/up/data.bin"))
+    );
+    assert_eq!(h.stats.http.interim_responses, 3);
+    assert_eq!(h.stats.http.unmatched_responses, 0);
+}
+
+#[test]
+fn close_delimited_body_complete_on_fin_truncated_on_timeout() {
+    let body = body_bytes(10_000, 4);
+    let mut resp = b"HTTP/1.0 200 OK\r\nContent-Type: image/gif\r\n\r\n".to_vec();
+    resp.extend_from_slice(&body);
+
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/img.gif"));
+    h.send_split(&mut p, Side::Resp, &resp, 1460);
+    assert!(h.records.is_empty(), "no end yet");
+    h.finish(p);
+    assert_eq!(h.records.len(), 1);
+    assert!(!h.records[0].truncated);
+    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
+
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/img.gif"));
+    h.send(&mut p, Side::Resp, &resp);
+    h.close(&mut p, CloseReason::Timeout);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("timeout"));
+    assert!(h.records[0].sha256.is_none());
+}
+
+#[test]
+fn content_length_body_cut_short_is_truncated() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/x"));
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+    );
+    h.finish(p);
+    let r = &h.records[0];
+    assert_eq!(
+        (r.size, r.truncated, r.truncated_reason.as_deref()),
+        (9, true, Some("conn_closed"))
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_and_deflate_bodies_are_hashed_decoded() {
+    let body: Vec<u8> = b"<html>"
+        .iter()
+        .chain(b"compressible text ".repeat(2000).iter())
+        .copied()
+        .collect();
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+    zlib.write_all(&body).unwrap();
+    let mut raw = DeflateEncoder::new(Vec::new(), Compression::default());
+    raw.write_all(&body).unwrap();
+    let cases = [
+        ("gzip", gzip(&body)),
+        ("x-gzip", gzip(&body)),
+        ("deflate", zlib.finish().unwrap()),
+        ("Deflate", raw.finish().unwrap()),
+    ];
+    for (coding, enc) in cases {
+        for chunk in [false, true] {
+            let mut resp =
+                format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: {coding}\r\n").into_bytes();
+            if chunk {
+                resp.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                resp.extend(chunked(&enc, &[100, 3]));
+            } else {
+                resp.extend_from_slice(format!("Content-Length: {}\r\n\r\n", enc.len()).as_bytes());
+                resp.extend_from_slice(&enc);
+            }
+            let mut h = Harness::new();
+            let mut p = h.parser();
+            h.send(&mut p, Side::Orig, &get("/page"));
+            h.send_split(&mut p, Side::Resp, &resp, 77);
+            h.finish(p);
+            assert_eq!(h.records.len(), 1, "{coding} chunked={chunk}");
+            let r = &h.records[0];
+            assert_eq!(
+                r.sha256.as_deref(),
+                Some(sha(&body).as_str()),
+                "{coding} chunked={chunk}"
+            );
+            assert_eq!((r.size, r.total_bytes, r.truncated), (body.len() as u64, None, false));
+        }
+    }
+}
+
+#[test]
+fn decompression_bomb_is_bounded() {
+    let bomb = gzip(&vec![0u8; 20 << 20]);
+    let mut cfg = AppConfig::default();
+    cfg.http.max_decompressed_bytes = 5 << 20;
+    let mut h = Harness::with(cfg);
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &[get("/bomb"), get("/after")].concat());
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&bomb);
+    resp.extend(ok("text/plain", b"after"));
+    h.send_split(&mut p, Side::Resp, &resp, 1460);
+    h.finish(p);
+    assert_eq!(h.records.len(), 2);
+    let r = &h.records[0];
+    assert!(r.truncated);
+    assert_eq!(r.truncated_reason.as_deref(), Some("decompression_limit"));
+    assert!(r.size <= 5 << 20);
+    assert!(r.sha256.is_none());
+    assert_eq!(h.stats.http.decompress_limited, 1);
+    assert_eq!(
+        h.records[1].sha256.as_deref(),
+        Some(sha(b"after").as_str()),
+        "framing kept after the limit"
+    );
+
+    // The ratio bound alone stops it too (20 MiB out of ~20 KiB in).
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/bomb"));
+    h.send_split(&mut p, Side::Resp, &resp, 1460);
+    h.finish(p);
+    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("decompression_limit"));
+}
+
+#[test]
+fn corrupt_gzip_is_counted_and_truncated() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/bad"));
+    let junk = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03this is not deflate data at all!";
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        junk.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(junk);
+    h.send(&mut p, Side::Resp, &resp);
+    h.finish(p);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("decompression_error"));
+    assert_eq!(h.stats.http.decompress_errors, 1);
+}
+
+#[test]
+fn unknown_encoding_is_hashed_as_sent() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/br"));
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\n\x0b\x01\x80\x03",
+    );
+    h.finish(p);
+    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(b"\x0b\x01\x80\x03").as_str()));
+    assert_eq!(h.stats.http.unknown_encodings, 1);
+}
+
+#[test]
+fn connect_and_upgrade_end_parsing() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(
+        &mut p,
+        Side::Orig,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01 tls hello",
+    );
+    assert!(!p.is_done());
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
+    );
+    assert!(p.is_done());
+    assert_eq!(h.stats.http.tunnels, 1);
+    assert_eq!(
+        h.stats.http.malformed_requests, 0,
+        "tunnel bytes are not parsed as requests"
+    );
+
+    // A refused CONNECT leaves the connection HTTP.
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, b"CONNECT example.com:443 HTTP/1.1\r\n\r\n");
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 407 Proxy Auth\r\nContent-Length: 4\r\n\r\ndeny",
+    );
+    assert!(!p.is_done());
+    h.send(&mut p, Side::Orig, &get("/after"));
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"fine"));
+    h.finish(p);
+    assert_eq!(h.records.len(), 2);
+    assert_eq!(h.records[1].http_uri.as_deref(), Some("/after"));
+
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(
+        &mut p,
+        Side::Orig,
+        b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    );
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+    );
+    assert!(p.is_done());
+}
+
+/// Two connections of one worker fetch two ranges of the same object: one file.
+fn range_pieces(order: &[usize]) -> Harness {
+    let object = body_bytes(100_000, 5);
+    let ranges = [(0usize, 32_767usize), (32_768, 99_999)];
+    let mut h = Harness::new();
+    let mut parsers: Vec<HttpParser> = (0..2).map(|_| h.parser()).collect();
+    // Headers of both first, then the bodies in `order`, interleaved by segment.
+    let mut bodies = Vec::new();
+    for (i, &(a, b)) in ranges.iter().enumerate() {
+        h.conn = conn(40000 + i as u16);
+        let req = format!("GET /files/report.pdf HTTP/1.1\r\nHost: dl.example\r\nRange: bytes={a}-{b}\r\n\r\n");
+        h.send(&mut parsers[i], Side::Orig, req.as_bytes());
+        let head = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: application/pdf\r\nETag: \"abc\"\r\nContent-Range: bytes {a}-{b}/100000\r\nContent-Length: {}\r\n\r\n",
+            b - a + 1
+        );
+        h.send(&mut parsers[i], Side::Resp, head.as_bytes());
+        bodies.push(object[a..=b].to_vec());
+    }
+    for &i in order {
+        h.conn = conn(40000 + i as u16);
+        h.send_split(&mut parsers[i], Side::Resp, &bodies[i], 1460);
+    }
+    for (i, p) in parsers.into_iter().enumerate() {
+        h.conn = conn(40000 + i as u16);
+        h.finish(p);
+    }
+    h
+}
+
+#[test]
+fn range_pieces_in_order_make_one_file() {
+    let h = range_pieces(&[0, 1]);
+    let object = body_bytes(100_000, 5);
+    assert_eq!(h.records.len(), 1);
+    let r = &h.records[0];
+    assert_eq!(r.sha256.as_deref(), Some(sha(&object).as_str()));
+    assert_eq!(
+        (r.size, r.total_bytes, r.partial, r.truncated),
+        (100_000, Some(100_000), false, false)
+    );
+    assert_eq!(r.http_range.as_deref(), Some("0-99999/100000"));
+    assert_eq!(r.http_status, Some(206));
+    assert_eq!(r.filename.as_deref(), Some("report.pdf"));
+    assert_eq!(h.stats.http.partial_content, 2);
+}
+
+#[test]
+fn range_pieces_out_of_order_make_one_file() {
+    let h = range_pieces(&[1, 0]);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(
+        h.records[0].sha256.as_deref(),
+        Some(sha(&body_bytes(100_000, 5)).as_str())
+    );
+    assert!(h.ranged.is_empty());
+}
+
+#[test]
+fn a_lone_range_piece_is_flushed_as_partial() {
+    let mut h = range_pieces(&[0]);
+    assert!(h.records.is_empty());
+    let mut out = Vec::new();
+    h.ranged.flush_all(Timestamp::from_secs(200), &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].partial && out[0].truncated);
+    assert_eq!((out[0].size, out[0].missing_bytes), (32_768, 100_000 - 32_768));
+}
+
+#[test]
+fn multipart_byteranges_is_a_partial_file() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/f"));
+    h.send(&mut p, Side::Resp, b"HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=x\r\nContent-Length: 5\r\n\r\nabcde");
+    h.finish(p);
+    assert_eq!(h.records.len(), 1);
+    assert!(h.records[0].partial);
+}
+
+#[test]
+fn unmatched_response_is_still_carved() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    // Mid-stream pickup: the client side starts inside something that is not a request.
+    h.send(&mut p, Side::Orig, b"\x85\x00\x00\x00%lG\x81binary");
+    h.send(&mut p, Side::Resp, &ok("text/html", b"<html>400</html>"));
+    h.finish(p);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].size, 16);
+    assert_eq!(h.stats.http.unmatched_responses, 1);
+    assert_eq!(h.stats.http.malformed_requests, 1);
+}
+
+#[test]
+fn http09_style_reply_is_not_a_file() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, b"GET /\r\n\r\n");
+    h.send(&mut p, Side::Resp, b"<html>just bytes, no status line</html>\r\n");
+    h.finish(p);
+    assert!(h.records.is_empty());
+    assert_eq!(h.stats.http.malformed_responses, 1);
+}
+
+#[test]
+fn garbage_never_panics_and_recovery_follows() {
+    for seed in 0..50u32 {
+        let junk = body_bytes(3000, seed);
+        let mut h = Harness::new();
+        let mut p = h.parser();
+        for (i, c) in junk.chunks(97).enumerate() {
+            let side = if i % 2 == 0 { Side::Orig } else { Side::Resp };
+            h.send(&mut p, side, c);
+            if i % 7 == 0 {
+                h.gap(&mut p, side, (i * 13) as u64);
+            }
+        }
+        // A fresh transaction after line breaks is found again.
+        h.send(&mut p, Side::Orig, b"\r\n");
+        h.send(&mut p, Side::Orig, &get("/ok"));
+        h.send(&mut p, Side::Resp, b"\r\n");
+        h.send(&mut p, Side::Resp, &ok("text/plain", b"recovered"));
+        h.finish(p);
+        assert!(
+            h.records
+                .iter()
+                .any(|r| r.sha256.as_deref() == Some(sha(b"recovered").as_str())),
+            "seed {seed}: {:?}",
+            h.records
+        );
+    }
+}
+
+#[test]
+fn header_too_large_is_skipped() {
+    let mut cfg = AppConfig::default();
+    cfg.http.max_header_bytes = 1024;
+    let mut h = Harness::with(cfg);
+    let mut p = h.parser();
+    let mut big = b"GET /big HTTP/1.1\r\n".to_vec();
+    for i in 0..100 {
+        big.extend_from_slice(format!("X-Filler-{i}: 0123456789012345678901234567890123456789\r\n").as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    big.extend(get("/small"));
+    h.send_split(&mut p, Side::Orig, &big, 100);
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"small"));
+    h.finish(p);
+    assert_eq!(h.stats.http.header_too_large, 1);
+    assert_eq!(h.stats.http.requests, 1);
+    assert_eq!(h.records[0].http_uri.as_deref(), Some("/small"));
+}
+
+#[test]
+fn gap_in_a_body_keeps_the_file_and_the_framing() {
+    let body = body_bytes(5000, 6);
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &[get("/a.bin"), get("/b")].concat());
+    let resp = ok("application/octet-stream", &body);
+    let head_len = resp.len() - body.len();
+    h.send(&mut p, Side::Resp, &resp[..head_len + 1000]);
+    h.gap(&mut p, Side::Resp, 1500);
+    h.send(&mut p, Side::Resp, &resp[head_len + 2500..]);
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"second"));
+    h.finish(p);
+    assert_eq!(h.records.len(), 2);
+    let r = &h.records[0];
+    assert_eq!((r.size, r.missing_bytes, r.truncated), (3500, 1500, false));
+    assert!(r.sha256.is_none());
+    assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"second").as_str()));
+
+    // Chunked: a gap inside chunk data keeps the framing.
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/c"));
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc",
+    );
+    h.gap(&mut p, Side::Resp, 200);
+    h.send(&mut p, Side::Resp, &[&[b'z'; 53][..], b"\r\n0\r\n\r\n"].concat());
+    h.finish(p);
+    assert_eq!(
+        (h.records[0].size, h.records[0].missing_bytes, h.records[0].truncated),
+        (56, 200, false)
+    );
+}
+
+#[test]
+fn gap_in_headers_resyncs_to_the_next_message() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, b"GET /lost HTTP/1.1\r\nHost: ");
+    h.gap(&mut p, Side::Orig, 40);
+    h.send(&mut p, Side::Orig, b"rest-of-a-header\r\n\r\n");
+    h.send(&mut p, Side::Orig, &get("/found"));
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"found"));
+    h.finish(p);
+    assert_eq!(h.stats.http.resyncs, 1);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].http_uri.as_deref(), Some("/found"));
+}
+
+#[test]
+fn on_close_truncates_open_files_with_the_reason() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(
+        &mut p,
+        Side::Orig,
+        b"POST /u HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial",
+    );
+    h.close(&mut p, CloseReason::Evicted);
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("evicted"));
+}
+
+#[test]
+fn content_disposition_names_the_file() {
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/download?id=7"));
+    h.send(
+        &mut p,
+        Side::Resp,
+        b"HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"a.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.exe\r\nContent-Length: 2\r\n\r\nMZ",
+    );
+    h.send(&mut p, Side::Orig, &get("/download?id=8"));
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"x"));
+    h.finish(p);
+    assert_eq!(h.records[0].filename.as_deref(), Some("été.exe"));
+    assert_eq!(h.records[1].filename.as_deref(), Some("download"));
+}
