@@ -120,6 +120,8 @@ counters! {
         base64_invalid_chars,
         qp_invalid_sequences,
         encoded_word_errors,
+        /// Gaps that hit a header block or delimiter: parsing resumed at the next delimiter.
+        gap_resyncs,
     }
 }
 
