@@ -1,1 +1,757 @@
-//! Egress: being written.
+//! Egress of xdpcarve: everything that happens to a finished file record after the worker that
+//! carved it lets go of it, on one thread of its own so that workers never wait on disk or network.
+//!
+//! ```text
+//! worker 0 ─ RecordSender ─ ArrayQueue ┐
+//! worker 1 ─ RecordSender ─ ArrayQueue ┼─> egress thread (tokio, current-thread):
+//! worker N ─ RecordSender ─ ArrayQueue ┘     files log ─ policy ─ dedup ─ batch ─ Outbox ─ webhook
+//!                                            (memory, then the spill journal)   /metrics server
+//! ```
+//!
+//! Lifecycle: [`Egress::start`] (validates, opens files, binds the metrics port), hand each worker
+//! its [`RecordSender`] from [`Egress::take_senders`], publish counters to the [`MetricsHub`] while
+//! running, then after the workers have finished [`Egress::finish`] (drains and delivers, saves
+//! state, returns the [`EgressSummary`]) and [`Egress::join`] (waits out the metrics linger).
+
+pub mod config;
+pub mod dedup;
+pub mod files_log;
+pub mod journal;
+pub mod metrics;
+pub mod outbox;
+pub mod policy;
+pub mod webhook;
+
+pub use config::{EgressConfig, FsyncPolicy, WebhookFormat};
+pub use metrics::{MetricsHub, QueueCounters, XdpCounters};
+pub use webhook::{AuthToken, SubmissionItem, TOKEN_ENV};
+
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::Backoff;
+use dedup::Dedup;
+use files_log::FilesLog;
+use journal::Journal;
+use outbox::{Batch, Outbox};
+use policy::{Decision, Policy};
+use prometheus::IntCounter;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use webhook::{Delivery, Webhook};
+use xdpcarve_files::FileRecord;
+
+/// An error that stops the sensor from starting (or finishing) egress; the text is for a person.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EgressError(pub String);
+
+/// What a worker does when its queue to the egress thread is full.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum QueueMode {
+    /// Wait for room (offline `--read`: nothing can be lost, and there is no line rate to keep).
+    Block,
+    /// Drop the record and count it (`xdpcarve_egress_queue_full_drops_total`): a live worker
+    /// must get back to its ring.
+    DropWhenFull,
+}
+
+struct Shared {
+    queues: Vec<ArrayQueue<FileRecord>>,
+    wake: Notify,
+    closing: AtomicBool,
+    /// False once the egress thread has ended (so a blocked worker gives up instead of hanging).
+    alive: AtomicBool,
+}
+
+/// A worker's end of its queue to the egress thread. `Send`; one per worker.
+pub struct RecordSender {
+    shared: Arc<Shared>,
+    worker: usize,
+    mode: QueueMode,
+    full_drops: IntCounter,
+    drops: u64,
+}
+
+impl RecordSender {
+    /// Hands a finished file to egress. Never blocks in [`QueueMode::DropWhenFull`]; returns false
+    /// when the record was dropped (counted and logged).
+    pub fn send(&mut self, rec: FileRecord) -> bool {
+        let q = &self.shared.queues[self.worker];
+        let mut rec = match q.push(rec) {
+            Ok(()) => {
+                self.shared.wake.notify_one();
+                return true;
+            }
+            Err(rec) => rec,
+        };
+        if self.mode == QueueMode::Block {
+            let backoff = Backoff::new();
+            while self.shared.alive.load(Ordering::Acquire) {
+                self.shared.wake.notify_one();
+                if backoff.is_completed() {
+                    std::thread::sleep(Duration::from_micros(50));
+                } else {
+                    backoff.snooze();
+                }
+                match q.push(rec) {
+                    Ok(()) => {
+                        self.shared.wake.notify_one();
+                        return true;
+                    }
+                    Err(r) => rec = r,
+                }
+            }
+        }
+        drop(rec);
+        self.full_drops.inc();
+        self.drops += 1;
+        if self.drops.is_power_of_two() {
+            tracing::error!(
+                "worker {}: FILE RECORDS DROPPED: egress queue full ({} dropped by this worker so far; \
+                 the egress thread cannot keep up — check the files log disk and queue.capacity)",
+                self.worker,
+                self.drops
+            );
+        }
+        false
+    }
+
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+/// The egress figures of a run, for the end-of-run summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EgressSummary {
+    pub files_logged: u64,
+    pub policy_matched: u64,
+    /// Hashes accepted for submission (matched, hashed, not deduplicated).
+    pub submitted: u64,
+    /// Hashes the receiver accepted (this run, including replayed ones).
+    pub sent: u64,
+    pub deduped: u64,
+    pub no_hash: u64,
+    pub spilled: u64,
+    pub failed: u64,
+    pub retried: u64,
+    /// Hashes lost (journal full or failing, or no journal).
+    pub dropped: u64,
+    /// Records workers dropped because their egress queue was full.
+    pub queue_full: u64,
+    /// Hashes left in the spill journal for the next start.
+    pub journal_pending: u64,
+}
+
+impl fmt::Display for EgressSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "egress: files_logged={} policy_matched={} submitted={} sent={} deduped={} no_hash={} spilled={} \
+             failed={} retried={} dropped={} queue_full={} journal_pending={}",
+            self.files_logged,
+            self.policy_matched,
+            self.submitted,
+            self.sent,
+            self.deduped,
+            self.no_hash,
+            self.spilled,
+            self.failed,
+            self.retried,
+            self.dropped,
+            self.queue_full,
+            self.journal_pending
+        )
+    }
+}
+
+pub struct Egress {
+    shared: Arc<Shared>,
+    senders: Vec<RecordSender>,
+    thread: Option<JoinHandle<()>>,
+    summary_rx: mpsc::Receiver<EgressSummary>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Egress {
+    /// Validates the config, opens the files log, loads the dedup state and the spill journal,
+    /// reads the webhook token, binds the metrics port, and starts the egress thread.
+    pub fn start(
+        cfg: EgressConfig,
+        hub: Arc<MetricsHub>,
+        workers: usize,
+        mode: QueueMode,
+    ) -> Result<Egress, EgressError> {
+        cfg.validate().map_err(EgressError)?;
+        let workers = workers.max(1);
+        let policy = Policy::new(&cfg.policy)
+            .map_err(EgressError)?
+            .require_md5(cfg.webhook.format == WebhookFormat::Md5);
+        let files_log = FilesLog::open(&cfg.files_log).map_err(|e| EgressError(e.to_string()))?;
+        let auth = match cfg.webhook.url {
+            Some(_) => AuthToken::load(cfg.webhook.token_file.as_deref()).map_err(EgressError)?,
+            None => None,
+        };
+        let webhook = Webhook::new(&cfg.webhook, auth, hub.clone()).map_err(EgressError)?;
+
+        let dedup = if cfg.dedup.enabled && webhook.is_some() {
+            let mut d = Dedup::new(cfg.dedup.capacity, cfg.dedup.ttl, cfg.dedup.state_file.clone());
+            match d.load(dedup::unix_now()) {
+                Ok(r) => {
+                    if r.loaded + r.expired + r.damaged > 0 {
+                        tracing::info!(
+                            "dedup: {} hashes loaded from the state file ({} expired, {} unreadable lines skipped)",
+                            r.loaded,
+                            r.expired,
+                            r.damaged
+                        );
+                    }
+                }
+                Err(e) => {
+                    let p = cfg
+                        .dedup
+                        .state_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    return Err(EgressError(format!("dedup.state_file {p}: {e}")));
+                }
+            }
+            hub.egress.dedup_entries.set(d.len() as i64);
+            Some(d)
+        } else {
+            None
+        };
+
+        let journal = match &cfg.spill.dir {
+            Some(dir) => {
+                let (j, r) = Journal::open(dir, cfg.spill.max_bytes, cfg.spill.fsync)
+                    .map_err(|e| EgressError(format!("spill.dir {}: {e}", dir.display())))?;
+                if r.damaged_bytes > 0 {
+                    tracing::error!(
+                        "spill journal {}: {} damaged bytes cut off (a crash mid-write); the batches in them are lost",
+                        dir.display(),
+                        r.damaged_bytes
+                    );
+                }
+                if r.batches > 0 {
+                    if webhook.is_some() {
+                        tracing::info!(
+                            "spill journal: {} batches ({} hashes) from an earlier run will be sent first",
+                            r.batches,
+                            r.items
+                        );
+                    } else {
+                        tracing::warn!(
+                            "spill journal: {} batches ({} hashes) wait for delivery, but no webhook.url is set; kept",
+                            r.batches,
+                            r.items
+                        );
+                    }
+                }
+                Some(j)
+            }
+            None => None,
+        };
+        if webhook.is_some() && journal.is_none() {
+            tracing::warn!(
+                "webhook: no spill.dir set: if the receiver is down longer than memory allows, submissions are dropped"
+            );
+        }
+
+        let metrics_listener = match cfg.metrics.addr {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr)
+                    .map_err(|e| EgressError(format!("metrics.addr {addr}: cannot listen: {e}")))?;
+                l.set_nonblocking(true)
+                    .map_err(|e| EgressError(format!("metrics.addr {addr}: {e}")))?;
+                Some(l)
+            }
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(a) = metrics_addr {
+            tracing::info!("metrics: serving http://{a}/metrics");
+        }
+
+        let shared = Arc::new(Shared {
+            queues: (0..workers).map(|_| ArrayQueue::new(cfg.queue.capacity)).collect(),
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+        });
+        let senders = (0..workers)
+            .map(|w| RecordSender {
+                shared: shared.clone(),
+                worker: w,
+                mode,
+                full_drops: hub.egress.queue_full.with_label_values(&[&w.to_string()]),
+                drops: 0,
+            })
+            .collect();
+
+        let outbox = Outbox::new(cfg.webhook.memory_batches, journal, hub.clone());
+        let (summary_tx, summary_rx) = mpsc::channel();
+        let task = EgressTask {
+            shared: shared.clone(),
+            hub,
+            sensor: cfg.sensor_name.clone(),
+            policy,
+            dedup,
+            files_log,
+            webhook,
+            batch: BatchBuilder::new(cfg.webhook.batch_max_items, cfg.webhook.batch_max_delay),
+            outbox: Arc::new(Mutex::new(outbox)),
+            outbox_wake: Arc::new(Notify::new()),
+            drain_timeout: cfg.webhook.drain_timeout,
+            linger: cfg.metrics.linger,
+            log_errors: 0,
+        };
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("xdpcarve-egress".into())
+            .spawn(move || {
+                // Whatever happens here, blocked workers must not wait for us forever.
+                struct Dead(Arc<Shared>);
+                impl Drop for Dead {
+                    fn drop(&mut self) {
+                        self.0.alive.store(false, Ordering::Release);
+                    }
+                }
+                let _dead = Dead(thread_shared);
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("egress: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(task.run(metrics_listener, summary_tx));
+            })
+            .map_err(|e| EgressError(format!("cannot start the egress thread: {e}")))?;
+        Ok(Egress {
+            shared,
+            senders,
+            thread: Some(thread),
+            summary_rx,
+            metrics_addr,
+        })
+    }
+
+    /// The workers' senders, one per worker id (`senders[i].worker() == i`). Taken once.
+    pub fn take_senders(&mut self) -> Vec<RecordSender> {
+        std::mem::take(&mut self.senders)
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Call once the workers have stopped sending: delivers what is queued (for at most
+    /// `webhook.drain_timeout`, the rest goes to the journal), saves the dedup state, and returns
+    /// the run's figures. `/metrics` stays up for `metrics.linger` more; then call [`Egress::join`].
+    pub fn finish(&mut self) -> Result<EgressSummary, EgressError> {
+        self.senders.clear();
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        self.summary_rx
+            .recv()
+            .map_err(|_| EgressError("the egress thread ended without a summary (see the errors above)".into()))
+    }
+
+    /// Waits for the egress thread to end (after the metrics linger).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("egress thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Egress {
+    fn drop(&mut self) {
+        // Dropped without finish (an error path): still let the thread drain and end.
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Accumulates submission items into one JSON array body.
+struct BatchBuilder {
+    body: Vec<u8>,
+    items: u32,
+    opened: Option<Instant>,
+    max_items: usize,
+    max_delay: Duration,
+}
+
+impl BatchBuilder {
+    fn new(max_items: usize, max_delay: Duration) -> BatchBuilder {
+        BatchBuilder {
+            body: Vec::new(),
+            items: 0,
+            opened: None,
+            max_items,
+            max_delay,
+        }
+    }
+
+    fn add(&mut self, item: &SubmissionItem) -> Option<Batch> {
+        if self.items == 0 {
+            self.body.clear();
+            self.body.push(b'[');
+            self.opened = Some(Instant::now());
+        } else {
+            self.body.push(b',');
+        }
+        serde_json::to_writer(&mut self.body, item).expect("item serializes into a Vec");
+        self.items += 1;
+        if self.items as usize >= self.max_items {
+            self.take()
+        } else {
+            None
+        }
+    }
+
+    fn take(&mut self) -> Option<Batch> {
+        if self.items == 0 {
+            return None;
+        }
+        self.body.push(b']');
+        let batch = Batch {
+            body: bytes::Bytes::from(std::mem::take(&mut self.body)),
+            items: self.items,
+        };
+        self.items = 0;
+        self.opened = None;
+        Some(batch)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.opened.map(|t| t + self.max_delay)
+    }
+}
+
+struct EgressTask {
+    shared: Arc<Shared>,
+    hub: Arc<MetricsHub>,
+    sensor: String,
+    policy: Policy,
+    dedup: Option<Dedup>,
+    files_log: Option<FilesLog>,
+    webhook: Option<Webhook>,
+    batch: BatchBuilder,
+    outbox: Arc<Mutex<Outbox>>,
+    outbox_wake: Arc<Notify>,
+    drain_timeout: Duration,
+    linger: Duration,
+    log_errors: u64,
+}
+
+impl EgressTask {
+    async fn run(mut self, metrics_listener: Option<std::net::TcpListener>, summary_tx: mpsc::Sender<EgressSummary>) {
+        let _metrics_server = metrics_listener.and_then(|l| match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => Some(tokio::spawn(serve_metrics(l, self.hub.clone()))),
+            Err(e) => {
+                tracing::error!("metrics: cannot serve: {e}");
+                None
+            }
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let delivery = self.webhook.take().map(|w| {
+            tokio::spawn(delivery_loop(
+                Arc::new(w),
+                self.outbox.clone(),
+                self.outbox_wake.clone(),
+                stop_rx,
+                self.hub.clone(),
+            ))
+        });
+        let submitting = delivery.is_some();
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let closing = self.shared.closing.load(Ordering::Acquire);
+            let n = self.drain_queues(submitting);
+            if n > 0 {
+                self.flush_log();
+            }
+            if closing && n == 0 {
+                break;
+            }
+            if n > 0 {
+                // Let the delivery task and the metrics server run between rounds.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = self.batch.deadline();
+            tokio::select! {
+                _ = self.shared.wake.notified() => {}
+                _ = sleep_until_opt(deadline) => {
+                    if let Some(b) = self.batch.take() {
+                        self.push_batch(b);
+                    }
+                }
+                _ = recv_hangup(&mut hangup) => {
+                    if let Some(log) = &mut self.files_log {
+                        match log.reopen() {
+                            Ok(()) => tracing::info!("files log reopened (SIGHUP)"),
+                            Err(e) => tracing::error!("files log: reopen on SIGHUP failed: {e}"),
+                        }
+                    }
+                }
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+
+        // The workers are done: flush what is open and deliver what is queued.
+        if let Some(b) = self.batch.take() {
+            self.push_batch(b);
+        }
+        self.flush_log();
+        if let Some(delivery) = delivery {
+            let drained = tokio::time::timeout(self.drain_timeout, async {
+                loop {
+                    if self.outbox.lock().expect("outbox").is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    "webhook: not everything was delivered within {:?} (webhook.drain_timeout); the rest is kept in the spill journal",
+                    self.drain_timeout
+                );
+            }
+            let _ = stop_tx.send(true);
+            let _ = delivery.await;
+        }
+        self.outbox.lock().expect("outbox").persist_memory();
+        if let Some(d) = &self.dedup {
+            match d.save(dedup::unix_now()) {
+                Ok(n) if n > 0 => tracing::info!("dedup: {n} hashes saved"),
+                Ok(_) => {}
+                Err(e) => tracing::error!("dedup: cannot save the state file: {e} (hashes will be submitted again)"),
+            }
+        }
+        self.on_tick();
+        let _ = summary_tx.send(self.summary());
+        if !self.linger.is_zero() {
+            tokio::time::sleep(self.linger).await;
+        }
+    }
+
+    fn summary(&self) -> EgressSummary {
+        let m = &self.hub.egress;
+        EgressSummary {
+            files_logged: m.files_logged.get(),
+            policy_matched: m.policy_matched.get(),
+            submitted: m.submitted.get(),
+            sent: m.sent.get(),
+            deduped: m.deduped.get(),
+            no_hash: m.no_hash.get(),
+            spilled: m.spilled.get(),
+            failed: m.failed.get(),
+            retried: m.retried.get(),
+            dropped: MetricsHub::sum(&m.dropped),
+            queue_full: MetricsHub::sum(&m.queue_full),
+            journal_pending: self.outbox.lock().expect("outbox").journal_pending_items(),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let depth: usize = self.shared.queues.iter().map(|q| q.len()).sum();
+        self.hub.egress.queue_depth.set(depth as i64);
+        if let Some(d) = &self.dedup {
+            self.hub.egress.dedup_entries.set(d.len() as i64);
+        }
+        if let Some(log) = &mut self.files_log {
+            if let Err(e) = log.rotate_if_old() {
+                tracing::error!("files log: rotation failed: {e}");
+            }
+        }
+    }
+
+    /// Takes everything queued now (round-robin, bounded per round so no queue starves).
+    fn drain_queues(&mut self, submitting: bool) -> usize {
+        let mut n = 0;
+        let shared = self.shared.clone();
+        loop {
+            let mut round = 0;
+            for q in &shared.queues {
+                for _ in 0..256 {
+                    match q.pop() {
+                        Some(rec) => {
+                            self.handle(rec, submitting);
+                            round += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            n += round;
+            if round == 0 || n >= 4096 {
+                return n;
+            }
+        }
+    }
+
+    fn handle(&mut self, rec: FileRecord, submitting: bool) {
+        let m = &self.hub.egress;
+        m.files_by_type
+            .with_label_values(&[rec.proto.as_str(), policy::mime_family(rec.mime_type.as_deref())])
+            .inc();
+        if let Some(log) = &mut self.files_log {
+            match log.write(&rec) {
+                Ok(()) => m.files_logged.inc(),
+                Err(e) => {
+                    m.files_log_errors.inc();
+                    self.log_errors += 1;
+                    if self.log_errors.is_power_of_two() {
+                        tracing::error!(
+                            "files log: write failed: {e} ({} records not logged so far)",
+                            self.log_errors
+                        );
+                    }
+                }
+            }
+        }
+        if !submitting {
+            return;
+        }
+        match self.policy.decide(&rec) {
+            Decision::NotMatched => {}
+            Decision::NoHash => {
+                m.policy_matched.inc();
+                m.no_hash.inc();
+            }
+            Decision::Submit => {
+                m.policy_matched.inc();
+                if let (Some(d), Some(key)) = (&mut self.dedup, dedup::key_of(&rec)) {
+                    if d.check_and_insert(key, dedup::unix_now()) {
+                        m.deduped.inc();
+                        return;
+                    }
+                }
+                m.submitted.inc();
+                let item = SubmissionItem::from_record(&self.sensor, &rec);
+                if let Some(b) = self.batch.add(&item) {
+                    self.push_batch(b);
+                }
+            }
+        }
+    }
+
+    fn push_batch(&self, b: Batch) {
+        self.outbox.lock().expect("outbox").push(b);
+        self.outbox_wake.notify_one();
+    }
+
+    fn flush_log(&mut self) {
+        if let Some(log) = &mut self.files_log {
+            if let Err(e) = log.flush() {
+                self.hub.egress.files_log_errors.inc();
+                tracing::error!("files log: write failed: {e}");
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_hangup(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Delivers the outbox's head batch until it is gone, in order, one at a time.
+async fn delivery_loop(
+    webhook: Arc<Webhook>,
+    outbox: Arc<Mutex<Outbox>>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+    hub: Arc<MetricsHub>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let next = outbox.lock().expect("outbox").peek();
+        let Some(batch) = next else {
+            tokio::select! {
+                _ = wake.notified() => continue,
+                _ = stop.changed() => return,
+            }
+        };
+        match webhook.deliver(&batch.body, batch.items, &mut stop).await {
+            Delivery::Delivered => {
+                hub.egress.sent.inc_by(batch.items as u64);
+                outbox.lock().expect("outbox").commit(&batch);
+            }
+            Delivery::Rejected(_) => {
+                hub.egress.failed.inc_by(batch.items as u64);
+                outbox.lock().expect("outbox").commit(&batch);
+            }
+            Delivery::Aborted => return,
+        }
+    }
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener, hub: Arc<MetricsHub>) {
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::{Request, Response};
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let hub = hub.clone();
+                async move {
+                    let resp = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(bytes::Bytes::from(hub.render())))
+                    } else {
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(bytes::Bytes::from_static(b"see /metrics\n")))
+                    };
+                    Ok::<_, std::convert::Infallible>(resp.expect("static response parts"))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}

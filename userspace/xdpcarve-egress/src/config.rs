@@ -1,0 +1,330 @@
+//! Settings of the egress side, one section per part. Each section deserializes from its own TOML
+//! table (`[policy]`, `[dedup]`, ...) with unknown keys rejected, so a typo is an error that names
+//! the key rather than a silently ignored setting. Durations are humantime strings ("24h", "500ms").
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the egress thread needs. The binary fills it from the config file and the command line.
+#[derive(Clone, Debug, Default)]
+pub struct EgressConfig {
+    /// Name of this sensor, sent with every submission and in the build-info metric.
+    pub sensor_name: String,
+    pub files_log: FilesLogConfig,
+    pub policy: PolicyConfig,
+    pub dedup: DedupConfig,
+    pub webhook: WebhookConfig,
+    pub spill: SpillConfig,
+    pub metrics: MetricsConfig,
+    pub queue: QueueConfig,
+}
+
+/// `[files_log]`: one JSON line per file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesLogConfig {
+    /// Where to write; `-` is standard output; unset writes no files log.
+    pub path: Option<String>,
+    /// Rotate when the file reaches this many bytes (0 = never).
+    pub rotate_bytes: u64,
+    /// Rotate when the file is this old (unset = never).
+    #[serde(with = "opt_duration")]
+    pub rotate_interval: Option<Duration>,
+    /// Rotated files kept (`files.log.1` is the newest); older ones are deleted.
+    pub rotate_keep: u32,
+}
+
+/// `[policy]`: which files are submitted. A file is submitted when any of the type lists matches
+/// and its size is within bounds (and it has a hash).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Regexes matched (whole string, case-insensitive) against the type sniffed from content.
+    pub mime_types: Vec<String>,
+    /// Regexes matched against the type the protocol declared (Content-Type).
+    pub declared_mime_types: Vec<String>,
+    /// Regexes matched against the filename's extension (without the dot), e.g. `exe|dll|scr`.
+    pub extensions: Vec<String>,
+    /// Smallest file submitted, in bytes.
+    pub min_size: u64,
+    /// Largest file submitted, in bytes (unset = no bound).
+    pub max_size: Option<u64>,
+}
+
+/// The dangerous types of the classic workflow: Windows executables, CAB, PDF, Flash, Java.
+pub const DEFAULT_MIME_TYPES: &[&str] = &[
+    "application/x-dosexec",
+    "application/vnd.ms-cab-compressed",
+    "application/pdf",
+    "application/x-shockwave-flash",
+    "application/x-java-applet",
+    "application/java-archive",
+];
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            mime_types: DEFAULT_MIME_TYPES.iter().map(|s| s.to_string()).collect(),
+            declared_mime_types: Vec::new(),
+            extensions: Vec::new(),
+            min_size: 1,
+            max_size: None,
+        }
+    }
+}
+
+/// `[dedup]`: a hash submitted within `ttl` is not submitted again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    pub enabled: bool,
+    #[serde(with = "duration")]
+    pub ttl: Duration,
+    /// Hashes remembered (least recently submitted forgotten first); about 64 bytes each.
+    pub capacity: usize,
+    /// Where the remembered hashes are saved on clean shutdown and loaded at start.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig {
+            enabled: true,
+            ttl: Duration::from_secs(24 * 3600),
+            capacity: 1_000_000,
+            state_file: None,
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// One POST per batch: a JSON array of items.
+    #[default]
+    Batch,
+    /// One POST per file: `{"md5": "..."}` (for APIs that take a single hash).
+    Md5,
+}
+
+impl WebhookFormat {
+    pub fn parse(s: &str) -> Result<WebhookFormat, String> {
+        match s {
+            "batch" => Ok(WebhookFormat::Batch),
+            "md5" => Ok(WebhookFormat::Md5),
+            other => Err(format!("unknown webhook format `{other}`: choose batch or md5")),
+        }
+    }
+}
+
+/// `[webhook]`: where and how submissions are POSTed. The token is not a setting here: it is read
+/// from `token_file` (or the environment) so that it never sits in a config file or a dump.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL; unset disables submission (files are still logged).
+    pub url: Option<String>,
+    /// File whose content (one trailing newline stripped) is sent verbatim as `Authorization`.
+    pub token_file: Option<PathBuf>,
+    pub format: WebhookFormat,
+    /// A batch is sent when it holds this many items...
+    pub batch_max_items: usize,
+    /// ...or when its oldest item has waited this long.
+    #[serde(with = "duration")]
+    pub batch_max_delay: Duration,
+    /// One request's deadline (connect + send + response head).
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// First retry delay; doubled per attempt up to `retry_max_delay`, with jitter.
+    #[serde(with = "duration")]
+    pub retry_initial_delay: Duration,
+    #[serde(with = "duration")]
+    pub retry_max_delay: Duration,
+    /// Batches waiting in memory; past this they spill to the journal.
+    pub memory_batches: usize,
+    /// At shutdown, how long to keep delivering before the rest is written to the journal.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: None,
+            token_file: None,
+            format: WebhookFormat::Batch,
+            batch_max_items: 100,
+            batch_max_delay: Duration::from_millis(1000),
+            request_timeout: Duration::from_secs(10),
+            retry_initial_delay: Duration::from_millis(200),
+            retry_max_delay: Duration::from_secs(30),
+            memory_batches: 64,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How hard the journal pushes appended batches to disk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fdatasync after every appended batch and every replay cursor update: a batch acknowledged
+    /// to the journal survives a power loss.
+    #[default]
+    Always,
+    /// Leave it to the kernel; a crash of the machine can lose the last seconds of spilled batches.
+    Never,
+}
+
+/// `[spill]`: the on-disk journal batches go to when the receiver is down or slow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpillConfig {
+    /// Journal directory; unset means no journal (batches past `memory_batches` are dropped, counted).
+    pub dir: Option<PathBuf>,
+    /// Bound on the journal's size on disk; past it new batches are dropped (counted, logged).
+    pub max_bytes: u64,
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for SpillConfig {
+    fn default() -> Self {
+        SpillConfig {
+            dir: None,
+            max_bytes: 1 << 30,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to serve `/metrics` on; unset disables the endpoint.
+    pub addr: Option<SocketAddr>,
+    /// Keep serving this long after the run has finished (lets a scraper read final values of a
+    /// `--read` run).
+    #[serde(with = "duration")]
+    pub linger: Duration,
+}
+
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9400";
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            addr: Some(DEFAULT_METRICS_ADDR.parse().expect("valid address")),
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+/// `[queue]`: the lock-free queues from the workers to the egress thread.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Records each worker's queue holds.
+    pub capacity: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { capacity: 8192 }
+    }
+}
+
+impl EgressConfig {
+    /// Checks what serde cannot; each error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = &self.webhook;
+        if let Some(url) = &w.url {
+            let uri: http::Uri = url.parse().map_err(|e| format!("webhook.url `{url}`: {e}"))?;
+            match uri.scheme_str() {
+                Some("http") | Some("https") => {}
+                _ => return Err(format!("webhook.url `{url}`: must start with http:// or https://")),
+            }
+            if uri.host().is_none() {
+                return Err(format!("webhook.url `{url}`: no host"));
+            }
+        }
+        if w.batch_max_items == 0 || w.batch_max_items > 100_000 {
+            return Err(format!(
+                "webhook.batch_max_items = {}: must be 1..=100000",
+                w.batch_max_items
+            ));
+        }
+        if w.memory_batches == 0 {
+            return Err("webhook.memory_batches = 0: must be at least 1".into());
+        }
+        if w.request_timeout.is_zero() {
+            return Err("webhook.request_timeout: must be more than 0".into());
+        }
+        if w.retry_initial_delay.is_zero() || w.retry_initial_delay > w.retry_max_delay {
+            return Err("webhook.retry_initial_delay: must be more than 0 and at most webhook.retry_max_delay".into());
+        }
+        if self.dedup.enabled && self.dedup.capacity == 0 {
+            return Err("dedup.capacity = 0: must be at least 1 (or set dedup.enabled = false)".into());
+        }
+        if self.dedup.ttl.is_zero() && self.dedup.enabled {
+            return Err("dedup.ttl: must be more than 0 (or set dedup.enabled = false)".into());
+        }
+        if let Some(max) = self.policy.max_size {
+            if max < self.policy.min_size {
+                return Err(format!(
+                    "policy.max_size = {max}: less than policy.min_size = {}",
+                    self.policy.min_size
+                ));
+            }
+        }
+        crate::policy::Policy::new(&self.policy)?;
+        if self.spill.dir.is_some() && self.spill.max_bytes < 64 << 10 {
+            return Err(format!(
+                "spill.max_bytes = {}: must be at least 65536",
+                self.spill.max_bytes
+            ));
+        }
+        if self.queue.capacity < 2 {
+            return Err(format!("queue.capacity = {}: must be at least 2", self.queue.capacity));
+        }
+        if let Some(p) = &self.files_log.path {
+            if p.is_empty() {
+                return Err("files_log.path: empty (use `-` for standard output)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serde for `Duration` as a humantime string ("24h", "250ms").
+pub mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"500ms\" or \"24h\": {e}")))
+    }
+}
+
+/// Serde for `Option<Duration>`; an absent key is `None`.
+pub mod opt_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration::deserialize(d).map(Some)
+    }
+}

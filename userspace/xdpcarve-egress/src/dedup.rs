@@ -1,0 +1,213 @@
+//! Hashes already submitted, so each is sent once per TTL. Bounded: an LRU of fixed-size keys
+//! (the least recently submitted is forgotten first). Saved to a state file on clean shutdown and
+//! loaded at start, dropping entries whose TTL has passed.
+
+use lru::LruCache;
+use std::fs;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use xdpcarve_files::FileRecord;
+
+/// 16 bytes identify a file: the md5, or when md5 is not computed, a prefix of another hash.
+pub type DedupKey = [u8; 16];
+
+const STATE_HEADER: &str = "# xdpcarve dedup state v1: <key hex> <unix seconds submitted>";
+
+/// The key of a record: its md5 (or the first 16 bytes of sha256/sha1/blake3).
+pub fn key_of(rec: &FileRecord) -> Option<DedupKey> {
+    [&rec.md5, &rec.sha256, &rec.sha1, &rec.blake3]
+        .into_iter()
+        .flatten()
+        .find_map(|h| parse_key(h))
+}
+
+fn parse_key(hex: &str) -> Option<DedupKey> {
+    let b = hex.as_bytes();
+    if b.len() < 32 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (i, k) in key.iter_mut().enumerate() {
+        let hi = (b[2 * i] as char).to_digit(16)?;
+        let lo = (b[2 * i + 1] as char).to_digit(16)?;
+        *k = (hi * 16 + lo) as u8;
+    }
+    Some(key)
+}
+
+fn key_hex(key: &DedupKey) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub struct Dedup {
+    cache: LruCache<DedupKey, u64>,
+    ttl_secs: u64,
+    state_file: Option<PathBuf>,
+}
+
+impl Dedup {
+    pub fn new(capacity: usize, ttl: Duration, state_file: Option<PathBuf>) -> Dedup {
+        let cap = NonZeroUsize::new(capacity.max(1)).expect("capacity at least 1");
+        Dedup {
+            cache: LruCache::new(cap),
+            ttl_secs: ttl.as_secs().max(1),
+            state_file,
+        }
+    }
+
+    /// Loads the state file if there is one. A missing file is a first start; a damaged line is
+    /// skipped (counted in the returned figures) rather than failing the start.
+    pub fn load(&mut self, now: u64) -> io::Result<LoadReport> {
+        let mut report = LoadReport::default();
+        let Some(path) = &self.state_file else {
+            return Ok(report);
+        };
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+            Err(e) => return Err(e),
+        };
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let mut it = line.split_ascii_whitespace();
+            match (
+                it.next().and_then(parse_key),
+                it.next().and_then(|t| t.parse::<u64>().ok()),
+            ) {
+                (Some(key), Some(at)) if at + self.ttl_secs > now && at <= now + 60 => {
+                    // The file is oldest first, so pushing in order rebuilds the recency.
+                    self.cache.push(key, at);
+                    report.loaded += 1;
+                }
+                (Some(_), Some(_)) => report.expired += 1,
+                _ => report.damaged += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes the state file (to a temporary name, then renamed over the old one), oldest first.
+    pub fn save(&self, now: u64) -> io::Result<usize> {
+        let Some(path) = &self.state_file else { return Ok(0) };
+        let tmp = tmp_path(path);
+        let mut n = 0;
+        {
+            let mut w = BufWriter::new(fs::File::create(&tmp)?);
+            writeln!(w, "{STATE_HEADER}")?;
+            for (key, at) in self.cache.iter().rev() {
+                if at + self.ttl_secs > now {
+                    writeln!(w, "{} {at}", key_hex(key))?;
+                    n += 1;
+                }
+            }
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        Ok(n)
+    }
+
+    /// True when `key` was submitted within the TTL (a hit: do not submit). Otherwise records it
+    /// as submitted now and returns false.
+    pub fn check_and_insert(&mut self, key: DedupKey, now: u64) -> bool {
+        if let Some(&at) = self.cache.peek(&key) {
+            if at + self.ttl_secs > now {
+                return true;
+            }
+        }
+        self.cache.push(key, now);
+        false
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub loaded: usize,
+    pub expired: usize,
+    pub damaged: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: u8) -> DedupKey {
+        [n; 16]
+    }
+
+    #[test]
+    fn ttl_and_capacity() {
+        let mut d = Dedup::new(2, Duration::from_secs(100), None);
+        assert!(!d.check_and_insert(k(1), 1000));
+        assert!(d.check_and_insert(k(1), 1050));
+        // Past the TTL it is submitted again.
+        assert!(!d.check_and_insert(k(1), 1100));
+        assert!(!d.check_and_insert(k(2), 1100));
+        assert!(!d.check_and_insert(k(3), 1100));
+        // Capacity 2: key 1 was least recently submitted and is forgotten.
+        assert_eq!(d.len(), 2);
+        assert!(!d.check_and_insert(k(1), 1101));
+    }
+
+    #[test]
+    fn survives_restart_and_drops_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dedup.state");
+        let mut d = Dedup::new(10, Duration::from_secs(100), Some(path.clone()));
+        d.check_and_insert(k(1), 1000);
+        d.check_and_insert(k(2), 1090);
+        assert_eq!(d.save(1095).unwrap(), 2);
+        let mut e = Dedup::new(10, Duration::from_secs(100), Some(path.clone()));
+        let report = e.load(1150).unwrap();
+        assert_eq!(
+            report,
+            LoadReport {
+                loaded: 1,
+                expired: 1,
+                damaged: 0
+            }
+        );
+        assert!(e.check_and_insert(k(2), 1150));
+        assert!(!e.check_and_insert(k(1), 1150));
+
+        fs::write(&path, "zz 12\n0101010101010101010101010101010 5\n").unwrap();
+        let mut f = Dedup::new(10, Duration::from_secs(100), Some(path));
+        assert_eq!(f.load(10).unwrap().damaged, 2);
+    }
+
+    #[test]
+    fn keys_from_hashes() {
+        let mut r = crate::policy::tests::record(None, 1, Some("44d88612fea8a8f36de82e1278abb02f"));
+        assert_eq!(key_of(&r).unwrap()[0], 0x44);
+        r.md5 = None;
+        assert_eq!(key_of(&r), None);
+        r.sha256 = Some("ff".repeat(32));
+        assert_eq!(key_of(&r), Some([0xff; 16]));
+    }
+}
