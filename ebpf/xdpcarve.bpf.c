@@ -43,6 +43,7 @@ struct xdp_md {
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)188;
 
 #define bswap16(x) ((__u16)__builtin_bswap16(x))
 // Network-order constants, compared against raw header fields (BPF target is little endian).
@@ -175,8 +176,9 @@ static __always_inline int is_ipv6_ext(__u8 h)
 	       h == IPPROTO_MH;
 }
 
-SEC("xdp")
-int xdpcarve(struct xdp_md *ctx)
+// The steering decision; `frags` says whether the packet may span several buffers (then only
+// the first is in data..data_end, which always holds the headers we parse).
+static __always_inline int steer(struct xdp_md *ctx, int frags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -249,8 +251,24 @@ int xdpcarve(struct xdp_md *ctx)
 	if (action != XDP_REDIRECT)
 		return pass(C_REDIRECT_FAILED);
 	count(C_REDIRECTED, 1);
-	count(C_REDIRECTED_BYTES, (__u64)(data_end - data));
+	count(C_REDIRECTED_BYTES, frags ? bpf_xdp_get_buff_len(ctx) : (__u64)(data_end - data));
 	return XDP_REDIRECT;
+}
+
+// Multi-buffer aware (kernel 5.18+): lets the interface run an MTU above one page (jumbo frames,
+// veth with GRO-sized segments) and the AF_XDP socket receive such packets in several frames.
+SEC("xdp.frags")
+int xdpcarve(struct xdp_md *ctx)
+{
+	return steer(ctx, 1);
+}
+
+// The same program for kernels without multi-buffer XDP (5.9 - 5.17); packets larger than a
+// UMEM frame are then dropped by the kernel and counted in the socket's rx_dropped.
+SEC("xdp")
+int xdpcarve_linear(struct xdp_md *ctx)
+{
+	return steer(ctx, 0);
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

@@ -112,6 +112,8 @@ impl LiveSummary {
             t.rx_packets += q.rx_packets;
             t.rx_bytes += q.rx_bytes;
             t.rx_batches += q.rx_batches;
+            t.rx_multi_buffer += q.rx_multi_buffer;
+            t.rx_oversized += q.rx_oversized;
             t.rx_batches_full += q.rx_batches_full;
             t.fill_ring_empty_events += q.fill_ring_empty_events;
             t.kernel_rx_dropped += q.kernel_rx_dropped;
@@ -196,6 +198,7 @@ impl LiveCapture {
                 core,
                 rings: config.rings.clone(),
                 try_zero_copy: mode == AttachedMode::Native,
+                try_multi_buffer: program.multi_buffer(),
                 stop: stop.clone(),
                 counters: counters.clone(),
             };

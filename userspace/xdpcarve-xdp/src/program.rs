@@ -6,7 +6,7 @@ use crate::error::{LiveError, Privilege};
 use crate::netlink;
 use aya::maps::{HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp, XdpMode};
-use aya::{Ebpf, EbpfError, EbpfLoader, VerifierLogLevel};
+use aya::{Ebpf, EbpfError, EbpfLoader};
 use std::os::fd::RawFd;
 
 /// `include_bytes!` with an alignment the ELF parser can rely on.
@@ -26,8 +26,10 @@ pub fn object_bytes() -> &'static [u8] {
     &OBJECT.bytes
 }
 
-/// Name of the program (its C function) and of its maps.
+/// Names of the program (its C functions) and of its maps. The multi-buffer variant is tried
+/// first (kernel 5.18+); the linear one is the same code for older kernels.
 pub const PROGRAM_NAME: &str = "xdpcarve";
+pub const PROGRAM_NAME_LINEAR: &str = "xdpcarve_linear";
 const XSKS_MAP: &str = "xsks";
 const PORTS_MAP: &str = "ports";
 const COUNTERS_MAP: &str = "counters";
@@ -140,6 +142,7 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
     attached: Option<(u32, AttachedMode)>,
+    program_name: &'static str,
 }
 
 impl XdpProgram {
@@ -154,31 +157,32 @@ impl XdpProgram {
                 ports.len()
             )));
         }
-        let mut ebpf = EbpfLoader::new()
-            .verifier_log_level(VerifierLogLevel::DEBUG | VerifierLogLevel::STATS)
-            .load(object_bytes())
-            .map_err(map_load_error)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| LiveError::Internal(format!("program `{PROGRAM_NAME}` missing from the object")))?
-            .try_into()
-            .map_err(|e: ProgramError| LiveError::Internal(e.to_string()))?;
-        program.load().map_err(|e| match e {
-            ProgramError::LoadError { io_error, verifier_log } => {
-                if is_permission(&io_error) {
-                    LiveError::NoPermission {
-                        action: "load the XDP program",
-                        need: Privilege::Bpf,
-                    }
-                } else {
-                    LiveError::VerifierRejected {
-                        error: io_error.to_string(),
-                        log: verifier_log.to_string(),
-                    }
+        let mut ebpf = EbpfLoader::new().load(object_bytes()).map_err(map_load_error)?;
+        let program_name = match load_program(&mut ebpf, PROGRAM_NAME) {
+            Ok(()) => PROGRAM_NAME,
+            Err(frags_error) => match load_program(&mut ebpf, PROGRAM_NAME_LINEAR) {
+                Ok(()) => {
+                    tracing::info!(
+                        "multi-buffer XDP unavailable ({frags_error}); packets above one UMEM frame are dropped"
+                    );
+                    PROGRAM_NAME_LINEAR
                 }
-            }
-            other => LiveError::Internal(format!("loading the XDP program: {other}")),
-        })?;
+                Err(e @ LiveError::NoPermission { .. }) => return Err(e),
+                Err(LiveError::VerifierRejected { error, log }) => {
+                    let first = match frags_error {
+                        LiveError::VerifierRejected { log: frags_log, .. } => frags_log,
+                        other => other.to_string(),
+                    };
+                    return Err(LiveError::VerifierRejected {
+                        error,
+                        log: format!(
+                            "--- {PROGRAM_NAME} (multi-buffer) ---\n{first}\n--- {PROGRAM_NAME_LINEAR} ---\n{log}"
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            },
+        };
 
         let mut port_map: HashMap<_, u16, u8> = HashMap::try_from(
             ebpf.map_mut(PORTS_MAP)
@@ -199,7 +203,14 @@ impl XdpProgram {
             ebpf,
             counters,
             attached: None,
+            program_name,
         })
+    }
+
+    /// Whether the loaded program handles packets spanning several buffers (then the sockets
+    /// are bound with XDP_USE_SG).
+    pub fn multi_buffer(&self) -> bool {
+        self.program_name == PROGRAM_NAME
     }
 
     /// Puts an AF_XDP socket into the XSKMAP slot of `queue`.
@@ -223,7 +234,7 @@ impl XdpProgram {
         replace_stale(ifname, ifindex)?;
         let program: &mut Xdp = self
             .ebpf
-            .program_mut(PROGRAM_NAME)
+            .program_mut(self.program_name)
             .ok_or_else(|| LiveError::Internal("program missing".into()))?
             .try_into()
             .map_err(|e: ProgramError| LiveError::Internal(e.to_string()))?;
@@ -253,7 +264,7 @@ impl XdpProgram {
     /// Detaches the program (also done on drop).
     pub fn detach(&mut self) {
         if self.attached.take().is_some() {
-            if let Some(program) = self.ebpf.program_mut(PROGRAM_NAME) {
+            if let Some(program) = self.ebpf.program_mut(self.program_name) {
                 let program: Result<&mut Xdp, _> = program.try_into();
                 if let Ok(program) = program {
                     // Dropping the program's links detaches it from the interface.
@@ -283,6 +294,30 @@ impl Drop for XdpProgram {
     }
 }
 
+fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), LiveError> {
+    let program: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| LiveError::Internal(format!("program `{name}` missing from the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| LiveError::Internal(e.to_string()))?;
+    program.load().map_err(|e| match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            if is_permission(&io_error) {
+                LiveError::NoPermission {
+                    action: "load the XDP program",
+                    need: Privilege::Bpf,
+                }
+            } else {
+                LiveError::VerifierRejected {
+                    error: io_error.to_string(),
+                    log: verifier_log.to_string(),
+                }
+            }
+        }
+        other => LiveError::Internal(format!("loading the XDP program: {other}")),
+    })
+}
+
 fn replace_stale(ifname: &str, ifindex: u32) -> Result<(), LiveError> {
     let attached = match netlink::query_xdp(ifindex) {
         Ok(Some(attached)) => attached,
@@ -297,7 +332,7 @@ fn replace_stale(ifname: &str, ifindex: u32) -> Result<(), LiveError> {
         .find(|p| p.id() == attached.prog_id)
         .and_then(|p| p.name_as_str().map(str::to_owned))
         .unwrap_or_default();
-    if name != PROGRAM_NAME {
+    if !name.starts_with(PROGRAM_NAME) {
         return Err(LiveError::ForeignProgram {
             interface: ifname.into(),
             prog_id: attached.prog_id,

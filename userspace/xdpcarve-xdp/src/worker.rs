@@ -92,6 +92,10 @@ pub struct QueueStats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub rx_batches: u64,
+    /// Packets that spanned several frames (put back together by copying).
+    pub rx_multi_buffer: u64,
+    /// Multi-buffer packets above 64 KiB: dropped.
+    pub rx_oversized: u64,
     /// Batches that came back full: the rx ring had a backlog.
     pub rx_batches_full: u64,
     /// Times the worker found the fill ring empty when refilling (the kernel had no frame to
@@ -106,13 +110,15 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
-    const FIELDS: usize = 13;
+    const FIELDS: usize = 15;
 
     fn to_array(self) -> [u64; Self::FIELDS] {
         [
             self.rx_packets,
             self.rx_bytes,
             self.rx_batches,
+            self.rx_multi_buffer,
+            self.rx_oversized,
             self.rx_batches_full,
             self.fill_ring_empty_events,
             self.kernel_rx_dropped,
@@ -132,17 +138,19 @@ impl QueueStats {
             rx_packets: a[0],
             rx_bytes: a[1],
             rx_batches: a[2],
-            rx_batches_full: a[3],
-            fill_ring_empty_events: a[4],
-            kernel_rx_dropped: a[5],
-            kernel_rx_invalid_descs: a[6],
-            kernel_rx_ring_full: a[7],
-            kernel_rx_fill_ring_empty_descs: a[8],
+            rx_multi_buffer: a[3],
+            rx_oversized: a[4],
+            rx_batches_full: a[5],
+            fill_ring_empty_events: a[6],
+            kernel_rx_dropped: a[7],
+            kernel_rx_invalid_descs: a[8],
+            kernel_rx_ring_full: a[9],
+            kernel_rx_fill_ring_empty_descs: a[10],
             symmetry: SymmetryStats {
-                handshakes_both_sides: a[9],
-                synack_without_syn: a[10],
-                syn_without_synack: a[11],
-                untracked_syns: a[12],
+                handshakes_both_sides: a[11],
+                synack_without_syn: a[12],
+                syn_without_synack: a[13],
+                untracked_syns: a[14],
             },
         }
     }
@@ -152,6 +160,8 @@ impl QueueStats {
         f("rx_packets", self.rx_packets);
         f("rx_bytes", self.rx_bytes);
         f("rx_batches", self.rx_batches);
+        f("rx_multi_buffer", self.rx_multi_buffer);
+        f("rx_oversized", self.rx_oversized);
         f("rx_batches_full", self.rx_batches_full);
         f("fill_ring_empty_events", self.fill_ring_empty_events);
         f("kernel_rx_dropped", self.kernel_rx_dropped);
@@ -192,6 +202,9 @@ pub(crate) struct WorkerArgs {
     pub core: Option<usize>,
     pub rings: RingConfig,
     pub try_zero_copy: bool,
+    /// The program is multi-buffer aware: bind with XDP_USE_SG so large packets arrive in
+    /// several frames.
+    pub try_multi_buffer: bool,
     pub stop: Arc<AtomicBool>,
     pub counters: Arc<SharedQueueCounters>,
 }
@@ -279,24 +292,47 @@ struct QueueSocket {
     /// Frame addresses owned by userspace, ready to go back to the fill ring.
     free: Vec<u64>,
     zero_copy: bool,
+    /// A multi-buffer packet being put back together (its frames are copied here).
+    partial: Vec<u8>,
+    /// The packet in `partial` exceeded MAX_PACKET: dropped when its last frame arrives.
+    partial_overflow: bool,
 }
 
+/// sockaddr_xdp flag: the socket accepts packets spanning several frames (Linux 6.6+).
+const XDP_USE_SG: u16 = 1 << 4;
+/// XdpDesc option: more frames of this packet follow.
+const XDP_PKT_CONTD: u32 = 1 << 0;
+/// Largest packet put back together from several frames (64 KiB IP + link headers).
+const MAX_PACKET: usize = 65_536 + 64;
+
 impl QueueSocket {
+    /// Binds with the best flags the driver accepts: zero-copy before copy, multi-buffer before
+    /// single-buffer.
     fn open(args: &WorkerArgs) -> Result<QueueSocket, LiveError> {
-        if args.try_zero_copy {
-            match Self::open_with(args, true) {
-                Ok(q) => return Ok(q),
-                Err(e) => tracing::debug!(
-                    "{} queue {}: zero-copy bind failed ({e}); using copy mode",
-                    args.interface,
-                    args.queue
-                ),
+        let mut last = None;
+        for zero_copy in [true, false] {
+            for multi_buffer in [true, false] {
+                if (zero_copy && !args.try_zero_copy) || (multi_buffer && !args.try_multi_buffer) {
+                    continue;
+                }
+                match Self::open_with(args, zero_copy, multi_buffer) {
+                    Ok(q) => return Ok(q),
+                    Err(e @ LiveError::NoPermission { .. }) => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(
+                            "{} queue {}: bind (zero-copy {zero_copy}, multi-buffer {multi_buffer}) failed: {e}",
+                            args.interface,
+                            args.queue
+                        );
+                        last = Some(e);
+                    }
+                }
             }
         }
-        Self::open_with(args, false)
+        Err(last.expect("copy mode is always attempted"))
     }
 
-    fn open_with(args: &WorkerArgs, zero_copy: bool) -> Result<QueueSocket, LiveError> {
+    fn open_with(args: &WorkerArgs, zero_copy: bool, multi_buffer: bool) -> Result<QueueSocket, LiveError> {
         let r = &args.rings;
         let err = |what: &str, e: xdpilone::Errno| {
             let code = e.get_raw().abs();
@@ -342,11 +378,14 @@ impl QueueSocket {
         let device = umem
             .fq_cq(&sock)
             .map_err(|e| err("create the fill/completion rings", e))?;
-        let mode = if zero_copy {
+        let mut mode = if zero_copy {
             SocketConfig::XDP_BIND_ZEROCOPY
         } else {
             SocketConfig::XDP_BIND_COPY
         };
+        if multi_buffer {
+            mode |= XDP_USE_SG;
+        }
         let user = umem
             .rx_tx(
                 &sock,
@@ -372,6 +411,8 @@ impl QueueSocket {
             frame_size: r.frame_size,
             free,
             zero_copy,
+            partial: Vec::new(),
+            partial_overflow: false,
         };
         q.refill();
         Ok(q)
@@ -421,16 +462,40 @@ impl QueueSocket {
                 while let Some(desc) = reader.read() {
                     let len = desc.len as usize;
                     let offset = desc.addr as usize;
-                    if offset + len <= self.area.len {
-                        // SAFETY: the kernel finished writing this frame (acquire in `receive`) and
-                        // does not touch it until it is back in the fill ring.
-                        let frame = unsafe { std::slice::from_raw_parts(base.add(offset), len) };
+                    self.free.push(desc.addr & !(u64::from(self.frame_size) - 1));
+                    n += 1;
+                    if offset + len > self.area.len {
+                        continue;
+                    }
+                    // SAFETY: the kernel finished writing this frame (acquire in `receive`) and does
+                    // not touch it until it is back in the fill ring, which happens after this loop.
+                    let frame = unsafe { std::slice::from_raw_parts(base.add(offset), len) };
+                    let more = desc.options & XDP_PKT_CONTD != 0;
+                    if !more && self.partial.is_empty() && !self.partial_overflow {
+                        stats.rx_packets += 1;
                         symmetry.observe(ts, frame);
                         handler.frame(ts, frame);
                         stats.rx_bytes += len as u64;
+                        continue;
                     }
-                    self.free.push(desc.addr & !(u64::from(self.frame_size) - 1));
-                    n += 1;
+                    if self.partial.len() + len <= MAX_PACKET {
+                        self.partial.extend_from_slice(frame);
+                    } else {
+                        self.partial_overflow = true;
+                    }
+                    if !more {
+                        stats.rx_packets += 1;
+                        if self.partial_overflow {
+                            stats.rx_oversized += 1;
+                        } else {
+                            symmetry.observe(ts, &self.partial);
+                            handler.frame(ts, &self.partial);
+                            stats.rx_bytes += self.partial.len() as u64;
+                            stats.rx_multi_buffer += 1;
+                        }
+                        self.partial.clear();
+                        self.partial_overflow = false;
+                    }
                 }
                 reader.release();
             }
@@ -438,7 +503,6 @@ impl QueueSocket {
             if self.device.needs_wakeup() {
                 self.device.wake();
             }
-            stats.rx_packets += u64::from(n);
             if n > 0 {
                 stats.rx_batches += 1;
                 if n == batch {
@@ -579,6 +643,8 @@ mod tests {
             rx_packets: 1,
             rx_bytes: 2,
             rx_batches: 3,
+            rx_multi_buffer: 31,
+            rx_oversized: 32,
             rx_batches_full: 4,
             fill_ring_empty_events: 5,
             kernel_rx_dropped: 6,

@@ -101,12 +101,16 @@ fn ethernet(tags: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn tcp(sport: u16, dport: u16, marker: u8) -> Vec<u8> {
+    tcp_sized(sport, dport, marker, 8)
+}
+
+fn tcp_sized(sport: u16, dport: u16, marker: u8, payload: usize) -> Vec<u8> {
     let mut t = vec![0u8; 20];
     t[0..2].copy_from_slice(&sport.to_be_bytes());
     t[2..4].copy_from_slice(&dport.to_be_bytes());
     t[12] = 0x50;
     t[13] = 0x18;
-    t.extend_from_slice(&[marker; 8]);
+    t.extend((0..payload).map(|i| marker ^ (i as u8)));
     t
 }
 
@@ -197,7 +201,7 @@ fn run_mode(mode: XdpModeChoice) {
                 &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
             ])
             .output();
-        ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+        ip(&["-n", &ns.name, "link", "set", dev, "mtu", "16000", "up"]);
     }
     // Setns in a dedicated thread so the test harness's other threads stay in the host namespace.
     let ns_name = ns.name.clone();
@@ -242,6 +246,8 @@ fn run_mode(mode: XdpModeChoice) {
                 0x86DD,
                 &ipv6(&[(0, hopopts), (60, dstopts), (51, ah)], 6, &tcp(80, 40003, 7)),
             ),
+            // Larger than a UMEM frame: arrives in several frames (multi-buffer), put back together.
+            ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp_sized(40008, 80, 12, 9000))),
         ];
         let passed = vec![
             ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40004, 22, 8))), // port not in the map
@@ -275,6 +281,7 @@ fn run_mode(mode: XdpModeChoice) {
         let total = summary.total();
         assert_eq!(total.rx_packets, steered.len() as u64);
         assert_eq!(total.kernel_drops(), 0, "{total:?}");
+        assert_eq!(total.rx_multi_buffer, 1, "{total:?}");
     })
     .join()
     .expect("live capture thread");

@@ -1,0 +1,45 @@
+//! Counts steered frames per queue without any engine: a check of the steering path alone.
+//! `xdpcount IFACE SECONDS [auto|native|generic] [PORTS]` (run as root, inside the namespace).
+
+use std::time::Duration;
+use xdpcarve_xdp::{FrameHandler, LiveCapture, LiveConfig};
+
+struct Count;
+
+impl FrameHandler for Count {
+    fn frame(&mut self, _ts: u64, _frame: &[u8]) {}
+    fn tick(&mut self, _now: u64) {}
+    fn finish(&mut self, _now: u64) {}
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: xdpcount IFACE SECONDS [auto|native|generic] [PORT,PORT...]");
+        std::process::exit(2);
+    }
+    let mut config = LiveConfig::new(&args[1]);
+    if let Some(mode) = args.get(3) {
+        config.mode = mode.parse().unwrap_or_else(|e| panic!("{e}"));
+    }
+    if let Some(ports) = args.get(4) {
+        config.ports = ports.split(',').map(|p| p.parse().expect("port")).collect();
+    }
+    let capture = LiveCapture::start(&config, |_| Count).unwrap_or_else(|e| {
+        eprintln!("xdpcount: {e}");
+        std::process::exit(1)
+    });
+    eprintln!("xdpcount: {}", capture.info().describe());
+    std::thread::sleep(Duration::from_secs_f64(args[2].parse().expect("seconds")));
+    let summary = capture.stop(Duration::from_secs(1)).expect("stop");
+    println!("xdp {:?}", summary.xdp);
+    for q in &summary.queues {
+        println!(
+            "queue {} rx_packets {} kernel_drops {} one_sided {}",
+            q.queue,
+            q.rx_packets,
+            q.kernel_drops(),
+            q.symmetry.one_sided()
+        );
+    }
+}
