@@ -1,19 +1,701 @@
-//! SMTP parser: being written. The entry type and its contract are fixed here.
+//! SMTP session parser: follows the client's commands and the server's replies, and streams each
+//! message (DATA, dot-unstuffed; or BDAT chunks, concatenated) into a [`MimeParser`].
+//!
+//! Choices where the RFCs leave the observer room:
+//! - Replies are matched to commands in order through a bounded queue (PIPELINING). A reply with
+//!   no command waiting (the banner, or after a capture gap) is ignored.
+//! - After `DATA`, client bytes are held (bounded) until the server answers: 354 makes them the
+//!   message, 4xx/5xx makes them commands again (the client did not wait, or we misread). If the
+//!   server side was never seen (one-way capture), or the reply was lost (gap, or the held bytes
+//!   already hold the end-of-data line or fill the bound), the bytes are taken as the message.
+//! - A message is finished at its end-of-data line (or last BDAT chunk) without waiting for the
+//!   server's verdict: its files crossed the wire even if the server then rejects the message
+//!   with a 5xx (counted in `rejected_transactions`).
+//! - A reply seen while a DATA message is still open means the end-of-data line was lost (gap):
+//!   the message is closed as truncated and command parsing resumes.
+//! - AUTH exchanges (334 continuations) are skipped; STARTTLS answered with 220 makes the rest
+//!   of the connection opaque (`is_done`). Over-long lines are skipped to their end and counted.
+//! - Connections picked up mid-message start in command mode: message lines then count as
+//!   unknown commands and no file is made from them.
 
-use xdpcarve_files::{AppConfig, AppContext, CloseReason, Side, StreamParser};
+use std::collections::VecDeque;
 
-/// One SMTP connection: commands and message data from `Side::Orig`, replies from `Side::Resp`.
-pub struct SmtpParser {}
+use xdpcarve_files::{
+    AppConfig, AppContext, CloseReason, Direction, FileEnd, FileMeta, Proto, Side, SmtpInfo, StreamParser,
+};
+use xdpcarve_mime::{MimeParser, MimeStart};
 
-impl SmtpParser {
-    pub fn new(_cfg: &AppConfig) -> Self {
-        SmtpParser {}
+/// Client bytes held after DATA while its reply is awaited.
+const MAX_HELD_DATA: usize = 64 << 10;
+/// Recipients remembered per transaction (metadata only; the message is carved regardless).
+const MAX_RCPTS: usize = 1024;
+/// Longest HELO / address kept.
+const MAX_ARG: usize = 512;
+
+/// A command waiting for its reply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Cmd {
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    /// The end-of-data line of a DATA message.
+    DataEnd,
+    Bdat,
+    Auth,
+    StartTls,
+    Other,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum ClientMode {
+    Command,
+    /// DATA sent, its reply not seen yet: client bytes are held in `held_data`.
+    DataPending,
+    /// Inside a DATA message.
+    Data,
+    /// Inside a BDAT chunk.
+    Bdat {
+        remaining: u64,
+        last: bool,
+    },
+}
+
+/// Where the DATA dot-unstuffer is within a line.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Dot {
+    /// At the start of a line.
+    Bol,
+    Mid,
+    /// A line started with '.'.
+    Dot,
+    /// A line started with ".\r".
+    DotCr,
+}
+
+/// A bounded line assembler.
+#[derive(Default)]
+struct LineBuf {
+    buf: Vec<u8>,
+    /// The line passed the bound: skipping to its end.
+    overlong: bool,
+}
+
+enum LineEvent {
+    Line,
+    TooLong,
+}
+
+impl LineBuf {
+    /// Takes bytes up to and including the next '\n'. Returns the bytes consumed and, when a line
+    /// ended, whether it is in `buf` or was too long.
+    fn push(&mut self, data: &[u8], max: usize) -> (usize, Option<LineEvent>) {
+        let (piece, complete) = match memchr::memchr(b'\n', data) {
+            Some(i) => (&data[..=i], true),
+            None => (data, false),
+        };
+        if !self.overlong {
+            if self.buf.len() + piece.len() > max + 2 {
+                self.overlong = true;
+                self.buf.clear();
+            } else {
+                self.buf.extend_from_slice(piece);
+            }
+        }
+        let ev = if !complete {
+            None
+        } else if std::mem::take(&mut self.overlong) {
+            Some(LineEvent::TooLong)
+        } else {
+            Some(LineEvent::Line)
+        };
+        (piece.len(), ev)
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.overlong = false;
     }
 }
 
-impl StreamParser for SmtpParser {
-    fn on_data(&mut self, _from: Side, _data: &[u8], _cx: &mut AppContext<'_>) {}
-    fn on_gap(&mut self, _from: Side, _len: u64, _cx: &mut AppContext<'_>) {}
-    fn on_end(&mut self, _from: Side, _cx: &mut AppContext<'_>) {}
-    fn on_close(&mut self, _reason: CloseReason, _cx: &mut AppContext<'_>) {}
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
+
+/// Text of a command argument, bounded.
+fn arg_text(b: &[u8]) -> String {
+    let b = b.trim_ascii();
+    String::from_utf8_lossy(&b[..b.len().min(MAX_ARG)]).into_owned()
+}
+
+/// The address of `FROM:<a@b> SIZE=1` / `TO: <a@b>`: brackets stripped, parameters dropped.
+fn path_arg(b: &[u8]) -> String {
+    let b = b.trim_ascii();
+    let addr = if let Some(rest) = b.strip_prefix(b"<") {
+        match memchr::memchr(b'>', rest) {
+            Some(end) => &rest[..end],
+            None => rest,
+        }
+    } else {
+        b.split(|&c| c == b' ').next().unwrap_or(b)
+    };
+    arg_text(addr)
+}
+
+/// One SMTP connection: commands and message data from `Side::Orig`, replies from `Side::Resp`.
+pub struct SmtpParser {
+    max_line: usize,
+    max_pipelined: usize,
+    client: ClientMode,
+    client_line: LineBuf,
+    server_line: LineBuf,
+    pending: VecDeque<Cmd>,
+    held_data: Vec<u8>,
+    dot: Dot,
+    message: Option<MimeParser>,
+
+    helo: Option<String>,
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+    /// A transaction (MAIL .. end of data) is open.
+    in_transaction: bool,
+    /// The open transaction was already counted as rejected.
+    rejected_counted: bool,
+
+    started: bool,
+    server_seen: bool,
+    greeted: bool,
+    auth_active: bool,
+    starttls_sent: bool,
+    done: bool,
+}
+
+impl SmtpParser {
+    pub fn new(cfg: &AppConfig) -> Self {
+        SmtpParser {
+            max_line: cfg.smtp.max_line_len.max(64),
+            max_pipelined: cfg.smtp.max_pipelined.max(1),
+            client: ClientMode::Command,
+            client_line: LineBuf::default(),
+            server_line: LineBuf::default(),
+            pending: VecDeque::new(),
+            held_data: Vec::new(),
+            dot: Dot::Bol,
+            message: None,
+            helo: None,
+            mail_from: None,
+            rcpt_to: Vec::new(),
+            in_transaction: false,
+            rejected_counted: false,
+            started: false,
+            server_seen: false,
+            greeted: false,
+            auth_active: false,
+            starttls_sent: false,
+            done: false,
+        }
+    }
+
+    fn start(&mut self, cx: &mut AppContext<'_>) {
+        if !self.started {
+            self.started = true;
+            cx.stats.smtp.sessions += 1;
+        }
+    }
+
+    fn expect_reply(&mut self, cmd: Cmd) {
+        if self.pending.len() >= self.max_pipelined {
+            // Replies are far behind (or lost): forget the oldest rather than grow.
+            self.pending.pop_front();
+        }
+        self.pending.push_back(cmd);
+    }
+
+    // ---- client side ----
+
+    fn client_data(&mut self, mut data: &[u8], cx: &mut AppContext<'_>) {
+        while !data.is_empty() && !self.done {
+            match self.client {
+                ClientMode::Command => {
+                    if self.starttls_sent && self.client_line.buf.is_empty() && data[0] == 0x16 {
+                        // A TLS handshake after STARTTLS whose 220 we did not see.
+                        self.go_opaque(cx);
+                        return;
+                    }
+                    let (n, ev) = self.client_line.push(data, self.max_line);
+                    data = &data[n..];
+                    match ev {
+                        None => {}
+                        Some(LineEvent::TooLong) => cx.stats.smtp.line_too_long += 1,
+                        Some(LineEvent::Line) => {
+                            let line = std::mem::take(&mut self.client_line.buf);
+                            self.command(trim_eol(&line), cx);
+                            self.client_line.buf = line;
+                            self.client_line.buf.clear();
+                        }
+                    }
+                }
+                ClientMode::DataPending => {
+                    if !self.server_seen {
+                        // One-way capture (or the server never spoke): there is no reply to wait for.
+                        self.accept_data(cx);
+                        continue;
+                    }
+                    let take = data.len().min(MAX_HELD_DATA - self.held_data.len());
+                    self.held_data.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.held_data.len() >= MAX_HELD_DATA
+                        || self.held_data.starts_with(b".\r\n")
+                        || memchr::memmem::find(&self.held_data, b"\n.\r\n").is_some()
+                    {
+                        // The whole message (or more than a client would send unprompted)
+                        // came without the reply: the 354 was lost.
+                        self.accept_data(cx);
+                    }
+                }
+                ClientMode::Data => {
+                    let n = self.message_bytes(data, cx);
+                    data = &data[n..];
+                }
+                ClientMode::Bdat { remaining, last } => {
+                    let take = (data.len() as u64).min(remaining) as usize;
+                    if let Some(m) = &mut self.message {
+                        m.feed(&data[..take], cx);
+                    }
+                    data = &data[take..];
+                    self.client = ClientMode::Bdat {
+                        remaining: remaining - take as u64,
+                        last,
+                    };
+                    self.bdat_progress(cx);
+                }
+            }
+        }
+    }
+
+    /// Ends a BDAT chunk whose bytes have all arrived.
+    fn bdat_progress(&mut self, cx: &mut AppContext<'_>) {
+        if let ClientMode::Bdat { remaining: 0, last } = self.client {
+            self.client = ClientMode::Command;
+            if last {
+                self.finish_message(FileEnd::Complete, cx);
+            }
+        }
+    }
+
+    fn command(&mut self, line: &[u8], cx: &mut AppContext<'_>) {
+        if self.auth_active {
+            let is_auth_data = line == b"*" || line.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b));
+            if is_auth_data {
+                return;
+            }
+            // Not a SASL response: the exchange ended without us seeing its reply.
+            self.auth_active = false;
+        }
+        if line.is_empty() {
+            // Servers answer an empty line with 500; keep replies aligned.
+            self.expect_reply(Cmd::Other);
+            return;
+        }
+        let (verb, arg) = match memchr::memchr(b' ', line) {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &line[..0]),
+        };
+        if verb.is_empty() || verb.len() > 16 || !verb.iter().all(|b| b.is_ascii_alphabetic()) {
+            cx.stats.smtp.malformed_lines += 1;
+            self.expect_reply(Cmd::Other);
+            return;
+        }
+        let verb = verb.to_ascii_uppercase();
+        match verb.as_slice() {
+            b"EHLO" | b"HELO" | b"LHLO" => {
+                self.helo = Some(arg_text(arg));
+                self.reset_transaction(cx);
+                self.expect_reply(Cmd::Helo);
+            }
+            b"MAIL" => {
+                let Some(path) = strip_prefix_ci(arg.trim_ascii_start(), b"FROM:") else {
+                    cx.stats.smtp.malformed_lines += 1;
+                    self.expect_reply(Cmd::Other);
+                    return;
+                };
+                self.reset_transaction(cx);
+                self.mail_from = Some(path_arg(path));
+                self.open_transaction(cx);
+                self.expect_reply(Cmd::Mail);
+            }
+            b"RCPT" => {
+                let Some(path) = strip_prefix_ci(arg.trim_ascii_start(), b"TO:") else {
+                    cx.stats.smtp.malformed_lines += 1;
+                    self.expect_reply(Cmd::Other);
+                    return;
+                };
+                if self.rcpt_to.len() < MAX_RCPTS {
+                    self.rcpt_to.push(path_arg(path));
+                }
+                self.expect_reply(Cmd::Rcpt);
+            }
+            b"DATA" => {
+                cx.stats.smtp.data_commands += 1;
+                self.expect_reply(Cmd::Data);
+                self.client = ClientMode::DataPending;
+                self.held_data.clear();
+            }
+            b"BDAT" => {
+                let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+                let size = words
+                    .next()
+                    .and_then(|w| std::str::from_utf8(w).ok())
+                    .and_then(|w| w.parse::<u64>().ok());
+                let last = match words.next() {
+                    None => Some(false),
+                    Some(w) if w.eq_ignore_ascii_case(b"LAST") && words.next().is_none() => Some(true),
+                    Some(_) => None,
+                };
+                let (Some(size), Some(last)) = (size, last) else {
+                    // Without a size the chunk cannot be delimited: its bytes will read as
+                    // (unknown) commands.
+                    cx.stats.smtp.malformed_lines += 1;
+                    self.expect_reply(Cmd::Other);
+                    return;
+                };
+                cx.stats.smtp.bdat_chunks += 1;
+                self.expect_reply(Cmd::Bdat);
+                if self.message.is_none() {
+                    self.open_message(cx);
+                }
+                self.client = ClientMode::Bdat { remaining: size, last };
+                self.bdat_progress(cx);
+            }
+            b"RSET" => {
+                cx.stats.smtp.rset += 1;
+                if self.message.is_some() {
+                    // A BDAT message abandoned before its last chunk.
+                    self.finish_message(FileEnd::Truncated("rset"), cx);
+                }
+                self.reset_transaction(cx);
+                self.expect_reply(Cmd::Other);
+            }
+            b"AUTH" => {
+                cx.stats.smtp.auth += 1;
+                self.auth_active = true;
+                self.expect_reply(Cmd::Auth);
+            }
+            b"STARTTLS" => {
+                self.starttls_sent = true;
+                self.expect_reply(Cmd::StartTls);
+            }
+            b"QUIT" | b"NOOP" | b"VRFY" | b"EXPN" | b"HELP" | b"TURN" | b"ETRN" | b"ATRN" | b"XCLIENT"
+            | b"XFORWARD" | b"SEND" | b"SOML" | b"SAML" | b"VERB" | b"ONEX" | b"XEXCH" => {
+                self.expect_reply(Cmd::Other);
+            }
+            _ => {
+                cx.stats.smtp.unknown_commands += 1;
+                self.expect_reply(Cmd::Other);
+            }
+        }
+    }
+
+    fn open_transaction(&mut self, cx: &mut AppContext<'_>) {
+        if !self.in_transaction {
+            self.in_transaction = true;
+            self.rejected_counted = false;
+            cx.stats.smtp.transactions += 1;
+        }
+    }
+
+    fn reset_transaction(&mut self, _cx: &mut AppContext<'_>) {
+        self.mail_from = None;
+        self.rcpt_to.clear();
+        self.in_transaction = false;
+    }
+
+    fn count_rejected(&mut self, cx: &mut AppContext<'_>) {
+        if !self.rejected_counted {
+            self.rejected_counted = true;
+            cx.stats.smtp.rejected_transactions += 1;
+        }
+    }
+
+    fn open_message(&mut self, cx: &mut AppContext<'_>) {
+        self.open_transaction(cx);
+        let mut template = FileMeta::new(Proto::Smtp, Direction::Upload);
+        template.smtp = Some(SmtpInfo {
+            helo: self.helo.clone(),
+            mail_from: self.mail_from.clone(),
+            rcpt_to: self.rcpt_to.clone(),
+            subject: None,
+            message_id: None,
+        });
+        self.message = Some(MimeParser::new(MimeStart::Message, template));
+    }
+
+    /// The DATA reply was 354 (or is taken to be): held bytes and what follows are the message.
+    fn accept_data(&mut self, cx: &mut AppContext<'_>) {
+        if self.client != ClientMode::DataPending {
+            return;
+        }
+        if self.message.is_none() {
+            self.open_message(cx);
+        }
+        self.client = ClientMode::Data;
+        self.dot = Dot::Bol;
+        let held = std::mem::take(&mut self.held_data);
+        self.client_data(&held, cx);
+    }
+
+    /// DATA was refused: no message follows; held bytes are commands.
+    fn reject_data(&mut self, cx: &mut AppContext<'_>) {
+        self.count_rejected(cx);
+        if self.client == ClientMode::DataPending {
+            self.client = ClientMode::Command;
+            let held = std::mem::take(&mut self.held_data);
+            self.client_data(&held, cx);
+        }
+    }
+
+    /// DATA message bytes: dot-unstuffs into the message until the end-of-data line. Returns
+    /// the bytes consumed (the rest, after the end-of-data line, is commands).
+    fn message_bytes(&mut self, data: &[u8], cx: &mut AppContext<'_>) -> usize {
+        let mut i = 0;
+        let mut run = 0; // start of bytes not yet fed
+        let mut end = false;
+        while i < data.len() {
+            match self.dot {
+                Dot::Bol => {
+                    if data[i] == b'.' {
+                        self.feed_message(&data[run..i], cx);
+                        i += 1;
+                        run = i;
+                        self.dot = Dot::Dot;
+                    } else {
+                        self.dot = Dot::Mid;
+                    }
+                }
+                Dot::Mid => match memchr::memchr(b'\n', &data[i..]) {
+                    Some(k) => {
+                        i += k + 1;
+                        self.dot = Dot::Bol;
+                    }
+                    None => i = data.len(),
+                },
+                Dot::Dot => match data[i] {
+                    b'\r' => {
+                        i += 1;
+                        run = i;
+                        self.dot = Dot::DotCr;
+                    }
+                    b'\n' => {
+                        i += 1;
+                        run = i;
+                        end = true;
+                        break;
+                    }
+                    // A stuffed dot: dropped, the line continues.
+                    _ => self.dot = Dot::Mid,
+                },
+                Dot::DotCr => {
+                    if data[i] == b'\n' {
+                        i += 1;
+                        run = i;
+                        end = true;
+                        break;
+                    }
+                    // ".\r" then more: the dot was stuffing, the CR is content.
+                    self.feed_message(b"\r", cx);
+                    self.dot = Dot::Mid;
+                }
+            }
+        }
+        self.feed_message(&data[run..i], cx);
+        if end {
+            self.expect_reply(Cmd::DataEnd);
+            self.finish_message(FileEnd::Complete, cx);
+        }
+        i
+    }
+
+    fn feed_message(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+        if let (Some(m), false) = (&mut self.message, data.is_empty()) {
+            m.feed(data, cx);
+        }
+    }
+
+    fn finish_message(&mut self, end: FileEnd, cx: &mut AppContext<'_>) {
+        if let Some(mut m) = self.message.take() {
+            m.finish(end, cx);
+        }
+        self.client = ClientMode::Command;
+        self.dot = Dot::Bol;
+        self.reset_transaction(cx);
+    }
+
+    fn go_opaque(&mut self, cx: &mut AppContext<'_>) {
+        cx.stats.smtp.starttls += 1;
+        self.done = true;
+        self.finish_message(FileEnd::Truncated("starttls"), cx);
+    }
+
+    // ---- server side ----
+
+    fn server_data(&mut self, mut data: &[u8], cx: &mut AppContext<'_>) {
+        self.server_seen = true;
+        while !data.is_empty() && !self.done {
+            let (n, ev) = self.server_line.push(data, self.max_line);
+            data = &data[n..];
+            match ev {
+                None => {}
+                Some(LineEvent::TooLong) => cx.stats.smtp.line_too_long += 1,
+                Some(LineEvent::Line) => {
+                    let line = std::mem::take(&mut self.server_line.buf);
+                    self.reply_line(trim_eol(&line), cx);
+                    self.server_line.buf = line;
+                    self.server_line.buf.clear();
+                }
+            }
+        }
+    }
+
+    fn reply_line(&mut self, line: &[u8], cx: &mut AppContext<'_>) {
+        let code = match line {
+            [a, b, c, rest @ ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+                match rest.first() {
+                    Some(b'-') => return, // more lines of the same reply follow
+                    None | Some(b' ') => (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16,
+                    Some(_) => {
+                        cx.stats.smtp.malformed_lines += 1;
+                        return;
+                    }
+                }
+            }
+            _ => {
+                cx.stats.smtp.malformed_lines += 1;
+                return;
+            }
+        };
+        if !self.greeted {
+            self.greeted = true;
+            if code == 220 || code == 554 || code == 421 {
+                return; // the banner
+            }
+        }
+        let cmd = self.pending.pop_front();
+        if self.client == ClientMode::Data && cmd != Some(Cmd::Data) {
+            // The server answers only after the end-of-data line: we lost it.
+            self.finish_message(FileEnd::Truncated("gap"), cx);
+        }
+        let Some(cmd) = cmd else { return };
+        let failed = code >= 400;
+        match cmd {
+            Cmd::Data => match code {
+                300..=399 => self.accept_data(cx),
+                400..=599 => self.reject_data(cx),
+                // Not an answer to DATA: replies and commands are out of step; keep waiting.
+                _ => self.pending.push_front(Cmd::Data),
+            },
+            Cmd::DataEnd | Cmd::Bdat | Cmd::Mail if failed => self.count_rejected(cx),
+            Cmd::Auth => {
+                if code == 334 {
+                    self.pending.push_front(Cmd::Auth);
+                    self.auth_active = true;
+                } else {
+                    self.auth_active = false;
+                }
+            }
+            Cmd::StartTls => {
+                if code == 220 {
+                    self.go_opaque(cx);
+                } else {
+                    self.starttls_sent = false;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes an open message at the end of the client's stream or of the connection.
+    fn end_client(&mut self, why: &'static str, cx: &mut AppContext<'_>) {
+        if self.client == ClientMode::DataPending && !self.held_data.is_empty() {
+            self.accept_data(cx);
+        }
+        if self.message.is_some() {
+            self.finish_message(FileEnd::Truncated(why), cx);
+        }
+        self.client = ClientMode::Command;
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
+}
+
+impl StreamParser for SmtpParser {
+    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut AppContext<'_>) {
+        if self.done {
+            return;
+        }
+        self.start(cx);
+        match from {
+            Side::Orig => self.client_data(data, cx),
+            Side::Resp => self.server_data(data, cx),
+        }
+    }
+
+    fn on_gap(&mut self, from: Side, len: u64, cx: &mut AppContext<'_>) {
+        if self.done || len == 0 {
+            return;
+        }
+        self.start(cx);
+        match from {
+            Side::Orig => match self.client {
+                ClientMode::Command => self.client_line.clear(),
+                ClientMode::DataPending | ClientMode::Data => {
+                    self.accept_data(cx);
+                    if let Some(m) = &mut self.message {
+                        m.gap(len, cx);
+                    }
+                    // Where the hole ended within a line is unknown; the next line break resyncs.
+                    self.dot = Dot::Mid;
+                }
+                ClientMode::Bdat { remaining, last } => {
+                    let in_chunk = len.min(remaining);
+                    if let Some(m) = &mut self.message {
+                        m.gap(in_chunk, cx);
+                    }
+                    self.client = ClientMode::Bdat {
+                        remaining: remaining - in_chunk,
+                        last,
+                    };
+                    self.bdat_progress(cx);
+                    if len > in_chunk {
+                        self.client_line.clear();
+                    }
+                }
+            },
+            Side::Resp => {
+                // Replies were lost: which command the next one answers is unknown.
+                self.server_line.clear();
+                self.pending.clear();
+                self.accept_data(cx);
+            }
+        }
+    }
+
+    fn on_end(&mut self, from: Side, cx: &mut AppContext<'_>) {
+        if from == Side::Orig && !self.done {
+            self.end_client(CloseReason::Finished.as_str(), cx);
+        }
+    }
+
+    fn on_close(&mut self, reason: CloseReason, cx: &mut AppContext<'_>) {
+        self.end_client(reason.as_str(), cx);
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests;
