@@ -22,7 +22,7 @@ pub struct EgressConfig {
 }
 
 /// `[files_log]`: one JSON line per file.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesLogConfig {
     /// Where to write; `-` is standard output; unset writes no files log.
@@ -34,6 +34,20 @@ pub struct FilesLogConfig {
     pub rotate_interval: Option<Duration>,
     /// Rotated files kept (`files.log.1` is the newest); older ones are deleted.
     pub rotate_keep: u32,
+    /// Append to an existing file (a sensor that restarts) instead of starting it afresh (a `--read`).
+    pub append: bool,
+}
+
+impl Default for FilesLogConfig {
+    fn default() -> Self {
+        FilesLogConfig {
+            path: None,
+            rotate_bytes: 0,
+            rotate_interval: None,
+            rotate_keep: 5,
+            append: false,
+        }
+    }
 }
 
 /// `[policy]`: which files are submitted. A file is submitted when any of the type lists matches

@@ -28,6 +28,10 @@ pub struct FilesLog {
 
 fn open_append(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
     let f = OpenOptions::new().create(true).append(true).open(path)?;
+    open_writer(f)
+}
+
+fn open_writer(f: File) -> io::Result<(BufWriter<File>, u64)> {
     let len = f.metadata()?.len();
     Ok((BufWriter::with_capacity(256 << 10, f), len))
 }
@@ -46,8 +50,13 @@ impl FilesLog {
             Target::Stdout(BufWriter::with_capacity(256 << 10, io::stdout()))
         } else {
             let path = PathBuf::from(path);
-            let (w, bytes) = open_append(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("files log {}: {e}", path.display())))?;
+            let opened = if cfg.append {
+                open_append(&path)
+            } else {
+                File::create(&path).and_then(open_writer)
+            };
+            let (w, bytes) =
+                opened.map_err(|e| io::Error::new(e.kind(), format!("files log {}: {e}", path.display())))?;
             Target::File {
                 path,
                 w,
@@ -145,6 +154,7 @@ mod tests {
             rotate_bytes: line_len * 3,
             rotate_interval: None,
             rotate_keep: 2,
+            append: false,
         };
         let mut log = FilesLog::open(&cfg).unwrap().unwrap();
         for i in 0..10 {
