@@ -61,6 +61,8 @@ counters! {
         depth_exceeded_bytes, memory_exceeded_bytes,
         /// Bytes after an app parser declared the stream opaque (STARTTLS, CONNECT, upgrades).
         opaque_bytes,
+        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
+        out_of_window_bytes,
         rst, fin,
     }
 }

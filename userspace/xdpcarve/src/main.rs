@@ -1,1 +1,86 @@
-fn main() {}
+//! xdpcarve: carve files out of HTTP and SMTP traffic.
+//!
+//! main parses the command line, builds the engine configuration, and runs the offline reader
+//! into the files log. Exit status: 0 on success (warnings included), 1 on an error, 2 on a
+//! command-line mistake (clap).
+
+mod cli;
+mod files_log;
+mod offline;
+mod sink;
+mod summary;
+mod worker;
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use xdpcarve_core::EngineConfig;
+use xdpcarve_files::{AppConfig, HashSet};
+
+use crate::cli::Cli;
+use crate::files_log::FilesLog;
+use crate::sink::Tallying;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.quiet);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xdpcarve: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "error" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// The engine configuration the flags describe.
+pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
+    let mut app = AppConfig::default();
+    app.files.hashes = HashSet::parse(&cli.hashes).map_err(|e| anyhow!("--hashes: {e}"))?;
+    app.files.max_file_size = cli.max_file_size;
+    if cli.max_flows == 0 {
+        return Err(anyhow!("--max-flows must be at least 1"));
+    }
+    let to_usize = |v: u64, flag: &str| usize::try_from(v).map_err(|_| anyhow!("{flag} {v} is too large"));
+    Ok(EngineConfig {
+        app,
+        http_ports: cli.http_ports.0.clone(),
+        smtp_ports: cli.smtp_ports.0.clone(),
+        max_flows: cli.max_flows,
+        idle_timeout: cli.idle_timeout,
+        max_stream_buffer: to_usize(cli.stream_buffer, "--stream-buffer")?,
+        max_reassembly_memory: to_usize(cli.memory, "--memory")?,
+        reassembly_depth: cli.reassembly_depth,
+        worker_id: 0,
+    })
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let cfg = engine_config(cli)?;
+    let mut sink = Tallying {
+        inner: FilesLog::create(&cli.files_log)?,
+        tally: Default::default(),
+    };
+    let report = offline::run(cli, cfg, &mut sink)?;
+    if !cli.quiet {
+        eprint!("{}", summary::render(&report, &sink.tally));
+    }
+    if let Some(e) = report.stopped {
+        eprintln!("xdpcarve: error: {e}; the packets before it were processed and their files logged");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

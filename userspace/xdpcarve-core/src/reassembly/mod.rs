@@ -1,0 +1,408 @@
+//! TCP stream reassembly, one [`Stream`] per direction.
+//!
+//! Sequence numbers are mapped to 64-bit stream offsets relative to the next byte expected
+//! (serial-number arithmetic, RFC 1982), so wraparound near 2^32 needs no special case.
+//!
+//! - In-order segments with nothing buffered go straight from the packet to the parser (no copy).
+//! - Out-of-order segments are copied into a map keyed by offset and kept non-overlapping.
+//! - Overlaps: the first copy of a byte seen wins (Zeek's and BSD's policy); bytes of a later copy
+//!   that differ are counted in `overlaps_conflicting`, since they may be an evasion attempt.
+//! - Bytes already delivered are retransmissions: dropped and counted.
+//! - Holes never stall a stream. A hole is skipped (reported to the parser as a gap) when the
+//!   peer acknowledges beyond it (the capture lost it), when the stream's or the engine's buffer
+//!   bound is hit, or when the connection closes.
+
+use std::collections::BTreeMap;
+use xdpcarve_files::stats::TcpStats;
+
+/// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
+/// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.
+pub const MAX_WINDOW: u64 = 1 << 30;
+/// Bookkeeping charged per buffered segment on top of its bytes (map node, allocation header),
+/// so a flood of tiny segments hits the memory bound too.
+pub const SEGMENT_OVERHEAD: usize = 64;
+
+/// Where reassembled bytes go: the app parser in the engine, a recorder in tests.
+pub trait Reassembled {
+    /// In-order bytes.
+    fn data(&mut self, data: &[u8]);
+    /// `len` bytes that will never arrive.
+    fn gap(&mut self, len: u64);
+    /// The direction is finished (FIN or RST, after everything before it).
+    fn end(&mut self);
+    fn counters(&mut self) -> &mut TcpStats;
+}
+
+/// Bounds of one stream.
+#[derive(Copy, Clone, Debug)]
+pub struct StreamLimits {
+    /// Out-of-order bytes one direction may buffer.
+    pub max_buffer: usize,
+    /// Bytes of each direction delivered at most (0 = unlimited).
+    pub depth: u64,
+}
+
+/// The engine-wide reassembly memory budget, shared by every stream of a worker.
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    pub used: usize,
+    pub max: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(max: usize) -> Self {
+        MemoryBudget { used: 0, max }
+    }
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct Stream {
+    started: bool,
+    /// Sequence number of the byte at `next_off`.
+    next_seq: u32,
+    /// Offset of the next byte to deliver: every byte before it was delivered or reported as a gap.
+    next_off: u64,
+    /// Out-of-order data by offset; all keys > `next_off`, entries never overlap.
+    ooo: BTreeMap<u64, Vec<u8>>,
+    /// Bytes charged to the memory budget for `ooo`.
+    charged: usize,
+    /// Offset of the FIN (one past the last data byte), once seen.
+    fin_off: Option<u64>,
+    ended: bool,
+}
+
+impl Stream {
+    pub fn new() -> Self {
+        Stream::default()
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+    /// Bytes delivered or skipped so far.
+    pub fn offset(&self) -> u64 {
+        self.next_off
+    }
+    /// Out-of-order bytes held (without overhead).
+    pub fn buffered_bytes(&self) -> usize {
+        self.ooo.values().map(Vec::len).sum()
+    }
+    pub fn has_fin(&self) -> bool {
+        self.fin_off.is_some()
+    }
+
+    /// A SYN from this side: data starts at `isn + 1`. A repeated SYN changes nothing.
+    pub fn syn(&mut self, isn: u32) {
+        if !self.started {
+            self.start(isn.wrapping_add(1));
+        }
+    }
+
+    fn start(&mut self, seq: u32) {
+        self.started = true;
+        self.next_seq = seq;
+        self.next_off = 0;
+    }
+
+    /// Stream offset of a sequence number (may be negative: before the next expected byte).
+    fn offset_of(&self, seq: u32) -> i64 {
+        self.next_off as i64 + seq.wrapping_sub(self.next_seq) as i32 as i64
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.next_off += n;
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+    }
+
+    /// A segment of this direction. `missing_tail` payload bytes were cut by the snap length.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing_tail: u32,
+        fin: bool,
+        limits: &StreamLimits,
+        mem: &mut MemoryBudget,
+        out: &mut impl Reassembled,
+    ) {
+        if self.ended {
+            if !payload.is_empty() {
+                out.counters().retransmitted_bytes += payload.len() as u64;
+            }
+            return;
+        }
+        if !self.started {
+            if payload.is_empty() && missing_tail == 0 && !fin {
+                return;
+            }
+            // Picked up mid-stream: the first byte seen is offset 0.
+            self.start(seq);
+        }
+        let off = self.offset_of(seq);
+        let seg_len = payload.len() as u64 + missing_tail as u64;
+        if off > self.next_off as i64 && (off as u64 - self.next_off) > MAX_WINDOW {
+            out.counters().out_of_window_bytes += seg_len;
+            return;
+        }
+        if fin && self.fin_off.is_none() && off >= 0 {
+            self.fin_off = Some(off as u64 + seg_len);
+            out.counters().fin += 1;
+        }
+        self.data(off, payload, missing_tail, limits, mem, out);
+        self.check_end(limits, out);
+    }
+
+    fn data(
+        &mut self,
+        off: i64,
+        mut payload: &[u8],
+        missing_tail: u32,
+        limits: &StreamLimits,
+        mem: &mut MemoryBudget,
+        out: &mut impl Reassembled,
+    ) {
+        if payload.is_empty() && missing_tail == 0 {
+            return;
+        }
+        let end = off + payload.len() as i64;
+        let next = self.next_off as i64;
+        if end <= next && (missing_tail == 0 || end + (missing_tail as i64) <= next) {
+            out.counters().retransmitted_bytes += payload.len() as u64;
+            return;
+        }
+        let mut off = off;
+        if off < next {
+            let dup = ((next - off) as usize).min(payload.len());
+            out.counters().retransmitted_bytes += dup as u64;
+            payload = &payload[dup..];
+            off += dup as i64;
+        }
+        let off = off as u64;
+        // Reassembly depth: bytes past it are not delivered.
+        if limits.depth > 0 {
+            if off >= limits.depth {
+                out.counters().depth_exceeded_bytes += payload.len() as u64;
+                return;
+            }
+            let room = (limits.depth - off) as usize;
+            if payload.len() > room {
+                out.counters().depth_exceeded_bytes += (payload.len() - room) as u64;
+                payload = &payload[..room];
+            }
+        }
+        if off == self.next_off && self.ooo.is_empty() {
+            // Fast path: straight from the packet.
+            if !payload.is_empty() {
+                out.data(payload);
+                self.advance(payload.len() as u64);
+            }
+            if missing_tail > 0 && off + payload.len() as u64 == self.next_off {
+                let missing = self.clip_to_depth(missing_tail as u64, limits);
+                if missing > 0 {
+                    self.skip(missing, out);
+                }
+            }
+            return;
+        }
+        // Slow path: merge into the out-of-order map (first copy wins), then deliver what became
+        // contiguous. Pieces that do not fit the bounds force the oldest hole to be skipped.
+        let mut pos = 0usize;
+        while pos < payload.len() {
+            let piece_off = off + pos as u64;
+            if piece_off < self.next_off {
+                // A hole skip below moved past part of this segment.
+                let dup = ((self.next_off - piece_off) as usize).min(payload.len() - pos);
+                out.counters().retransmitted_bytes += dup as u64;
+                pos += dup;
+                continue;
+            }
+            // The first buffered entry that ends after piece_off.
+            let covering = self
+                .ooo
+                .range(..=piece_off)
+                .next_back()
+                .filter(|(k, v)| **k + v.len() as u64 > piece_off)
+                .map(|(k, v)| (*k, v.len()));
+            if let Some((k, len)) = covering {
+                // Already buffered: compare and keep the first copy.
+                let start = (piece_off - k) as usize;
+                let n = (len - start).min(payload.len() - pos);
+                let old = &self.ooo[&k][start..start + n];
+                let new = &payload[pos..pos + n];
+                let differing = old.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                let c = out.counters();
+                c.overlaps_conflicting += differing;
+                c.retransmitted_bytes += n as u64 - differing;
+                pos += n;
+                continue;
+            }
+            // Not buffered: up to the next buffered entry.
+            let next_key = self.ooo.range(piece_off..).next().map(|(k, _)| *k);
+            let n = match next_key {
+                Some(k) => ((k - piece_off) as usize).min(payload.len() - pos),
+                None => payload.len() - pos,
+            };
+            if piece_off == self.next_off {
+                // Became in order after a skip: deliver without buffering.
+                out.data(&payload[pos..pos + n]);
+                self.advance(n as u64);
+                pos += n;
+                self.drain(mem, out);
+                continue;
+            }
+            let cost = n + SEGMENT_OVERHEAD;
+            let stream_bound = self.charged + cost > limits.max_buffer;
+            if stream_bound || mem.used + cost > mem.max {
+                // Over a bound: give up on the oldest hole rather than stall or drop new data.
+                let hole_end = self.ooo.keys().next().copied().unwrap_or(piece_off).min(piece_off);
+                let hole = hole_end - self.next_off;
+                {
+                    let c = out.counters();
+                    if stream_bound {
+                        c.depth_exceeded_bytes += hole;
+                    } else {
+                        c.memory_exceeded_bytes += hole;
+                    }
+                }
+                self.skip(hole, out);
+                self.drain(mem, out);
+                continue;
+            }
+            if pos == 0 {
+                out.counters().out_of_order_segments += 1;
+            }
+            self.ooo.insert(piece_off, payload[pos..pos + n].to_vec());
+            self.charged += cost;
+            mem.used += cost;
+            pos += n;
+        }
+        self.drain(mem, out);
+    }
+
+    fn clip_to_depth(&self, len: u64, limits: &StreamLimits) -> u64 {
+        if limits.depth == 0 {
+            len
+        } else {
+            len.min(limits.depth.saturating_sub(self.next_off))
+        }
+    }
+
+    /// Reports `len` bytes at the current offset as missing and moves past them.
+    fn skip(&mut self, len: u64, out: &mut impl Reassembled) {
+        if len == 0 {
+            return;
+        }
+        let c = out.counters();
+        c.gaps += 1;
+        c.gap_bytes += len;
+        out.gap(len);
+        self.advance(len);
+    }
+
+    /// Delivers buffered data that is now contiguous.
+    fn drain(&mut self, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        while let Some(entry) = self.ooo.first_entry() {
+            let k = *entry.key();
+            if k > self.next_off {
+                break;
+            }
+            let data = entry.remove();
+            let cost = data.len() + SEGMENT_OVERHEAD;
+            self.charged -= cost;
+            mem.used -= cost;
+            let skip = ((self.next_off - k) as usize).min(data.len());
+            if skip < data.len() {
+                out.data(&data[skip..]);
+                self.advance((data.len() - skip) as u64);
+            }
+        }
+    }
+
+    fn check_end(&mut self, limits: &StreamLimits, out: &mut impl Reassembled) {
+        if self.ended {
+            return;
+        }
+        if let Some(fin) = self.fin_off {
+            let depth_reached = limits.depth > 0 && self.next_off >= limits.depth;
+            if self.next_off >= fin || depth_reached {
+                self.ended = true;
+                out.end();
+            }
+        }
+    }
+
+    /// The peer acknowledged up to `ack`: bytes below it that were never seen were lost by the
+    /// capture (the receiver had them), so report them as a gap now instead of waiting for the
+    /// close. An ACK one past the data is the ACK of a FIN the capture missed, not a lost byte.
+    pub fn acked(&mut self, ack: u32, limits: &StreamLimits, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        if !self.started || self.ended {
+            return;
+        }
+        let ack_off = self.offset_of(ack);
+        if ack_off <= self.next_off as i64 {
+            return;
+        }
+        let mut ack_off = ack_off as u64;
+        if ack_off - self.next_off > MAX_WINDOW {
+            return;
+        }
+        if let Some(fin) = self.fin_off {
+            ack_off = ack_off.min(fin);
+        } else if self.ooo.is_empty() && ack_off == self.next_off + 1 {
+            return;
+        }
+        while self.next_off < ack_off {
+            let hole_end = self.ooo.keys().next().map_or(ack_off, |k| (*k).min(ack_off));
+            let len = self.clip_to_depth(hole_end - self.next_off, limits);
+            if len == 0 {
+                break;
+            }
+            self.skip(len, out);
+            self.drain(mem, out);
+        }
+        self.check_end(limits, out);
+    }
+
+    /// The connection is going away (close, RST, timeout, eviction, shutdown): deliver what is
+    /// buffered, reporting holes as gaps. With `end`, the direction also ends (FIN seen or RST).
+    pub fn flush(&mut self, end: bool, limits: &StreamLimits, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        if self.ended {
+            return;
+        }
+        while let Some(k) = self.ooo.keys().next().copied() {
+            let len = self.clip_to_depth(k - self.next_off, limits);
+            if len == 0 {
+                // Past the depth: release the rest without delivering.
+                self.release(mem);
+                break;
+            }
+            self.skip(len, out);
+            self.drain(mem, out);
+        }
+        if let Some(fin) = self.fin_off {
+            if fin > self.next_off {
+                let len = self.clip_to_depth(fin - self.next_off, limits);
+                self.skip(len, out);
+            }
+        }
+        if end || self.fin_off.is_some() {
+            self.ended = true;
+            out.end();
+        }
+    }
+
+    /// Drops all buffered data (the parser no longer wants this stream).
+    pub fn release(&mut self, mem: &mut MemoryBudget) {
+        mem.used -= self.charged;
+        self.charged = 0;
+        self.ooo.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;

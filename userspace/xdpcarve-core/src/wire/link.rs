@@ -1,0 +1,152 @@
+//! Link-layer types (pcap DLT/LINKTYPE values) and the Linux cooked-capture headers.
+
+use std::fmt;
+
+/// The link layers xdpcarve decodes. Values are tcpdump's LINKTYPE_* numbers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// LINKTYPE_NULL (0): BSD loopback, 4-byte address family in host byte order.
+    Null,
+    /// LINKTYPE_ETHERNET (1).
+    Ethernet,
+    /// LINKTYPE_RAW (101; also DLT_RAW 12 on most systems): bare IPv4 or IPv6.
+    Raw,
+    /// LINKTYPE_LOOP (108): OpenBSD loopback, address family in network byte order.
+    Loop,
+    /// LINKTYPE_LINUX_SLL (113): Linux cooked capture v1 (`tcpdump -i any`).
+    LinuxSll,
+    /// LINKTYPE_IPV4 (228).
+    Ipv4,
+    /// LINKTYPE_IPV6 (229).
+    Ipv6,
+    /// LINKTYPE_LINUX_SLL2 (276): Linux cooked capture v2.
+    LinuxSll2,
+}
+
+impl LinkType {
+    /// Every supported type, for error messages.
+    pub const ALL: [LinkType; 8] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Raw,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
+    /// Maps a pcap/pcapng link type number; `None` when it is not supported.
+    pub fn from_linktype(n: u32) -> Option<LinkType> {
+        Some(match n {
+            0 => LinkType::Null,
+            1 => LinkType::Ethernet,
+            12 | 101 => LinkType::Raw,
+            108 => LinkType::Loop,
+            113 => LinkType::LinuxSll,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            276 => LinkType::LinuxSll2,
+            _ => return None,
+        })
+    }
+
+    pub fn linktype(self) -> u32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll2 => 276,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkType::Null => "NULL (BSD loopback)",
+            LinkType::Ethernet => "Ethernet",
+            LinkType::Raw => "RAW (IP)",
+            LinkType::Loop => "LOOP (OpenBSD loopback)",
+            LinkType::LinuxSll => "Linux cooked (SLL)",
+            LinkType::Ipv4 => "IPv4",
+            LinkType::Ipv6 => "IPv6",
+            LinkType::LinuxSll2 => "Linux cooked v2 (SLL2)",
+        }
+    }
+
+    /// "Ethernet (1), Linux cooked (SLL) (113), ..." for error messages.
+    pub fn supported_list() -> String {
+        LinkType::ALL
+            .iter()
+            .map(|l| format!("{} ({})", l.name(), l.linktype()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for LinkType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.linktype())
+    }
+}
+
+/// Too few bytes for the header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Truncated;
+
+/// Linux cooked capture v1: packet type (2), ARPHRD (2), address length (2), address (8),
+/// protocol (2, an ethertype).
+#[derive(Copy, Clone, Debug)]
+pub struct LinuxSllHeader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> LinuxSllHeader<'a> {
+    pub const LEN: usize = 16;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
+        if buf.len() < Self::LEN {
+            return Err(Truncated);
+        }
+        Ok(LinuxSllHeader { buf })
+    }
+    pub fn packet_type(&self) -> u16 {
+        u16::from_be_bytes([self.buf[0], self.buf[1]])
+    }
+    pub fn protocol(&self) -> u16 {
+        u16::from_be_bytes([self.buf[14], self.buf[15]])
+    }
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buf[Self::LEN..]
+    }
+}
+
+/// Linux cooked capture v2: protocol (2), reserved (2), interface index (4), ARPHRD (2),
+/// packet type (1), address length (1), address (8).
+#[derive(Copy, Clone, Debug)]
+pub struct LinuxSll2Header<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> LinuxSll2Header<'a> {
+    pub const LEN: usize = 20;
+
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
+        if buf.len() < Self::LEN {
+            return Err(Truncated);
+        }
+        Ok(LinuxSll2Header { buf })
+    }
+    pub fn protocol(&self) -> u16 {
+        u16::from_be_bytes([self.buf[0], self.buf[1]])
+    }
+    pub fn interface_index(&self) -> u32 {
+        u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]])
+    }
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buf[Self::LEN..]
+    }
+}

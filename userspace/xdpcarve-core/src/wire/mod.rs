@@ -1,0 +1,171 @@
+//! Typed, zero-copy views of the headers on a packet's path, smoltcp style: each view checks its
+//! length once (`new_checked`) and then reads fields straight from the borrowed bytes.
+//!
+//! [`parse_tcp`] walks link layer → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
+//! the few fields the flow engine needs. Checksums are not verified: captures taken on the sending
+//! host carry offloaded (wrong) checksums, and tcpdump/Zeek users expect those packets processed.
+
+mod ethernet;
+mod ip;
+mod link;
+mod tcp;
+
+pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
+pub use ip::{Ipv4Packet, Ipv6Packet};
+pub use link::{LinkType, LinuxSll2Header, LinuxSllHeader};
+pub use tcp::{TcpFlags, TcpSegment};
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why a frame yields no TCP segment. Each maps to a capture counter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not IP (ARP, LLDP, ...).
+    NonIp,
+    /// IP, but not TCP.
+    NonTcp,
+    /// An IP fragment (not reassembled).
+    Fragment,
+    /// A header that does not parse; the string says which.
+    Malformed(&'static str),
+}
+
+/// The TCP segment of a frame, with the addressing the flow table needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpPacket<'a> {
+    /// Outer VLAN id, if tagged.
+    pub vlan: Option<u16>,
+    /// Number of VLAN tags stripped (0 when untagged).
+    pub vlan_tags: u8,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    /// The payload bytes present in the frame.
+    pub payload: &'a [u8],
+    /// Payload bytes the IP header announces but the capture cut off (snap length).
+    pub missing_tail: u32,
+}
+
+impl TcpPacket<'_> {
+    pub fn is_ipv6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+}
+
+/// Parses a captured frame of link type `link` down to its TCP segment.
+pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
+    let mut vlan = None;
+    let mut vlan_tags = 0u8;
+    let l3 = match link {
+        LinkType::Ethernet => {
+            let eth = EthernetFrame::new_checked(frame).map_err(|_| Skip::Malformed("ethernet header"))?;
+            let (ethertype, rest, tags, outer) = eth.strip_vlans()?;
+            vlan = outer;
+            vlan_tags = tags;
+            L3::from_ethertype(ethertype, rest)?
+        }
+        LinkType::LinuxSll => {
+            let sll = LinuxSllHeader::new_checked(frame).map_err(|_| Skip::Malformed("linux sll header"))?;
+            let (ethertype, rest, tags, outer) = ethernet::strip_vlan_tags(sll.protocol(), sll.payload())?;
+            vlan = outer;
+            vlan_tags = tags;
+            L3::from_ethertype(ethertype, rest)?
+        }
+        LinkType::LinuxSll2 => {
+            let sll = LinuxSll2Header::new_checked(frame).map_err(|_| Skip::Malformed("linux sll2 header"))?;
+            let (ethertype, rest, tags, outer) = ethernet::strip_vlan_tags(sll.protocol(), sll.payload())?;
+            vlan = outer;
+            vlan_tags = tags;
+            L3::from_ethertype(ethertype, rest)?
+        }
+        // BSD loopback: a 4-byte address family, in the capturing host's byte order (NULL) or
+        // network order (LOOP). Its values differ between systems (IPv6 is 10, 24, 28 or 30), so
+        // the IP version nibble decides.
+        LinkType::Null | LinkType::Loop => {
+            if frame.len() < 4 {
+                return Err(Skip::Malformed("loopback header"));
+            }
+            L3::from_version(&frame[4..])?
+        }
+        LinkType::Raw => L3::from_version(frame)?,
+        LinkType::Ipv4 => L3::V4(frame),
+        LinkType::Ipv6 => L3::V6(frame),
+    };
+    let (src, dst, l4, missing_tail) = match l3 {
+        L3::V4(bytes) => {
+            let ip = Ipv4Packet::new_checked(bytes)?;
+            if ip.is_fragment() {
+                return Err(Skip::Fragment);
+            }
+            if ip.protocol() != ip::PROTO_TCP {
+                return Err(Skip::NonTcp);
+            }
+            let (payload, missing) = ip.payload();
+            (
+                IpAddr::V4(Ipv4Addr::from(ip.src())),
+                IpAddr::V4(Ipv4Addr::from(ip.dst())),
+                payload,
+                missing,
+            )
+        }
+        L3::V6(bytes) => {
+            let ip = Ipv6Packet::new_checked(bytes)?;
+            let (proto, payload, missing) = ip.upper_layer()?;
+            if proto != ip::PROTO_TCP {
+                return Err(Skip::NonTcp);
+            }
+            (
+                IpAddr::V6(Ipv6Addr::from(ip.src())),
+                IpAddr::V6(Ipv6Addr::from(ip.dst())),
+                payload,
+                missing,
+            )
+        }
+    };
+    let tcp = TcpSegment::new_checked(l4).map_err(|_| Skip::Malformed("tcp header"))?;
+    Ok(TcpPacket {
+        vlan,
+        vlan_tags,
+        src,
+        dst,
+        sport: tcp.src_port(),
+        dport: tcp.dst_port(),
+        seq: tcp.seq(),
+        ack: tcp.ack(),
+        flags: tcp.flags(),
+        payload: tcp.payload(),
+        missing_tail,
+    })
+}
+
+/// The network-layer bytes of a frame, by IP version.
+enum L3<'a> {
+    V4(&'a [u8]),
+    V6(&'a [u8]),
+}
+
+impl<'a> L3<'a> {
+    fn from_ethertype(ethertype: u16, bytes: &'a [u8]) -> Result<Self, Skip> {
+        match ethertype {
+            ETHERTYPE_IPV4 => Ok(L3::V4(bytes)),
+            ETHERTYPE_IPV6 => Ok(L3::V6(bytes)),
+            _ => Err(Skip::NonIp),
+        }
+    }
+
+    fn from_version(bytes: &'a [u8]) -> Result<Self, Skip> {
+        match bytes.first().map(|b| b >> 4) {
+            Some(4) => Ok(L3::V4(bytes)),
+            Some(6) => Ok(L3::V6(bytes)),
+            Some(_) => Err(Skip::NonIp),
+            None => Err(Skip::Malformed("empty ip packet")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

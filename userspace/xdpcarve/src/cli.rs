@@ -1,0 +1,159 @@
+//! Command line (clap derive). Every flag says what it does, its default, and its unit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xdpcarve",
+    version,
+    about = "Carve files out of HTTP and SMTP traffic: hash them (MD5, SHA-1, SHA-256, BLAKE3), sniff their \
+             real type and log one JSON line per file.",
+    long_about = "Carve files out of HTTP and SMTP traffic: hash them (MD5, SHA-1, SHA-256, BLAKE3), sniff their \
+                  real type and log one JSON line per file (Zeek files.log fields).\n\n\
+                  Reads a pcap or pcapng capture with --read; TCP is reassembled per connection, HTTP bodies \
+                  (de-chunked, decompressed, multipart parts, 206 ranges) and SMTP/MIME attachments become files.\n\n\
+                  Sizes accept K, M, G suffixes (powers of 1024): 64K, 256M, 1G. Durations: 90s, 5m, 1h (a bare \
+                  number is seconds). RUST_LOG=debug shows more logging on stderr.",
+    after_help = "Example: xdpcarve -r trace.pcap --files-log - | jq .sha256"
+)]
+pub struct Cli {
+    /// Read packets from this pcap or pcapng file.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: PathBuf,
+
+    /// Where to write the files log: one JSON object per file, one per line, in the order files
+    /// finish. "-" writes to standard output. The file is created or truncated.
+    #[arg(long, value_name = "PATH", default_value = "files.log")]
+    pub files_log: PathBuf,
+
+    /// Hashes to compute, comma-separated: md5, sha1, sha256, blake3, or all.
+    #[arg(long, value_name = "LIST", default_value = "all")]
+    pub hashes: String,
+
+    /// Bytes of one file that are hashed; a longer file is logged as truncated, without hashes.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub max_file_size: u64,
+
+    /// Connections tracked at once; past it the least recently active connection is closed
+    /// (its open files are logged as truncated) and counted as evicted.
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub max_flows: usize,
+
+    /// Bytes of each direction of a connection that are reassembled and parsed (0 = all).
+    /// Files that continue past it are logged as truncated.
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    pub reassembly_depth: u64,
+
+    /// Out-of-order bytes buffered per connection direction while waiting for a missing segment;
+    /// past it the hole is skipped and counted as missing bytes of the file.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    pub stream_buffer: u64,
+
+    /// Out-of-order bytes buffered by all connections together; past it holes are skipped.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub memory: u64,
+
+    /// TCP server ports parsed as HTTP, comma-separated.
+    #[arg(long, value_name = "PORTS", default_value = "80,8080", value_parser = parse_ports)]
+    pub http_ports: PortList,
+
+    /// TCP server ports parsed as SMTP, comma-separated.
+    #[arg(long, value_name = "PORTS", default_value = "25,587", value_parser = parse_ports)]
+    pub smtp_ports: PortList,
+
+    /// A connection with no packet for this long (capture time) is closed, as Zeek's
+    /// tcp_inactivity_timeout.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// No progress and no summary on stderr (errors and warnings are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A parsed, de-duplicated port list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortList(pub Vec<u16>);
+
+/// "64K", "256M", "1G", "1.5G", "4096", "10KiB", "2MB": sizes in powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "`{s}` is not a size: use a number with an optional K, M, G or T suffix (e.g. 64K)"
+        ));
+    }
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit `{other}` in `{s}`: use K, M, G or T")),
+    };
+    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("size `{s}` is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// "80,8080" (spaces allowed); each port 1–65535.
+pub fn parse_ports(s: &str) -> Result<PortList, String> {
+    let mut ports = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let port: u16 = part
+            .parse()
+            .map_err(|_| format!("`{part}` is not a port number (1-65535)"))?;
+        if port == 0 {
+            return Err("port 0 is not a valid server port".into());
+        }
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    Ok(PortList(ports))
+}
+
+/// "90s", "5m", "1h 30m", or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("`{s}` is not a duration ({e}): use e.g. 90s, 5m, 1h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert!(parse_size("12X").unwrap_err().contains("unit"));
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn ports_and_durations() {
+        assert_eq!(parse_ports("80, 8080,80"), Ok(PortList(vec![80, 8080])));
+        assert!(parse_ports("80,http").is_err());
+        assert!(parse_ports("0").is_err());
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+    }
+}
