@@ -1,0 +1,117 @@
+//! `xdpcarve-gen`: writes a synthetic capture of HTTP and SMTP file transfers, plus a manifest
+//! (JSON) of the sha256 and size of every file in it.
+//!
+//!     xdpcarve-gen --http 100 --sizes 4K,64K,1M --smtp 20 --seed 7 -o mix.pcap
+//!     xdpcarve-gen --sample -o bench/samples/sample.pcap
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use xdpcarve_bench::gen::{self, content::Kind, HttpStyle, PlanOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xdpcarve-gen",
+    about = "Write a synthetic HTTP/SMTP capture and its manifest of expected files"
+)]
+struct Args {
+    /// HTTP transactions (each carries one file).
+    #[arg(long, default_value_t = 0)]
+    http: usize,
+    /// SMTP messages.
+    #[arg(long, default_value_t = 0)]
+    smtp: usize,
+    /// File sizes to draw from, comma-separated (K, M suffixes).
+    #[arg(long, default_value = "64K", value_delimiter = ',')]
+    sizes: Vec<String>,
+    /// HTTP styles to draw from: length, chunked, gzip, upload.
+    #[arg(long, default_value = "length,length,chunked,gzip,upload", value_delimiter = ',')]
+    styles: Vec<String>,
+    /// Attachments per mail.
+    #[arg(long, default_value_t = 2)]
+    attachments: usize,
+    /// Most transactions (or mails) per TCP connection.
+    #[arg(long, default_value_t = 4)]
+    per_conn: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the fixed scenario of bench/samples/sample.pcap instead of a drawn mix.
+    #[arg(long)]
+    sample: bool,
+    /// Output capture.
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+    /// Manifest path (default: the output with `.expected.json` instead of `.pcap`).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan = if args.sample {
+        gen::sample_plan()
+    } else {
+        if args.http == 0 && args.smtp == 0 {
+            bail!("nothing to generate: give --http N and/or --smtp N (or --sample)");
+        }
+        let sizes = args
+            .sizes
+            .iter()
+            .map(|s| gen::parse_size(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let http_styles = args
+            .styles
+            .iter()
+            .map(|s| HttpStyle::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        if sizes.is_empty() || http_styles.is_empty() {
+            bail!("--sizes and --styles need at least one entry");
+        }
+        gen::plan(&PlanOptions {
+            http: args.http,
+            smtp: args.smtp,
+            sizes,
+            http_styles,
+            kinds: vec![Kind::Exe, Kind::Pdf, Kind::Zip, Kind::Html],
+            per_conn: args.per_conn,
+            attachments_per_mail: args.attachments,
+            seed: args.seed,
+        })
+    };
+    let seed = if args.sample { 1 } else { args.seed };
+    let file =
+        std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
+    let (generated, out) = gen::write(&plan, seed, BufWriter::new(file), false)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", args.output.display()))?;
+
+    let manifest_path = args.manifest.unwrap_or_else(|| {
+        let name = args
+            .output
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "capture".into());
+        args.output.with_file_name(format!("{name}.expected.json"))
+    });
+    let mut json = serde_json::to_string_pretty(&generated.manifest)?;
+    json.push('\n');
+    let mut f =
+        std::fs::File::create(&manifest_path).with_context(|| format!("cannot create {}", manifest_path.display()))?;
+    f.write_all(json.as_bytes())?;
+    let bytes: u64 = generated.manifest.files.iter().map(|f| f.size).sum();
+    eprintln!(
+        "wrote {} ({} packets, {} files, {} content bytes) and {}",
+        args.output.display(),
+        generated.manifest.packets,
+        generated.manifest.files.len(),
+        bytes,
+        manifest_path.display()
+    );
+    Ok(())
+}
