@@ -24,11 +24,15 @@ pub enum Sink {
         meta: Option<FileMeta>,
         file: Option<FileAnalyzer>,
     },
-    /// multipart/form-data upload: each part is its own file, the envelope is not.
+    /// multipart/form-data upload: each part with a filename is its own file (depth 1, from the MIME parser), and the
+    /// envelope (the raw body, as tshark exports it) is recorded too, as the parts' parent at
+    /// depth 0 with declared type multipart/form-data, so consumers can tell it from the parts.
     Form {
         template: Option<FileMeta>,
         boundary: Vec<u8>,
         parser: Option<MimeParser>,
+        envelope_meta: Option<FileMeta>,
+        envelope: Option<FileAnalyzer>,
     },
     /// A 206 piece of an object assembled across responses and connections.
     Range {
@@ -79,9 +83,16 @@ impl Content {
                 template,
                 boundary,
                 parser,
+                envelope_meta,
+                envelope,
             } => {
-                if let Some(t) = template.take() {
+                if let Some(mut t) = template.take() {
                     cx.stats.http.multipart_uploads += 1;
+                    if let Some(m) = envelope_meta.take() {
+                        let env = cx.open_file(m);
+                        t.parent_fuid = Some(env.fuid().to_owned());
+                        *envelope = Some(env);
+                    }
                     *parser = Some(MimeParser::new(
                         MimeStart::Multipart {
                             boundary: std::mem::take(boundary),
@@ -166,7 +177,10 @@ impl Content {
                     f.gap(len);
                 }
             }
-            Sink::Form { parser, .. } => {
+            Sink::Form { parser, envelope, .. } => {
+                if let Some(e) = envelope {
+                    e.gap(len);
+                }
                 if let Some(p) = parser {
                     p.gap(len, cx);
                 }
@@ -209,9 +223,12 @@ impl Content {
                     cx.close_file(f, end);
                 }
             }
-            Sink::Form { parser, .. } => {
+            Sink::Form { parser, envelope, .. } => {
                 if let Some(mut p) = parser {
                     p.finish(end, cx);
+                }
+                if let Some(e) = envelope {
+                    cx.close_file(e, end);
                 }
             }
             // An unfinished piece leaves the object waiting for the rest (another response or
@@ -229,7 +246,11 @@ fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
                 cx.stats.files.bytes_hashed += data.len() as u64;
             }
         }
-        Sink::Form { parser, .. } => {
+        Sink::Form { parser, envelope, .. } => {
+            if let Some(e) = envelope {
+                e.update(data);
+                cx.stats.files.bytes_hashed += data.len() as u64;
+            }
             if let Some(p) = parser {
                 p.feed(data, cx);
             }

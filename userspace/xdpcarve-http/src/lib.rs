@@ -252,11 +252,15 @@ impl HttpParser {
                     Some(boundary) => {
                         let mut template = FileMeta::new(Proto::Http, Direction::Upload);
                         template.http = Some(info.clone());
+                        let mut envelope = file_meta(Direction::Upload, &head, info.clone(), false);
+                        envelope.filename = None;
                         Content::new(
                             Sink::Form {
                                 template: Some(template),
                                 boundary,
                                 parser: None,
+                                envelope_meta: Some(envelope),
+                                envelope: None,
                             },
                             None,
                         )

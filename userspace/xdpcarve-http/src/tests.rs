@@ -753,3 +753,57 @@ fn content_disposition_names_the_file() {
     assert_eq!(h.records[0].filename.as_deref(), Some("été.exe"));
     assert_eq!(h.records[1].filename.as_deref(), Some("download"));
 }
+
+#[test]
+fn form_data_upload_carves_each_part_under_the_envelope() {
+    let file = body_bytes(20_000, 7);
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n".to_vec();
+    body.extend_from_slice(
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"tool.exe\"\r\nContent-Type: application/x-msdownload\r\n\r\n",
+    );
+    body.extend_from_slice(&file);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let mut req = format!(
+        "POST /submit HTTP/1.1\r\nHost: up.example\r\nContent-Type: multipart/form-data; boundary=\"XyZ\"\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    for split in [1, 1460] {
+        let mut h = Harness::new();
+        let mut p = h.parser();
+        h.send_split(&mut p, Side::Orig, &req, split);
+        h.send(&mut p, Side::Resp, &ok("text/plain", b"thanks"));
+        h.finish(p);
+        let part = h
+            .records
+            .iter()
+            .find(|r| r.filename.as_deref() == Some("tool.exe"))
+            .expect("file part");
+        assert_eq!(part.sha256.as_deref(), Some(sha(&file).as_str()), "split {split}");
+        assert_eq!((part.size, part.direction), (20_000, Direction::Upload));
+        assert_eq!(part.http_method.as_deref(), Some("POST"));
+        assert_eq!(part.http_uri.as_deref(), Some("/submit"));
+        // The envelope is recorded as the parts' parent, typed so it is not mistaken for a part.
+        let env = h
+            .records
+            .iter()
+            .find(|r| r.sha256.as_deref() == Some(sha(&body).as_str()))
+            .expect("envelope");
+        assert_eq!(
+            (env.depth, env.declared_mime_type.as_deref()),
+            (0, Some("multipart/form-data"))
+        );
+        assert_eq!((part.depth, part.parent_fuid.as_deref()), (1, Some(env.fuid.as_str())));
+        assert_eq!(
+            h.records.len(),
+            3,
+            "envelope, file part, response; the text field is not a file"
+        );
+        assert_eq!(h.stats.http.multipart_uploads, 1);
+        assert_eq!(
+            h.records.last().unwrap().sha256.as_deref(),
+            Some(sha(b"thanks").as_str())
+        );
+    }
+}
