@@ -12,6 +12,7 @@ use xdpcarve_files::{
 };
 
 use crate::app::{AppParser, PortMap};
+use crate::detect;
 use crate::flow::{Endpoint, FlowKey, FlowTable};
 use crate::reassembly::{MemoryBudget, Reassembled, Stream, StreamLimits};
 use crate::wire::{self, LinkType, Skip};
@@ -34,6 +35,9 @@ pub struct EngineConfig {
     pub max_reassembly_memory: usize,
     /// Bytes of each direction reassembled at most (0 = unlimited).
     pub reassembly_depth: u64,
+    /// Also parse connections on other ports whose first bytes are an HTTP request line or an
+    /// SMTP greeting/HELO (as Suricata's and Zeek's protocol detection do).
+    pub detect_other_ports: bool,
     /// Distinguishes the ids made by different workers.
     pub worker_id: u16,
 }
@@ -49,6 +53,7 @@ impl Default for EngineConfig {
             max_stream_buffer: 1 << 20,
             max_reassembly_memory: 256 << 20,
             reassembly_depth: 0,
+            detect_other_ports: true,
             worker_id: 0,
         }
     }
@@ -358,10 +363,10 @@ impl Engine {
         if !flags.syn() && !has_data {
             return None;
         }
-        let handshake = flags.syn();
+        let mut handshake = flags.syn();
         // The SYN sender is the originator; a SYN-ACK comes from the responder; without a
         // handshake the endpoint on a parser port is taken for the responder.
-        let (orig, resp) = if flags.syn() && !flags.ack() {
+        let (mut orig, mut resp) = if flags.syn() && !flags.ack() {
             (src, dst)
         } else if flags.syn() {
             (dst, src)
@@ -370,16 +375,30 @@ impl Engine {
         } else {
             (dst, src)
         };
+        let kind = match self.ports.get(resp.port) {
+            Some(kind) => kind,
+            None => {
+                let detected = match self.cfg.detect_other_ports && has_data {
+                    true => detect::detect(pkt.payload),
+                    false => None,
+                };
+                let Some((kind, sender_is_client)) = detected else {
+                    if flags.syn() && !flags.ack() {
+                        self.stats.tcp.flows_ignored += 1;
+                    }
+                    return None;
+                };
+                (orig, resp) = if sender_is_client { (src, dst) } else { (dst, src) };
+                self.stats.tcp.flows_detected += 1;
+                // Not a mid-stream pickup: detection looks at the first bytes of a session.
+                handshake = true;
+                kind
+            }
+        };
         let (orig_ip, resp_ip) = if orig == src {
             (pkt.src, pkt.dst)
         } else {
             (pkt.dst, pkt.src)
-        };
-        let Some(kind) = self.ports.get(resp.port) else {
-            if flags.syn() && !flags.ack() {
-                self.stats.tcp.flows_ignored += 1;
-            }
-            return None;
         };
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             if let Some(oldest) = self.flows.oldest() {

@@ -4,6 +4,7 @@
 //! Packets in, file records out; the caller owns all I/O and the clock (packet timestamps).
 
 pub mod app;
+pub mod detect;
 pub mod engine;
 pub mod flow;
 pub mod reassembly;

@@ -50,6 +50,8 @@ counters! {
         flows_midstream,
         /// Flows whose ports match no app parser (counted, not tracked).
         flows_ignored,
+        /// Flows on other ports recognised as HTTP or SMTP by their first bytes.
+        flows_detected,
         segments, payload_bytes,
         retransmitted_bytes,
         /// Overlapping bytes whose content differed from what was already delivered.

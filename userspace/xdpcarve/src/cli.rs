@@ -21,8 +21,16 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// Read packets from this pcap or pcapng file.
-    #[arg(short = 'r', long = "read", value_name = "FILE")]
-    pub read: PathBuf,
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        required_unless_present = "interface"
+    )]
+    pub read: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub live: crate::live::LiveArgs,
 
     /// Where to write the files log: one JSON object per file, one per line, in the order files
     /// finish. "-" writes to standard output. The file is created or truncated.
@@ -68,6 +76,12 @@ pub struct Cli {
     /// tcp_inactivity_timeout.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// Parse only connections on the ports above. By default a connection on another port is
+    /// also parsed when its first bytes are an HTTP request line or an SMTP greeting or HELO
+    /// (as Suricata and Zeek detect protocols).
+    #[arg(long)]
+    pub ports_only: bool,
 
     /// No progress and no summary on stderr (errors and warnings are still printed).
     #[arg(short, long)]

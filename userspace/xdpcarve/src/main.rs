@@ -6,6 +6,7 @@
 
 mod cli;
 mod files_log;
+mod live;
 mod offline;
 mod sink;
 mod summary;
@@ -64,12 +65,16 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         max_stream_buffer: to_usize(cli.stream_buffer, "--stream-buffer")?,
         max_reassembly_memory: to_usize(cli.memory, "--memory")?,
         reassembly_depth: cli.reassembly_depth,
+        detect_other_ports: !cli.ports_only,
         worker_id: 0,
     })
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     let cfg = engine_config(cli)?;
+    if cli.live.interface.is_some() {
+        return live::run_with_files_log(cli, cfg);
+    }
     let mut sink = Tallying {
         inner: FilesLog::create(&cli.files_log)?,
         tally: Default::default(),

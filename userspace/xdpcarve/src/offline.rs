@@ -35,7 +35,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Reads the whole capture through a fresh engine into `sink`.
 pub fn run(cli: &Cli, cfg: EngineConfig, sink: &mut impl RecordSink) -> Result<ReadReport> {
-    let mut cap = CaptureFile::open(&cli.read)?;
+    let read = cli.read.as_deref().context("no --read file given")?;
+    let mut cap = CaptureFile::open(read)?;
     let mut engine = Engine::new(cfg);
     let started = Instant::now();
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
@@ -71,7 +72,7 @@ pub fn run(cli: &Cli, cfg: EngineConfig, sink: &mut impl RecordSink) -> Result<R
                 eprintln!(
                     "xdpcarve: {:.0}% of {} read: {} packets, {:.1} MB, {} flows, {} files",
                     pct,
-                    cli.read.display(),
+                    read.display(),
                     n,
                     cap.bytes_read() as f64 / 1e6,
                     engine.active_flows(),
@@ -83,18 +84,18 @@ pub fn run(cli: &Cli, cfg: EngineConfig, sink: &mut impl RecordSink) -> Result<R
     max_flows_seen = max_flows_seen.max(engine.active_flows());
     let truncated = cap.truncated().map(str::to_owned);
     if let Some(t) = &truncated {
-        warn!("{}: {t}", cli.read.display());
+        warn!("{}: {t}", read.display());
     }
     if cap.skipped_unsupported() > 0 {
         warn!(
             "{}: {} packets skipped: their interface's link type is not supported",
-            cli.read.display(),
+            read.display(),
             cap.skipped_unsupported()
         );
     }
     worker::finish(&mut engine, last_ts, sink)?;
     Ok(ReadReport {
-        file: cli.read.display().to_string(),
+        file: read.display().to_string(),
         format: cap.format(),
         file_len: cap.file_len(),
         stats: engine.stats().clone(),

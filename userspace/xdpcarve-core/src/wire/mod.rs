@@ -9,6 +9,7 @@ mod ethernet;
 mod ip;
 mod link;
 mod tcp;
+mod tunnel;
 
 pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
 pub use ip::{Ipv4Packet, Ipv6Packet};
@@ -56,31 +57,24 @@ impl TcpPacket<'_> {
     }
 }
 
-/// Parses a captured frame of link type `link` down to its TCP segment.
+/// Encapsulations followed at most (GRE in GRE in ...): a loop guard.
+pub const MAX_ENCAPSULATION: usize = 4;
+
+/// Parses a captured frame of link type `link` down to its TCP segment. Tunnels that taps and
+/// SPAN sessions use to ship mirrored traffic are opened: GRE (IP, transparent Ethernet
+/// bridging), ERSPAN types I–III, and VXLAN (UDP 4789).
 pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
     let mut vlan = None;
     let mut vlan_tags = 0u8;
-    let l3 = match link {
-        LinkType::Ethernet => {
-            let eth = EthernetFrame::new_checked(frame).map_err(|_| Skip::Malformed("ethernet header"))?;
-            let (ethertype, rest, tags, outer) = eth.strip_vlans()?;
-            vlan = outer;
-            vlan_tags = tags;
-            L3::from_ethertype(ethertype, rest)?
-        }
+    let mut l3 = match link {
+        LinkType::Ethernet => from_ethernet(frame, &mut vlan, &mut vlan_tags)?,
         LinkType::LinuxSll => {
             let sll = LinuxSllHeader::new_checked(frame).map_err(|_| Skip::Malformed("linux sll header"))?;
-            let (ethertype, rest, tags, outer) = ethernet::strip_vlan_tags(sll.protocol(), sll.payload())?;
-            vlan = outer;
-            vlan_tags = tags;
-            L3::from_ethertype(ethertype, rest)?
+            after_ethertype(sll.protocol(), sll.payload(), &mut vlan, &mut vlan_tags)?
         }
         LinkType::LinuxSll2 => {
             let sll = LinuxSll2Header::new_checked(frame).map_err(|_| Skip::Malformed("linux sll2 header"))?;
-            let (ethertype, rest, tags, outer) = ethernet::strip_vlan_tags(sll.protocol(), sll.payload())?;
-            vlan = outer;
-            vlan_tags = tags;
-            L3::from_ethertype(ethertype, rest)?
+            after_ethertype(sll.protocol(), sll.payload(), &mut vlan, &mut vlan_tags)?
         }
         // BSD loopback: a 4-byte address family, in the capturing host's byte order (NULL) or
         // network order (LOOP). Its values differ between systems (IPv6 is 10, 24, 28 or 30), so
@@ -95,51 +89,80 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
         LinkType::Ipv4 => L3::V4(frame),
         LinkType::Ipv6 => L3::V6(frame),
     };
-    let (src, dst, l4, missing_tail) = match l3 {
-        L3::V4(bytes) => {
-            let ip = Ipv4Packet::new_checked(bytes)?;
-            if ip.is_fragment() {
-                return Err(Skip::Fragment);
+    for _ in 0..=MAX_ENCAPSULATION {
+        let (src, dst, proto, l4, missing_tail) = match l3 {
+            L3::V4(bytes) => {
+                let ip = Ipv4Packet::new_checked(bytes)?;
+                if ip.is_fragment() {
+                    return Err(Skip::Fragment);
+                }
+                let (payload, missing) = ip.payload();
+                (
+                    IpAddr::V4(Ipv4Addr::from(ip.src())),
+                    IpAddr::V4(Ipv4Addr::from(ip.dst())),
+                    ip.protocol(),
+                    payload,
+                    missing,
+                )
             }
-            if ip.protocol() != ip::PROTO_TCP {
-                return Err(Skip::NonTcp);
+            L3::V6(bytes) => {
+                let ip = Ipv6Packet::new_checked(bytes)?;
+                let (proto, payload, missing) = ip.upper_layer()?;
+                (
+                    IpAddr::V6(Ipv6Addr::from(ip.src())),
+                    IpAddr::V6(Ipv6Addr::from(ip.dst())),
+                    proto,
+                    payload,
+                    missing,
+                )
             }
-            let (payload, missing) = ip.payload();
-            (
-                IpAddr::V4(Ipv4Addr::from(ip.src())),
-                IpAddr::V4(Ipv4Addr::from(ip.dst())),
-                payload,
-                missing,
-            )
+        };
+        match proto {
+            ip::PROTO_TCP => {
+                let tcp = TcpSegment::new_checked(l4).map_err(|_| Skip::Malformed("tcp header"))?;
+                return Ok(TcpPacket {
+                    vlan,
+                    vlan_tags,
+                    src,
+                    dst,
+                    sport: tcp.src_port(),
+                    dport: tcp.dst_port(),
+                    seq: tcp.seq(),
+                    ack: tcp.ack(),
+                    flags: tcp.flags(),
+                    payload: tcp.payload(),
+                    missing_tail,
+                });
+            }
+            tunnel::PROTO_GRE if missing_tail == 0 => {
+                l3 = match tunnel::gre(l4)? {
+                    tunnel::Inner::Ethernet(eth) => from_ethernet(eth, &mut vlan, &mut vlan_tags)?,
+                    tunnel::Inner::Ethertype(t, bytes) => after_ethertype(t, bytes, &mut vlan, &mut vlan_tags)?,
+                };
+            }
+            tunnel::PROTO_UDP if missing_tail == 0 => match tunnel::vxlan(l4) {
+                Some(eth) => l3 = from_ethernet(eth, &mut vlan, &mut vlan_tags)?,
+                None => return Err(Skip::NonTcp),
+            },
+            _ => return Err(Skip::NonTcp),
         }
-        L3::V6(bytes) => {
-            let ip = Ipv6Packet::new_checked(bytes)?;
-            let (proto, payload, missing) = ip.upper_layer()?;
-            if proto != ip::PROTO_TCP {
-                return Err(Skip::NonTcp);
-            }
-            (
-                IpAddr::V6(Ipv6Addr::from(ip.src())),
-                IpAddr::V6(Ipv6Addr::from(ip.dst())),
-                payload,
-                missing,
-            )
-        }
-    };
-    let tcp = TcpSegment::new_checked(l4).map_err(|_| Skip::Malformed("tcp header"))?;
-    Ok(TcpPacket {
-        vlan,
-        vlan_tags,
-        src,
-        dst,
-        sport: tcp.src_port(),
-        dport: tcp.dst_port(),
-        seq: tcp.seq(),
-        ack: tcp.ack(),
-        flags: tcp.flags(),
-        payload: tcp.payload(),
-        missing_tail,
-    })
+    }
+    Err(Skip::Malformed("too many nested tunnels"))
+}
+
+fn from_ethernet<'a>(frame: &'a [u8], vlan: &mut Option<u16>, tags: &mut u8) -> Result<L3<'a>, Skip> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| Skip::Malformed("ethernet header"))?;
+    after_ethertype(eth.ethertype(), eth.payload(), vlan, tags)
+}
+
+/// Strips VLAN tags after an ethertype; the outermost VLAN id seen (also across tunnels) is kept.
+fn after_ethertype<'a>(ethertype: u16, bytes: &'a [u8], vlan: &mut Option<u16>, tags: &mut u8) -> Result<L3<'a>, Skip> {
+    let (ethertype, rest, n, outer) = ethernet::strip_vlan_tags(ethertype, bytes)?;
+    if vlan.is_none() {
+        *vlan = outer;
+    }
+    *tags = tags.saturating_add(n);
+    L3::from_ethertype(ethertype, rest)
 }
 
 /// The network-layer bytes of a frame, by IP version.
