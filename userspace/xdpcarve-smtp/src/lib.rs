@@ -243,11 +243,13 @@ impl SmtpParser {
                         continue;
                     }
                     let take = data.len().min(MAX_HELD_DATA - self.held_data.len());
+                    // Only the new bytes (and the 3 before them) can complete an end-of-data line.
+                    let search_from = self.held_data.len().saturating_sub(3);
                     self.held_data.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if self.held_data.len() >= MAX_HELD_DATA
                         || self.held_data.starts_with(b".\r\n")
-                        || memchr::memmem::find(&self.held_data, b"\n.\r\n").is_some()
+                        || memchr::memmem::find(&self.held_data[search_from..], b"\n.\r\n").is_some()
                     {
                         // The whole message (or more than a client would send unprompted)
                         // came without the reply: the 354 was lost.
