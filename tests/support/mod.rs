@@ -21,4 +21,5 @@ pub fn xdpcarve_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_xdpcarve"))
 }
 
+pub mod carve;
 pub mod netns;
