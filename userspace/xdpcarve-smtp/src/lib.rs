@@ -87,29 +87,25 @@ enum LineEvent {
 }
 
 impl LineBuf {
-    /// Takes bytes up to and including the next '\n'. Returns the bytes consumed and, when a line
-    /// ended, whether it is in `buf` or was too long.
+    /// Takes bytes up to and including the next '\n'. Returns the bytes consumed and what
+    /// happened: a line is complete in `buf`, or the line just passed the bound (reported once,
+    /// when it happens, so a line that never ends is counted too; the rest of it is skipped).
     fn push(&mut self, data: &[u8], max: usize) -> (usize, Option<LineEvent>) {
         let (piece, complete) = match memchr::memchr(b'\n', data) {
             Some(i) => (&data[..=i], true),
             None => (data, false),
         };
-        if !self.overlong {
-            if self.buf.len() + piece.len() > max + 2 {
-                self.overlong = true;
-                self.buf.clear();
-            } else {
-                self.buf.extend_from_slice(piece);
-            }
+        if self.overlong {
+            self.overlong = !complete;
+            return (piece.len(), None);
         }
-        let ev = if !complete {
-            None
-        } else if std::mem::take(&mut self.overlong) {
-            Some(LineEvent::TooLong)
-        } else {
-            Some(LineEvent::Line)
-        };
-        (piece.len(), ev)
+        if self.buf.len() + piece.len() > max + 2 {
+            self.buf.clear();
+            self.overlong = !complete;
+            return (piece.len(), Some(LineEvent::TooLong));
+        }
+        self.buf.extend_from_slice(piece);
+        (piece.len(), complete.then_some(LineEvent::Line))
     }
 
     fn clear(&mut self) {

@@ -547,3 +547,29 @@ fn connection_closed_mid_message_truncates() {
     assert!(o.records[0].truncated);
     assert_eq!(o.records[0].truncated_reason.as_deref(), Some("conn_closed"));
 }
+
+#[test]
+fn endless_server_garbage_like_bug_5989() {
+    // The server's replies are hidden behind a 5 KB line that never ends (suricata bug 5989):
+    // nothing is answered, the AUTH exchange and the message are still followed.
+    let mut server = BANNER.to_vec();
+    server.extend(std::iter::repeat(b'A').take(5000));
+    let o = run(&[
+        (S, &server),
+        (C, b"EHLO c\r\nAUTH LOGIN\r\n"),
+        (
+            C,
+            b"dXNlcg==\r\ncGFzcw==\r\nMAIL FROM: <a@x>\r\nRCPT TO: <b@y>\r\nDATA\r\n",
+        ),
+        (C, b"Subject: s\r\n\r\nstill carved\r\n"),
+        (C, b".\r\nQUIT\r\n"),
+    ]);
+    assert_eq!(o.records.len(), 1);
+    assert_eq!(o.records[0].sha256.as_deref(), Some(sha(b"still carved\r\n").as_str()));
+    assert_eq!(o.records[0].smtp_mail_from.as_deref(), Some("a@x"));
+    let s = &o.stats.smtp;
+    assert_eq!(
+        (s.line_too_long, s.auth, s.unknown_commands, s.malformed_lines),
+        (1, 1, 0, 0)
+    );
+}
