@@ -100,6 +100,9 @@ fn sniff_binary(b: &[u8]) -> Option<&'static str> {
         "application/x-rpm"
     } else if at(0, b"%!PS") {
         "application/postscript"
+    } else if at(0, b"\x78\x9f\x3e\x22") {
+        // Outlook's winmail.dat
+        "application/vnd.ms-tnef"
     } else {
         return None;
     };
@@ -271,6 +274,7 @@ mod tests {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0"), Some("image/png"));
         assert_eq!(sniff(b"GIF89a\x01\0"), Some("image/gif"));
         assert_eq!(sniff(b"\xff\xd8\xff\xe0\0\x10JFIF"), Some("image/jpeg"));
+        assert_eq!(sniff(b"\x78\x9f\x3e\x22\x01\x00"), Some("application/vnd.ms-tnef"));
     }
 
     fn zip_entry(name: &str, data: &[u8]) -> Vec<u8> {
