@@ -97,6 +97,10 @@ pub struct ManifestFile {
     /// A mail's text body (recorded as a file when text bodies are recorded, the default).
     #[serde(default)]
     pub text_body: bool,
+    /// A multipart/form-data body as a whole, recorded as the parent of its parts (as Suricata's
+    /// filestore does); its bytes are counted again in its parts.
+    #[serde(default)]
+    pub container: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -300,6 +304,7 @@ impl<W: Write> Writer<W> {
         content::make(spec.kind, spec.size, &mut rng)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         data: Vec<u8>,
@@ -308,6 +313,7 @@ impl<W: Write> Writer<W> {
         direction: &str,
         encoding: &str,
         text_body: bool,
+        container: bool,
     ) {
         self.manifest.files.push(ManifestFile {
             sha256: sha256_hex(&data),
@@ -317,6 +323,7 @@ impl<W: Write> Writer<W> {
             direction: direction.to_string(),
             encoding: encoding.to_string(),
             text_body,
+            container,
         });
         if self.keep_contents {
             self.contents.push(data);
@@ -356,7 +363,8 @@ impl<W: Write> Writer<W> {
                         From::Server,
                         b"HTTP/1.1 201 Created\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n",
                     )?;
-                    self.record(data, Some(&spec.name), "http", "upload", txn.style.name(), false);
+                    self.record(body, None, "http", "upload", "multipart", false, true);
+                    self.record(data, Some(&spec.name), "http", "upload", txn.style.name(), false, false);
                 }
                 style => {
                     let accept = if style == HttpStyle::Gzip {
@@ -411,7 +419,7 @@ impl<W: Write> Writer<W> {
                     }
                     s.send(&mut self.wire, From::Server, &resp)?;
                     let name = spec.disposition.then_some(spec.name.as_str());
-                    self.record(data, name, "http", "download", style.name(), false);
+                    self.record(data, name, "http", "download", style.name(), false, false);
                 }
             }
         }
@@ -477,7 +485,7 @@ impl<W: Write> Writer<W> {
             .as_bytes(),
         );
         m.extend_from_slice(text.as_bytes());
-        self.record(text.into_bytes(), None, "smtp", "upload", "7bit", true);
+        self.record(text.into_bytes(), None, "smtp", "upload", "7bit", true, false);
         for spec in &mail.attachments {
             let data = self.content(spec);
             m.extend_from_slice(
@@ -496,7 +504,7 @@ impl<W: Write> Writer<W> {
             }
             // The line break before the next delimiter belongs to the delimiter.
             m.truncate(m.len() - 2);
-            self.record(data, Some(&spec.name), "smtp", "upload", "base64", false);
+            self.record(data, Some(&spec.name), "smtp", "upload", "base64", false, false);
         }
         m.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         m
@@ -603,8 +611,9 @@ mod tests {
         let (g2, b) = write(&plan(&opts), 42, Vec::new(), false).unwrap();
         assert_eq!(a, b);
         assert_eq!(g1.manifest.files, g2.manifest.files);
-        // 6 HTTP files + 3 mails × (text body + 2 attachments).
-        assert_eq!(g1.manifest.files.len(), 6 + 3 * 3);
+        // 6 HTTP files (+ one envelope per upload) + 3 mails × (text body + 2 attachments).
+        let uploads = g1.manifest.files.iter().filter(|f| f.container).count();
+        assert_eq!(g1.manifest.files.len(), 6 + uploads + 3 * 3);
         assert_eq!(g1.contents.len(), g1.manifest.files.len());
         let (_, frames) = pcap::parse(&a).unwrap();
         assert_eq!(frames.len() as u64, g1.manifest.packets);
@@ -644,5 +653,25 @@ mod tests {
         assert!(b64[..b64.len() - 1].iter().all(|l| l.len() == 76));
         let decoded = base64::engine::general_purpose::STANDARD.decode(b64.concat()).unwrap();
         assert_eq!(decoded, g.contents[1]);
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    /// `bench/samples/sample.pcap` and its manifest are exactly what `xdpcarve-gen --sample` writes:
+    /// the shipped sample can always be regenerated, and a generator change that alters it is seen.
+    #[test]
+    fn committed_sample_is_reproducible() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        let (generated, bytes) = super::write(&super::sample_plan(), 1, Vec::new(), false).unwrap();
+        let committed = std::fs::read(dir.join("sample.pcap")).expect("bench/samples/sample.pcap");
+        assert!(
+            committed == bytes,
+            "sample.pcap differs from `xdpcarve-gen --sample` output; regenerate it"
+        );
+        let manifest: super::Manifest =
+            serde_json::from_slice(&std::fs::read(dir.join("sample.expected.json")).expect("manifest")).unwrap();
+        assert_eq!(manifest.files, generated.manifest.files);
+        assert!(bytes.len() < 2 << 20, "the sample must stay small");
     }
 }
