@@ -1,1 +1,328 @@
+//! Engine tests through the real HTTP parser: packets in, records out.
 
+use super::*;
+use crate::wire::TcpFlags;
+
+const SYN: u8 = TcpFlags::SYN;
+const ACK: u8 = TcpFlags::ACK;
+const PA: u8 = TcpFlags::PSH | TcpFlags::ACK;
+const FA: u8 = TcpFlags::FIN | TcpFlags::ACK;
+const RST: u8 = TcpFlags::RST;
+
+const CLIENT: [u8; 4] = [10, 0, 0, 1];
+const SERVER: [u8; 4] = [10, 0, 0, 2];
+
+fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+    let total = (40 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+const REQUEST: &[u8] = b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+const BODY: &[u8] = b"0123456789abcdef";
+
+fn response() -> Vec<u8> {
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n".as_slice(), BODY].concat()
+}
+
+/// Drives one connection of the test: client port `cport` to server port 80.
+struct Conv<'e> {
+    e: &'e mut Engine,
+    cport: u16,
+    cseq: u32,
+    sseq: u32,
+    t: u64,
+}
+
+impl<'e> Conv<'e> {
+    fn new(e: &'e mut Engine, cport: u16) -> Self {
+        Conv {
+            e,
+            cport,
+            cseq: 1000,
+            sseq: 90_000,
+            t: 1_000,
+        }
+    }
+    fn at(&mut self, secs: u64) -> &mut Self {
+        self.t = secs;
+        self
+    }
+    fn ts(&self) -> Timestamp {
+        Timestamp::from_secs(self.t)
+    }
+    fn client(&mut self, flags: u8, data: &[u8]) -> &mut Self {
+        let f = frame(CLIENT, SERVER, self.cport, 80, self.cseq, self.sseq, flags, data);
+        self.e.handle_packet(self.ts(), LinkType::Ethernet, &f);
+        self.cseq = self
+            .cseq
+            .wrapping_add(data.len() as u32 + (flags & (SYN | TcpFlags::FIN) != 0) as u32);
+        self
+    }
+    fn server(&mut self, flags: u8, data: &[u8]) -> &mut Self {
+        let f = frame(SERVER, CLIENT, 80, self.cport, self.sseq, self.cseq, flags, data);
+        self.e.handle_packet(self.ts(), LinkType::Ethernet, &f);
+        self.sseq = self
+            .sseq
+            .wrapping_add(data.len() as u32 + (flags & (SYN | TcpFlags::FIN) != 0) as u32);
+        self
+    }
+    fn handshake(&mut self) -> &mut Self {
+        self.client(SYN, b"").server(SYN | ACK, b"").client(ACK, b"")
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig::default())
+}
+
+fn records(e: &mut Engine) -> Vec<FileRecord> {
+    e.drain_records().collect()
+}
+
+#[test]
+fn a_download_becomes_one_record_with_the_right_orientation() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40000);
+    c.handshake()
+        .client(PA, REQUEST)
+        .server(PA, &response())
+        .client(FA, b"")
+        .server(FA, b"");
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let r = &recs[0];
+    assert_eq!(
+        (r.orig_h.as_str(), r.orig_p, r.resp_h.as_str(), r.resp_p),
+        ("10.0.0.1", 40000, "10.0.0.2", 80)
+    );
+    assert_eq!(r.size, 16);
+    assert_eq!(r.missing_bytes, 0);
+    assert!(!r.is_orig);
+    assert!(r.uid.starts_with('C'));
+    let s = e.stats();
+    assert_eq!(
+        (s.tcp.flows_created, s.tcp.flows_closed, s.tcp.flows_midstream),
+        (1, 1, 0)
+    );
+    assert_eq!(s.tcp.fin, 2);
+}
+
+#[test]
+fn syn_ack_seen_first_still_orients_the_connection() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40001);
+    c.cseq += 1; // the SYN itself was not captured
+    c.server(SYN | ACK, b"")
+        .client(ACK, b"")
+        .client(PA, REQUEST)
+        .server(PA, &response());
+    e.finish(Timestamp::from_secs(2000));
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].orig_p, 40001);
+    assert_eq!(e.stats().tcp.flows_midstream, 0);
+}
+
+#[test]
+fn midstream_pickup_uses_the_app_port_as_responder() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40002);
+    // No handshake; the server's response is the first packet seen.
+    c.server(PA, &response());
+    c.client(PA, REQUEST).server(PA, &response());
+    e.finish(Timestamp::from_secs(2000));
+    let recs = records(&mut e);
+    assert!(!recs.is_empty());
+    assert!(recs.iter().all(|r| r.resp_p == 80 && r.orig_p == 40002), "{recs:?}");
+    assert_eq!(e.stats().tcp.flows_midstream, 1);
+}
+
+#[test]
+fn ports_without_a_parser_are_not_tracked() {
+    let mut e = Engine::new(EngineConfig {
+        detect_other_ports: false,
+        ..EngineConfig::default()
+    });
+    let f = frame(CLIENT, SERVER, 40003, 443, 1, 0, SYN, b"");
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    let f = frame(CLIENT, SERVER, 40003, 443, 2, 1, PA, REQUEST);
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    assert_eq!(e.active_flows(), 0);
+    assert_eq!(e.stats().tcp.flows_ignored, 1);
+}
+
+#[test]
+fn http_on_another_port_is_detected() {
+    let mut e = engine();
+    let f = frame(CLIENT, SERVER, 40004, 8888, 1, 0, SYN, b"");
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    let f = frame(CLIENT, SERVER, 40004, 8888, 2, 1, PA, REQUEST);
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    let f = frame(
+        SERVER,
+        CLIENT,
+        8888,
+        40004,
+        1,
+        2 + REQUEST.len() as u32,
+        PA,
+        &response(),
+    );
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    e.finish(Timestamp::from_secs(2));
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!((recs[0].orig_p, recs[0].resp_p, recs[0].size), (40004, 8888, 16));
+    assert_eq!(e.stats().tcp.flows_detected, 1);
+}
+
+#[test]
+fn idle_connections_time_out_and_open_files_are_truncated() {
+    let mut e = Engine::new(EngineConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..EngineConfig::default()
+    });
+    let mut c = Conv::new(&mut e, 40005);
+    c.at(100).handshake().client(PA, REQUEST).server(PA, &response()[..45]);
+    assert_eq!(e.active_flows(), 1);
+    e.advance_time(Timestamp::from_secs(130));
+    assert_eq!(e.active_flows(), 1, "not idle long enough");
+    e.advance_time(Timestamp::from_secs(161));
+    assert_eq!(e.active_flows(), 0);
+    assert_eq!(e.stats().tcp.flows_timed_out, 1);
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert!(recs[0].truncated);
+    assert_eq!(recs[0].truncated_reason.as_deref(), Some("timeout"));
+}
+
+#[test]
+fn the_least_recently_active_flow_is_evicted_at_the_bound() {
+    let mut e = Engine::new(EngineConfig {
+        max_flows: 2,
+        ..EngineConfig::default()
+    });
+    Conv::new(&mut e, 41000)
+        .at(1)
+        .handshake()
+        .client(PA, REQUEST)
+        .server(PA, &response()[..45]);
+    Conv::new(&mut e, 41001).at(2).handshake();
+    Conv::new(&mut e, 41000).at(3); // no packet: 41000 stays the oldest
+    Conv::new(&mut e, 41002).at(4).handshake();
+    assert_eq!(e.active_flows(), 2);
+    assert_eq!(e.stats().tcp.flows_evicted, 1);
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].orig_p, 41000);
+    assert_eq!(recs[0].truncated_reason.as_deref(), Some("evicted"));
+}
+
+#[test]
+fn rst_flushes_and_closes() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40006);
+    c.handshake()
+        .client(PA, REQUEST)
+        .server(PA, &response())
+        .server(RST, b"");
+    assert_eq!(e.stats().tcp.rst, 1);
+    assert_eq!(e.stats().tcp.flows_closed, 1);
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].size, 16);
+}
+
+#[test]
+fn stragglers_after_close_do_not_start_a_new_connection() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40007);
+    c.handshake()
+        .client(PA, REQUEST)
+        .server(PA, &response())
+        .client(FA, b"")
+        .server(FA, b"");
+    // A retransmission of the response after both FINs.
+    let f = frame(SERVER, CLIENT, 80, 40007, 90_001, 1000, PA, &response());
+    e.handle_packet(Timestamp::from_secs(1001), LinkType::Ethernet, &f);
+    assert_eq!(e.stats().tcp.flows_created, 1);
+    e.finish(Timestamp::from_secs(1002));
+    assert_eq!(records(&mut e).len(), 1);
+    // Port reuse with a new SYN is a new connection.
+    let mut e2 = engine();
+    let mut c = Conv::new(&mut e2, 40008);
+    c.handshake().client(FA, b"").server(FA, b"");
+    let mut c = Conv::new(&mut e2, 40008);
+    c.cseq = 5000;
+    c.at(1010).handshake();
+    assert_eq!(e2.stats().tcp.flows_created, 2);
+}
+
+#[test]
+fn lost_segment_becomes_missing_bytes_via_the_ack() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40009);
+    c.handshake().client(PA, REQUEST);
+    let resp = response();
+    let (head, tail) = resp.split_at(resp.len() - 6);
+    let (head, lost) = head.split_at(head.len() - 4);
+    c.server(PA, head);
+    c.sseq += lost.len() as u32; // lost by the capture
+    c.server(PA, tail);
+    c.client(ACK, b""); // acknowledges everything
+    c.client(FA, b"").server(FA, b"");
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].missing_bytes, 4);
+    assert!(recs[0].sha256.is_none(), "no hash of a file with holes");
+    assert_eq!(e.stats().tcp.gap_bytes, 4);
+}
+
+#[test]
+fn non_tcp_and_malformed_are_counted() {
+    let mut e = engine();
+    let mut arp = vec![0xffu8; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &arp);
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &[0; 5]);
+    let mut udp = frame(CLIENT, SERVER, 1, 2, 0, 0, 0, b"");
+    udp[23] = 17;
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &udp);
+    let s = &e.stats().capture;
+    assert_eq!((s.packets, s.non_ip, s.malformed, s.non_tcp), (3, 1, 1, 1));
+}
+
+#[test]
+fn backwards_time_is_counted_and_does_not_rewind_the_clock() {
+    let mut e = engine();
+    Conv::new(&mut e, 40010).at(100).handshake();
+    Conv::new(&mut e, 40011).at(50).handshake();
+    assert_eq!(e.stats().capture.time_went_backwards, 3);
+    assert_eq!(e.active_flows(), 2);
+}
+
+#[test]
+fn finish_flushes_everything_and_frees_memory() {
+    let mut e = engine();
+    let mut c = Conv::new(&mut e, 40012);
+    c.handshake().client(PA, REQUEST);
+    let resp = response();
+    let hdr_len = resp.len() - BODY.len();
+    c.sseq += hdr_len as u32;
+    c.server(PA, BODY); // out of order: headers not seen yet
+    assert!(e.reassembly_memory() > 0);
+    e.finish(Timestamp::from_secs(2000));
+    assert_eq!(e.reassembly_memory(), 0);
+    assert_eq!(e.active_flows(), 0);
+}
