@@ -3,7 +3,7 @@
 // xdpcarve's XDP steering program.
 //
 // Parses Ethernet, up to two VLAN tags (802.1Q / 802.1ad), IPv4 (with options) or IPv6 (walking
-// the extension headers it knows), and TCP. A TCP segment whose source or destination port is in
+// the extension headers it knows), one remote-mirror tunnel (GRE, ERSPAN I-III, VXLAN), and TCP. A TCP segment whose source or destination port is in
 // `ports` is redirected to the AF_XDP socket bound to the queue it arrived on (`xsks`, indexed by
 // rx queue). Everything else is passed to the kernel untouched. IP fragments are passed and counted:
 // only the first one carries the ports, and the sensor does not reassemble IP.
@@ -52,9 +52,15 @@ static __u64 (*bpf_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)188;
 #define ETH_P_8021Q_BE bswap16(0x8100)
 #define ETH_P_8021AD_BE bswap16(0x88A8)
 #define IP_MF_OFFSET_BE bswap16(0x3FFF)
+#define VXLAN_PORT_BE bswap16(4789)
+#define GRE_TEB 0x6558
+#define GRE_ERSPAN_II 0x88BE
+#define GRE_ERSPAN_III 0x22EB
 
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_GRE 47
 #define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44
 #define IPPROTO_AH 51
@@ -99,6 +105,18 @@ struct ipv6_opt_hdr {
 	__u8 hdrlen;
 };
 
+struct grehdr {
+	__be16 flags; // C, K, S flags and version
+	__be16 proto;
+};
+
+struct udphdr {
+	__be16 source;
+	__be16 dest;
+	__be16 len;
+	__u16 check;
+};
+
 struct tcphdr {
 	__be16 source;
 	__be16 dest;
@@ -118,6 +136,7 @@ enum counter {
 	C_PARSE_FAILED,       // headers cut short or invalid (subset of PASSED)
 	C_REDIRECT_FAILED,    // port matched but no socket bound to this queue (subset of PASSED)
 	C_IP_FRAGMENTS,       // IPv4/IPv6 fragments (subset of PASSED)
+	C_TUNNELED,           // opened a GRE/ERSPAN/VXLAN tunnel (redirected or passed)
 	C_COUNT,
 };
 
@@ -176,6 +195,124 @@ static __always_inline int is_ipv6_ext(__u8 h)
 	       h == IPPROTO_MH;
 }
 
+// Outcomes of the header walk that end in XDP_PASS (negative, so they never collide with an IP
+// protocol number).
+#define WALK_PASS (-1)
+#define WALK_PARSE_FAILED (-2)
+#define WALK_FRAGMENT (-3)
+
+// From an Ethernet header at *cursor through up to two VLAN tags (802.1ad outer + 802.1Q inner,
+// or a single 802.1Q) to the ethertype of the network layer. 0 when truncated.
+static __always_inline __be16 walk_ethernet(void **cursor, void *data_end)
+{
+	struct ethhdr *eth = *cursor;
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	*cursor = eth + 1;
+	__be16 ethertype = eth->h_proto;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (ethertype != ETH_P_8021Q_BE && ethertype != ETH_P_8021AD_BE)
+			break;
+		struct vlan_hdr *vlan = *cursor;
+		if ((void *)(vlan + 1) > data_end)
+			return 0;
+		ethertype = vlan->encapsulated_proto;
+		*cursor = vlan + 1;
+	}
+	return ethertype;
+}
+
+// From the IPv4/IPv6 header at *cursor to the transport header: returns the transport protocol
+// with *cursor on its header, or a WALK_* outcome.
+static __always_inline int walk_ip(void **cursor, void *data_end, __be16 ethertype)
+{
+	if (ethertype == ETH_P_IP_BE) {
+		struct iphdr *ip = *cursor;
+		if ((void *)(ip + 1) > data_end)
+			return WALK_PARSE_FAILED;
+		__u32 ihl = (ip->ihl_version & 0x0F) * 4;
+		if ((ip->ihl_version >> 4) != 4 || ihl < sizeof(*ip))
+			return WALK_PARSE_FAILED;
+		if (ip->frag_off & IP_MF_OFFSET_BE)
+			return WALK_FRAGMENT;
+		*cursor = (void *)ip + ihl;
+		return ip->protocol;
+	}
+	if (ethertype == ETH_P_IPV6_BE) {
+		struct ipv6hdr *ip6 = *cursor;
+		if ((void *)(ip6 + 1) > data_end)
+			return WALK_PARSE_FAILED;
+		__u8 proto = ip6->nexthdr;
+		*cursor = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < 6; i++) {
+			if (proto == IPPROTO_FRAGMENT)
+				return WALK_FRAGMENT;
+			if (!is_ipv6_ext(proto))
+				break;
+			int next = skip_ipv6_ext(cursor, data_end, proto);
+			if (next < 0)
+				return WALK_PARSE_FAILED;
+			proto = next;
+		}
+		return proto;
+	}
+	if (ethertype == 0)
+		return WALK_PARSE_FAILED;
+	return WALK_PASS;
+}
+
+// Opens one tunnel a remote mirror uses (GRE with IP, transparent Ethernet bridging or ERSPAN
+// I/II/III inside; VXLAN on UDP 4789) and walks to the inner transport header. Returns the inner
+// protocol or a WALK_* outcome; WALK_PASS when the packet is no such tunnel.
+static __always_inline int walk_tunnel(void **cursor, void *data_end, int proto)
+{
+	__be16 ethertype;
+	if (proto == IPPROTO_GRE) {
+		struct grehdr *gre = *cursor;
+		if ((void *)(gre + 1) > data_end)
+			return WALK_PARSE_FAILED;
+		__u16 flags = bswap16(gre->flags);
+		if (flags & 0x0007) // version 1: PPTP, not mirrored traffic
+			return WALK_PASS;
+		__u32 len = 4 + 4 * (!!(flags & 0x8000) + !!(flags & 0x2000) + !!(flags & 0x1000));
+		void *inner = (void *)gre + len;
+		__u16 gre_proto = bswap16(gre->proto);
+		if (gre_proto == 0x0800 || gre_proto == 0x86DD) {
+			*cursor = inner;
+			return walk_ip(cursor, data_end, bswap16(gre_proto));
+		}
+		if (gre_proto == GRE_ERSPAN_II && (flags & 0x1000)) {
+			inner += 8; // type II header; type I has no sequence number and no header
+		} else if (gre_proto == GRE_ERSPAN_III) {
+			__u8 *hdr = inner;
+			if ((void *)(hdr + 12) > data_end)
+				return WALK_PARSE_FAILED;
+			inner += (hdr[11] & 0x01) ? 20 : 12; // O flag: platform subheader
+		} else if (gre_proto != GRE_TEB && gre_proto != GRE_ERSPAN_II) {
+			return WALK_PASS;
+		}
+		*cursor = inner;
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *udp = *cursor;
+		if ((void *)(udp + 1) > data_end)
+			return WALK_PARSE_FAILED;
+		if (udp->dest != VXLAN_PORT_BE && udp->source != VXLAN_PORT_BE)
+			return WALK_PASS;
+		__u8 *vxlan = (void *)(udp + 1);
+		if ((void *)(vxlan + 8) > data_end)
+			return WALK_PARSE_FAILED;
+		if (!(vxlan[0] & 0x08))
+			return WALK_PASS;
+		*cursor = vxlan + 8;
+	} else {
+		return WALK_PASS;
+	}
+	ethertype = walk_ethernet(cursor, data_end);
+	return walk_ip(cursor, data_end, ethertype);
+}
+
 // The steering decision; `frags` says whether the packet may span several buffers (then only
 // the first is in data..data_end, which always holds the headers we parse).
 static __always_inline int steer(struct xdp_md *ctx, int frags)
@@ -183,58 +320,20 @@ static __always_inline int steer(struct xdp_md *ctx, int frags)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	void *cursor = data;
-	__u8 proto;
 
-	struct ethhdr *eth = cursor;
-	if ((void *)(eth + 1) > data_end)
-		return pass(C_PARSE_FAILED);
-	cursor = eth + 1;
-	__be16 ethertype = eth->h_proto;
-
-	// Up to two tags: 802.1ad outer + 802.1Q inner (QinQ), or a single 802.1Q.
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (ethertype != ETH_P_8021Q_BE && ethertype != ETH_P_8021AD_BE)
-			break;
-		struct vlan_hdr *vlan = cursor;
-		if ((void *)(vlan + 1) > data_end)
-			return pass(C_PARSE_FAILED);
-		ethertype = vlan->encapsulated_proto;
-		cursor = vlan + 1;
-	}
-
-	if (ethertype == ETH_P_IP_BE) {
-		struct iphdr *ip = cursor;
-		if ((void *)(ip + 1) > data_end)
-			return pass(C_PARSE_FAILED);
-		__u32 ihl = (ip->ihl_version & 0x0F) * 4;
-		if ((ip->ihl_version >> 4) != 4 || ihl < sizeof(*ip))
-			return pass(C_PARSE_FAILED);
-		if (ip->frag_off & IP_MF_OFFSET_BE)
-			return pass(C_IP_FRAGMENTS);
-		proto = ip->protocol;
-		cursor = (void *)ip + ihl;
-	} else if (ethertype == ETH_P_IPV6_BE) {
-		struct ipv6hdr *ip6 = cursor;
-		if ((void *)(ip6 + 1) > data_end)
-			return pass(C_PARSE_FAILED);
-		proto = ip6->nexthdr;
-		cursor = ip6 + 1;
-#pragma unroll
-		for (int i = 0; i < 6; i++) {
-			if (proto == IPPROTO_FRAGMENT)
-				return pass(C_IP_FRAGMENTS);
-			if (!is_ipv6_ext(proto))
-				break;
-			int next = skip_ipv6_ext(&cursor, data_end, proto);
-			if (next < 0)
-				return pass(C_PARSE_FAILED);
-			proto = next;
+	__be16 ethertype = walk_ethernet(&cursor, data_end);
+	int proto = walk_ip(&cursor, data_end, ethertype);
+	if (proto == IPPROTO_GRE || proto == IPPROTO_UDP) {
+		int inner = walk_tunnel(&cursor, data_end, proto);
+		if (inner != WALK_PASS) {
+			count(C_TUNNELED, 1);
+			proto = inner;
 		}
-	} else {
-		return pass(C_PASSED);
 	}
-
+	if (proto == WALK_PARSE_FAILED)
+		return pass(C_PARSE_FAILED);
+	if (proto == WALK_FRAGMENT)
+		return pass(C_IP_FRAGMENTS);
 	if (proto != IPPROTO_TCP)
 		return pass(C_PASSED);
 	struct tcphdr *tcp = cursor;

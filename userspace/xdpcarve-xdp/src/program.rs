@@ -54,17 +54,20 @@ pub struct XdpCounters {
     pub redirect_failed: u64,
     /// IPv4/IPv6 fragments (never steered).
     pub ip_fragments: u64,
+    /// Packets inside a GRE/ERSPAN/VXLAN tunnel whose inner headers decided (either way).
+    pub tunneled: u64,
 }
 
 impl XdpCounters {
     /// Counter names in map index order (the C enum without its `C_` prefix, lowercased).
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "redirected",
         "redirected_bytes",
         "passed",
         "parse_failed",
         "redirect_failed",
         "ip_fragments",
+        "tunneled",
     ];
 
     fn set(&mut self, index: usize, value: u64) {
@@ -75,6 +78,7 @@ impl XdpCounters {
             3 => self.parse_failed = value,
             4 => self.redirect_failed = value,
             5 => self.ip_fragments = value,
+            6 => self.tunneled = value,
             _ => {}
         }
     }
@@ -88,6 +92,7 @@ impl XdpCounters {
             self.parse_failed,
             self.redirect_failed,
             self.ip_fragments,
+            self.tunneled,
         ];
         for (name, value) in Self::NAMES.iter().zip(values) {
             f(name, value);

@@ -126,6 +126,26 @@ fn ipv4(options: &[u8], frag: u16, proto: u8, l4: &[u8]) -> Vec<u8> {
     h
 }
 
+/// GRE (key flag set, to exercise the optional fields) carrying `inner` of type `proto`, after
+/// `erspan` header bytes (for ERSPAN II the sequence flag is set instead).
+fn tunneled(proto: u16, erspan: &[u8], inner: &[u8]) -> Vec<u8> {
+    let flags: u16 = if proto == 0x88BE { 0x1000 } else { 0x2000 };
+    let mut gre = flags.to_be_bytes().to_vec();
+    gre.extend_from_slice(&proto.to_be_bytes());
+    gre.extend_from_slice(&[0, 0, 0, 9]); // key or sequence number
+    gre.extend_from_slice(&erspan[..erspan.len().min(8)]);
+    gre.extend_from_slice(inner);
+    ethernet(&[], 0x0800, &ipv4(&[], 0, 47, &gre))
+}
+
+/// A UDP datagram to port 4789 carrying a VXLAN header (I flag) and `inner`.
+fn vxlan(inner: &[u8]) -> Vec<u8> {
+    let mut udp = vec![0xC0, 0x00, 0x12, 0xB5, 0, 0, 0, 0];
+    udp.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0x2A, 0]);
+    udp.extend_from_slice(inner);
+    udp
+}
+
 fn ipv6(ext: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
     // ext: (this header's type, its bytes with next-header patched in here)
     let first = ext.first().map(|e| e.0).unwrap_or(last);
@@ -246,6 +266,29 @@ fn run_mode(mode: XdpModeChoice) {
                 0x86DD,
                 &ipv6(&[(0, hopopts), (60, dstopts), (51, ah)], 6, &tcp(80, 40003, 7)),
             ),
+            // Remote mirrors: GRE with transparent Ethernet bridging, ERSPAN II, GRE with IP
+            // inside, VXLAN; the inner TCP ports decide.
+            tunneled(
+                0x6558,
+                &[],
+                &ethernet(&[20], 0x0800, &ipv4(&[], 0, 6, &tcp(40010, 80, 13))),
+            ),
+            tunneled(
+                0x88BE,
+                &[0x10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+                &ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(25, 40011, 14))),
+            ),
+            tunneled(0x0800, &[], &ipv4(&[], 0, 6, &tcp(40012, 80, 15))),
+            ethernet(
+                &[],
+                0x0800,
+                &ipv4(
+                    &[],
+                    0,
+                    17,
+                    &vxlan(&ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40013, 80, 16)))),
+                ),
+            ),
             // Larger than a UMEM frame: arrives in several frames (multi-buffer), put back together.
             ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp_sized(40008, 80, 12, 9000))),
         ];
@@ -258,6 +301,13 @@ fn run_mode(mode: XdpModeChoice) {
             ethernet(&[], 0x86DD, &ipv6(&[(44, fragment)], 6, &tcp(40007, 80, 11))), // v6 fragment
             ethernet(&[], 0x0800, &[0x45, 0, 0]),                        // truncated IPv4
             ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &[0u8; 10])),         // truncated TCP
+            // A tunnel whose inner connection is on another port, and PPTP's GRE version 1.
+            tunneled(
+                0x6558,
+                &[],
+                &ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40014, 22, 17))),
+            ),
+            ethernet(&[], 0x0800, &ipv4(&[], 0, 47, &[0x30, 0x01, 0x88, 0x0B, 0, 0, 0, 0])),
         ];
         let mut all = steered.clone();
         all.extend(passed.iter().cloned());
@@ -278,6 +328,7 @@ fn run_mode(mode: XdpModeChoice) {
         assert_eq!(x.ip_fragments, 3, "{x:?}");
         assert_eq!(x.parse_failed, 2, "{x:?}");
         assert_eq!(x.redirect_failed, 0, "{x:?}");
+        assert_eq!(x.tunneled, 5, "{x:?}");
         let total = summary.total();
         assert_eq!(total.rx_packets, steered.len() as u64);
         assert_eq!(total.kernel_drops(), 0, "{total:?}");

@@ -311,14 +311,15 @@ pub fn render(r: &LiveReport, files_logged: Option<u64>) -> String {
     let _ = writeln!(
         out,
         "  xdp: {} packets seen, {} redirected ({}), {} passed (of which {} parse failures, {} IP fragments, \
-         {} redirect failures)",
+         {} redirect failures); {} tunneled",
         x.packets(),
         x.redirected,
         human_bytes(x.redirected_bytes),
         x.passed,
         x.parse_failed,
         x.ip_fragments,
-        x.redirect_failed
+        x.redirect_failed,
+        x.tunneled
     );
     for q in &r.summary.queues {
         let mut line = format!(
