@@ -394,14 +394,15 @@ impl MimeParser {
             return;
         }
         self.start(cx);
-        // A delimiter being assembled is lost with the hole.
-        self.carry.clear();
+        // Bytes that might have started a delimiter cannot now: in a part they are content.
+        let carry = std::mem::take(&mut self.carry);
         match self.mode {
             Mode::Body => {
                 let held = self.held;
                 self.held = Held::None;
                 if let Some(leaf) = &mut self.leaf {
                     leaf.write(held.bytes(), &mut self.out, cx);
+                    leaf.write(&carry, &mut self.out, cx);
                     leaf.gap(len, cx);
                 }
             }
@@ -415,6 +416,8 @@ impl MimeParser {
         }
         self.held = Held::None;
         self.bol = false;
+        self.carry = carry;
+        self.carry.clear();
     }
 
     /// The message ended (`Complete`) or was cut off: closes every open part.
@@ -634,6 +637,11 @@ impl MimeParser {
                 self.held = Held::None;
                 return;
             }
+        }
+        if self.hdr_top && start == 0 && text.starts_with(b"From ") {
+            // An mbox separator line before the headers (as a saved message has): not a field.
+            self.hdr.truncate(start);
+            return;
         }
         if !header::is_field_line(text) {
             // Not a header: the headers are over (no blank line) and this line is content.

@@ -447,3 +447,30 @@ fn part_without_headers_and_headerless_message() {
     );
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"y").as_str()));
 }
+
+#[test]
+fn mbox_from_line_is_not_the_body() {
+    let (r, _) = run(
+        MimeStart::Message,
+        b"From alice@example.com Mon Jan  1 00:00:00 2024\r\nSubject: s\r\n\r\nbody\r\n",
+    );
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"body\r\n").as_str()));
+    assert_eq!(r[0].smtp_subject.as_deref(), Some("s"));
+}
+
+#[test]
+fn gap_keeps_bytes_that_looked_like_a_delimiter_start() {
+    let mut h = Harness::new(AppConfig::default());
+    let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+    p.feed(
+        b"Content-Type: multipart/mixed; boundary=abc\r\n\r\n--abc\r\n\r\nxy\r\n--ab",
+        &mut h.cx(),
+    );
+    p.gap(10, &mut h.cx());
+    p.feed(b"z\r\n--abc--\r\n", &mut h.cx());
+    p.finish(FileEnd::Complete, &mut h.cx());
+    assert_eq!(h.records.len(), 1);
+    // "xy" + "\r\n--ab" (seen, not a delimiter after all) + 10 missing + "z".
+    assert_eq!((h.records[0].size, h.records[0].missing_bytes), (9, 10));
+}
