@@ -2,6 +2,11 @@
 //! continuations and charsets), RFC 2047 encoded-words, and the few charsets mail names use.
 //! Everything here works on one bounded header block, so plain allocation is fine.
 
+/// Longest encoded-word looked for (RFC 2047 allows 75 characters; some mailers exceed it).
+const MAX_WORD: usize = 1024;
+/// Parameters (or RFC 2231 sections) of one field considered; real ones have a handful.
+const MAX_PARAMS: usize = 128;
+
 /// The header fields of one entity that the parser acts on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EntityHeaders {
@@ -151,7 +156,9 @@ pub fn parse_value_with_params(raw: &[u8], errors: &mut u64) -> (String, Vec<(St
         }
         // RFC 2231: name*N*, name*N, name*
         let (base, section, extended) = split_2231_name(&name);
-        pieces.push((base.to_string(), section, extended, val));
+        if pieces.len() < MAX_PARAMS {
+            pieces.push((base.to_string(), section, extended, val));
+        }
     }
 
     let mut params: Vec<(String, String)> = Vec::new();
@@ -376,7 +383,9 @@ fn parse_word(s: &[u8]) -> Option<(String, Vec<u8>, usize)> {
         return None;
     }
     let text_start = q1 + 3;
-    let end = memchr::memmem::find(&body[text_start..], b"?=")? + text_start;
+    // RFC 2047 words are at most 75 characters; a bounded search keeps hostile headers linear.
+    let window = &body[text_start.min(body.len())..body.len().min(text_start + MAX_WORD)];
+    let end = memchr::memmem::find(window, b"?=")? + text_start;
     let text = &body[text_start..end];
     if text.iter().any(|b| b.is_ascii_whitespace()) || charset.is_empty() {
         return None;
@@ -424,6 +433,7 @@ fn parse_word(s: &[u8]) -> Option<(String, Vec<u8>, usize)> {
 
 fn looks_like_word(s: &[u8]) -> bool {
     // "=?" followed by something word-shaped before the next whitespace.
+    let s = &s[..s.len().min(MAX_WORD)];
     let end = s.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(s.len());
     let w = &s[..end];
     w.len() > 6 && w.ends_with(b"?=") && w.iter().filter(|&&b| b == b'?').count() >= 4
@@ -527,6 +537,17 @@ mod tests {
         let h = parse_block(b"Subject: part one\r\n  part two\r\nMessage-ID: <a@b>\r\nSubject: second\r\n");
         assert_eq!(h.subject.as_deref(), Some("part one  part two"));
         assert_eq!(h.message_id.as_deref(), Some("<a@b>"));
+    }
+
+    #[test]
+    fn hostile_values_stay_bounded() {
+        let mut e = 0;
+        let junk = "=?utf-8?B?".repeat(6000);
+        assert_eq!(decode_words(junk.as_bytes(), &mut e), junk);
+        let many = (0..5000).map(|i| format!("; p{i}*{i}*=x")).collect::<String>();
+        let (v, params) = parse_value_with_params(format!("text/plain{many}").as_bytes(), &mut e);
+        assert_eq!(v, "text/plain");
+        assert!(params.len() <= MAX_PARAMS);
     }
 
     #[test]
