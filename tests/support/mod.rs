@@ -22,4 +22,5 @@ pub fn xdpcarve_bin() -> PathBuf {
 }
 
 pub mod carve;
+pub mod live;
 pub mod netns;
