@@ -61,6 +61,7 @@ impl Held {
 }
 
 struct RangedObject {
+    key: RangeKey,
     file: FileAnalyzer,
     total: u64,
     /// Bytes `0..next` went into the file (hashed, or declared missing).
@@ -201,7 +202,13 @@ pub struct RangedFiles {
     objects: HashMap<u64, RangedObject>,
     by_key: HashMap<RangeKey, u64>,
     next_id: u64,
+    /// Out-of-order bytes held over all objects; bounded by `WORKER_BUFFER_FACTOR` times the
+    /// per-object bound, so many objects cannot each fill their own buffer.
+    buffered: usize,
 }
+
+/// The worker-wide out-of-order buffer, in multiples of the per-object `max_range_buffer`.
+pub const WORKER_BUFFER_FACTOR: usize = 4;
 
 impl RangedFiles {
     pub fn new() -> Self {
@@ -243,10 +250,11 @@ impl RangedFiles {
         self.next_id += 1;
         let id = self.next_id;
         let total = key.total;
-        self.by_key.insert(key, id);
+        self.by_key.insert(key.clone(), id);
         self.objects.insert(
             id,
             RangedObject {
+                key,
                 file,
                 total,
                 next: 0,
@@ -289,9 +297,14 @@ impl RangedFiles {
         let room = piece.end.saturating_sub(at);
         let data = &data[..(data.len() as u64).min(room) as usize];
         piece.pos += data.len() as u64;
+        let worker_room = (max_buffer.saturating_mul(WORKER_BUFFER_FACTOR)).saturating_sub(self.buffered);
         let o = self.objects.get_mut(&piece.id)?;
         o.last_seen = now;
-        o.place(at, data, max_buffer, stats);
+        let before = o.buffered;
+        // This object may hold what it holds already plus what the worker has left.
+        let limit = max_buffer.min(before + worker_room);
+        o.place(at, data, limit, stats);
+        self.buffered = self.buffered - before + o.buffered;
         self.take_if_complete(piece.id, now)
     }
 
@@ -305,6 +318,7 @@ impl RangedFiles {
         if len == 0 || at + len <= o.next {
             return None;
         }
+        let before = o.buffered;
         if at <= o.next {
             o.file.gap(at + len - o.next);
             o.next = at + len;
@@ -312,6 +326,7 @@ impl RangedFiles {
         } else {
             o.held.entry(at).or_insert(Held::Missing(len));
         }
+        self.buffered = self.buffered - before + o.buffered;
         self.take_if_complete(piece.id, now)
     }
 
@@ -332,7 +347,8 @@ impl RangedFiles {
 
     fn remove(&mut self, id: u64) -> Option<RangedObject> {
         let o = self.objects.remove(&id)?;
-        self.by_key.retain(|_, v| *v != id);
+        self.by_key.remove(&o.key);
+        self.buffered -= o.buffered;
         Some(o)
     }
 
@@ -547,6 +563,25 @@ mod tests {
         assert!(evicted.meta().partial);
         assert_eq!(r.len(), 1);
         assert!(r.contains(&key(20)) && !r.contains(&key(10)));
+    }
+
+    #[test]
+    fn worker_wide_buffer_bound() {
+        // Four objects each hold 100 out-of-order bytes (the per-object bound); a fifth finds
+        // the worker's 4x budget used up and gives up its hole at once.
+        let mut r = RangedFiles::new();
+        let mut s = HttpStats::default();
+        for total in 1000..1005u64 {
+            r.add_object(key(total), file(), Timestamp::ZERO, 16);
+            let mut p = r.start_piece(&key(total), 500, 599, Timestamp::ZERO).unwrap();
+            r.write(&mut p, &data(100), Timestamp::ZERO, 100, &mut s);
+        }
+        assert_eq!(r.buffered, 400);
+        assert_eq!(s.range_gaps, 1);
+        let mut out = Vec::new();
+        r.flush_all(Timestamp::ZERO, &mut out);
+        assert_eq!(r.buffered, 0);
+        assert!(out.iter().all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl HttpParser {
             &h.hdr
         };
         let parsed = parse_head(&self.parse_cfg, side, whole);
-        self.halves[side.index()].hdr.clear();
+        release_header_buffer(&mut self.halves[side.index()].hdr);
         match parsed {
             Some(head) => match side {
                 Side::Orig => self.on_request(head, cx),
@@ -472,7 +472,7 @@ impl HttpParser {
     fn start_resync(&mut self, side: Side, at_line_start: bool, cx: &mut AppContext<'_>) {
         cx.stats.http.resyncs += 1;
         let h = &mut self.halves[side.index()];
-        h.hdr.clear();
+        release_header_buffer(&mut h.hdr);
         h.eol = 0;
         h.phase = Phase::Resync;
         h.resync = LineMatch {
@@ -626,6 +626,18 @@ impl StreamParser for HttpParser {
 
     fn is_done(&self) -> bool {
         self.tunnel
+    }
+}
+
+/// Header buffers are reused across messages; one grown by an unusually large header block is
+/// given back, so idle connections hold little (a busy sensor keeps many connections open).
+const KEEP_HEADER_CAPACITY: usize = 8 << 10;
+
+fn release_header_buffer(hdr: &mut Vec<u8>) {
+    if hdr.capacity() > KEEP_HEADER_CAPACITY {
+        *hdr = Vec::new();
+    } else {
+        hdr.clear();
     }
 }
 
