@@ -110,6 +110,8 @@ counters! {
         line_too_long,
         rset,
         unknown_commands,
+        /// Client lines skipped before the session could be followed (picked up mid-message).
+        midstream_lines,
     }
 }
 

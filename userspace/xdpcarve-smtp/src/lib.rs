@@ -15,8 +15,9 @@
 //!   the message is closed as truncated and command parsing resumes.
 //! - AUTH exchanges (334 continuations) are skipped; STARTTLS answered with 220 makes the rest
 //!   of the connection opaque (`is_done`). Over-long lines are skipped to their end and counted.
-//! - Connections picked up mid-message start in command mode: message lines then count as
-//!   unknown commands and no file is made from them.
+//! - A connection picked up without its banner may have been joined inside a message: client
+//!   lines are skipped (`midstream_lines`) until one that can only be a command (EHLO, MAIL
+//!   FROM:, RCPT TO:, RSET, ...) or the end-of-data line, so no file is made from a message tail.
 
 use std::collections::VecDeque;
 
@@ -162,6 +163,8 @@ pub struct SmtpParser {
     started: bool,
     server_seen: bool,
     greeted: bool,
+    /// The client's lines can be read as commands (false when joined mid-message).
+    synced: bool,
     auth_active: bool,
     starttls_sent: bool,
     done: bool,
@@ -187,6 +190,7 @@ impl SmtpParser {
             started: false,
             server_seen: false,
             greeted: false,
+            synced: false,
             auth_active: false,
             starttls_sent: false,
             done: false,
@@ -291,6 +295,16 @@ impl SmtpParser {
             // Not a SASL response: the exchange ended without us seeing its reply.
             self.auth_active = false;
         }
+        if !self.synced {
+            // Joined mid-session: until a line that can only be a command (or the end of the
+            // message we joined inside), lines are message text, not commands.
+            if line == b"." || !is_sync_command(line) {
+                cx.stats.smtp.midstream_lines += 1;
+                self.synced = line == b".";
+                return;
+            }
+            self.synced = true;
+        }
         if line.is_empty() {
             // Servers answer an empty line with 500; keep replies aligned.
             self.expect_reply(Cmd::Other);
@@ -333,6 +347,11 @@ impl SmtpParser {
                     self.rcpt_to.push(path_arg(path));
                 }
                 self.expect_reply(Cmd::Rcpt);
+            }
+            b"DATA" if !arg.trim_ascii().is_empty() => {
+                // DATA takes no argument: this is text, not the command.
+                cx.stats.smtp.malformed_lines += 1;
+                self.expect_reply(Cmd::Other);
             }
             b"DATA" => {
                 cx.stats.smtp.data_commands += 1;
@@ -575,7 +594,9 @@ impl SmtpParser {
         if !self.greeted {
             self.greeted = true;
             if code == 220 || code == 554 || code == 421 {
-                return; // the banner
+                // The banner: the session is seen from its start.
+                self.synced = true;
+                return;
             }
         }
         let cmd = self.pending.pop_front();
@@ -622,6 +643,19 @@ impl SmtpParser {
         }
         self.client = ClientMode::Command;
     }
+}
+
+/// A line that starts a session or a transaction and cannot be message text by accident.
+fn is_sync_command(line: &[u8]) -> bool {
+    let up = |n: usize| line[..n.min(line.len())].to_ascii_uppercase();
+    let exact = |w: &[u8]| line.eq_ignore_ascii_case(w);
+    matches!(up(5).as_slice(), b"EHLO " | b"HELO " | b"LHLO " | b"AUTH ")
+        || up(10) == b"MAIL FROM:"
+        || up(8) == b"RCPT TO:"
+        || exact(b"RSET")
+        || exact(b"QUIT")
+        || exact(b"NOOP")
+        || exact(b"STARTTLS")
 }
 
 fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {

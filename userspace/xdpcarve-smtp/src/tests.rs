@@ -437,7 +437,20 @@ fn midstream_pickup_invents_no_files() {
         (S, b"221 bye\r\n"),
     ]);
     assert!(o.records.is_empty());
-    assert!(o.stats.smtp.unknown_commands + o.stats.smtp.malformed_lines >= 3);
+    assert_eq!(o.stats.smtp.midstream_lines, 4);
+    assert_eq!((o.stats.smtp.unknown_commands, o.stats.smtp.malformed_lines), (0, 0));
+    // Joined inside a message whose text has command-like lines, then the next transaction.
+    let o = run(&[
+        (C, b"Data follows below\r\nDATA\r\nMail from the office\r\n.\r\n"),
+        (S, b"250 queued\r\n"),
+        (C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+        (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+        (C, b"\r\nnext message\r\n.\r\n"),
+        (S, b"250 queued\r\n"),
+    ]);
+    assert_eq!(o.records.len(), 1);
+    assert_eq!(o.records[0].sha256.as_deref(), Some(sha(b"next message\r\n").as_str()));
+    assert_eq!(o.stats.smtp.midstream_lines, 4);
 }
 
 #[test]
