@@ -320,6 +320,10 @@ impl Engine {
         }
         if flags.syn() {
             streams[side.index()].syn(pkt.seq);
+            if flags.ack() {
+                // A SYN-ACK says where the originator's data starts, even if its SYN was missed.
+                streams[side.other().index()].expect(pkt.ack);
+            }
         }
         if !pkt.payload.is_empty() || pkt.missing_tail > 0 || flags.fin() {
             // Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
@@ -332,13 +336,15 @@ impl Engine {
             streams[side.index()].segment(seq, pkt.payload, pkt.missing_tail, flags.fin(), &limits, mem, &mut sink);
         }
         if flags.ack() {
-            let other = side.other();
+            streams[side.other().index()].acked(pkt.ack);
+        }
+        for s in [Side::Orig, Side::Resp] {
             let mut sink = ParserSink {
                 parser,
-                side: other,
+                side: s,
                 cx: &mut cx,
             };
-            streams[other.index()].acked(pkt.ack, &limits, mem, &mut sink);
+            streams[s.index()].tick(&limits, mem, &mut sink);
         }
         let done = parser.is_done();
         let both_ended = streams[0].is_ended() && streams[1].is_ended();

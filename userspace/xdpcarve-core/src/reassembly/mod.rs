@@ -9,7 +9,7 @@
 //!   that differ are counted in `overlaps_conflicting`, since they may be an evasion attempt.
 //! - Bytes already delivered are retransmissions: dropped and counted.
 //! - Holes never stall a stream. A hole is skipped (reported to the parser as a gap) when the
-//!   peer acknowledges beyond it (the capture lost it), when the stream's or the engine's buffer
+//!   peer acknowledged beyond it a few packets ago (the capture lost it), when the stream's or the engine's buffer
 //!   bound is hit, or when the connection closes.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,9 @@ use xdpcarve_files::stats::TcpStats;
 /// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
 /// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.
 pub const MAX_WINDOW: u64 = 1 << 30;
+/// Packets of a connection an acknowledged hole may wait for its data (reordering between the
+/// two directions of a capture) before it is reported as a gap.
+pub const ACK_GRACE_PACKETS: u32 = 16;
 /// Bookkeeping charged per buffered segment on top of its bytes (map node, allocation header),
 /// so a flood of tiny segments hits the memory bound too.
 pub const SEGMENT_OVERHEAD: usize = 64;
@@ -69,6 +72,10 @@ pub struct Stream {
     charged: usize,
     /// Offset of the FIN (one past the last data byte), once seen.
     fin_off: Option<u64>,
+    /// Highest offset the peer acknowledged beyond `next_off` (0: none pending).
+    acked_off: u64,
+    /// Packets of the connection left before an acknowledged hole is given up (0: none).
+    ack_grace: u32,
     ended: bool,
 }
 
@@ -99,6 +106,13 @@ impl Stream {
     pub fn syn(&mut self, isn: u32) {
         if !self.started {
             self.start(isn.wrapping_add(1));
+        }
+    }
+
+    /// The peer's SYN-ACK acknowledged `next_seq`: data starts there (a no-op once started).
+    pub fn expect(&mut self, next_seq: u32) {
+        if !self.started {
+            self.start(next_seq);
         }
     }
 
@@ -336,10 +350,12 @@ impl Stream {
         }
     }
 
-    /// The peer acknowledged up to `ack`: bytes below it that were never seen were lost by the
-    /// capture (the receiver had them), so report them as a gap now instead of waiting for the
-    /// close. An ACK one past the data is the ACK of a FIN the capture missed, not a lost byte.
-    pub fn acked(&mut self, ack: u32, limits: &StreamLimits, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+    /// The peer acknowledged up to `ack`. Bytes below it that were never seen were lost by the
+    /// capture (the receiver had them). They are reported as a gap once the connection has
+    /// carried [`ACK_GRACE_PACKETS`] more packets without them showing up: taps and SPAN ports
+    /// reorder the two directions slightly, so an ACK may be captured before the data it
+    /// acknowledges. An ACK one past the data is the ACK of a FIN the capture missed, not a lost byte.
+    pub fn acked(&mut self, ack: u32) {
         if !self.started || self.ended {
             return;
         }
@@ -351,14 +367,43 @@ impl Stream {
         if ack_off - self.next_off > MAX_WINDOW {
             return;
         }
-        if let Some(fin) = self.fin_off {
-            ack_off = ack_off.min(fin);
-        } else if self.ooo.is_empty() && ack_off == self.next_off + 1 {
+        match self.fin_off {
+            Some(fin) => ack_off = ack_off.min(fin),
+            None if self.ooo.is_empty() && ack_off == self.next_off + 1 => return,
+            None => {}
+        }
+        if ack_off > self.acked_off {
+            self.acked_off = ack_off;
+            if self.ack_grace == 0 {
+                self.ack_grace = ACK_GRACE_PACKETS;
+            }
+        }
+    }
+
+    /// One more packet of the connection went by: when an acknowledged hole outlived its grace,
+    /// skip it.
+    #[inline]
+    pub fn tick(&mut self, limits: &StreamLimits, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        if self.ack_grace == 0 {
             return;
         }
+        if self.ended || self.acked_off <= self.next_off {
+            // The data came after all.
+            self.ack_grace = 0;
+            return;
+        }
+        self.ack_grace -= 1;
+        if self.ack_grace == 0 {
+            self.skip_acked(limits, mem, out);
+        }
+    }
+
+    /// Reports the acknowledged-but-unseen bytes as gaps and delivers what follows them.
+    fn skip_acked(&mut self, limits: &StreamLimits, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        let ack_off = self.acked_off;
         while self.next_off < ack_off {
             let hole_end = self.ooo.keys().next().map_or(ack_off, |k| (*k).min(ack_off));
-            let len = self.clip_to_depth(hole_end - self.next_off, limits);
+            let len = self.clip_to_depth(hole_end.saturating_sub(self.next_off), limits);
             if len == 0 {
                 break;
             }
@@ -384,12 +429,13 @@ impl Stream {
             self.skip(len, out);
             self.drain(mem, out);
         }
-        if let Some(fin) = self.fin_off {
-            if fin > self.next_off {
-                let len = self.clip_to_depth(fin - self.next_off, limits);
-                self.skip(len, out);
-            }
+        // Bytes the peer acknowledged (or that precede the FIN) were sent: report them missing.
+        let sent_up_to = self.fin_off.unwrap_or(0).max(self.acked_off);
+        if sent_up_to > self.next_off {
+            let len = self.clip_to_depth(sent_up_to - self.next_off, limits);
+            self.skip(len, out);
         }
+        self.ack_grace = 0;
         if end || self.fin_off.is_some() {
             self.ended = true;
             out.end();

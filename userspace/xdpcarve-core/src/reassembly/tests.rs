@@ -65,8 +65,15 @@ impl T {
         self.s
             .segment(seq, data, 0, true, &self.limits, &mut self.mem, &mut self.out);
     }
+    /// An ACK, then enough packets for its grace to run out.
     fn ack(&mut self, ack: u32) {
-        self.s.acked(ack, &self.limits, &mut self.mem, &mut self.out);
+        self.s.acked(ack);
+        for _ in 0..ACK_GRACE_PACKETS {
+            self.tick();
+        }
+    }
+    fn tick(&mut self) {
+        self.s.tick(&self.limits, &mut self.mem, &mut self.out);
     }
     fn flush(&mut self, end: bool) {
         self.s.flush(end, &self.limits, &mut self.mem, &mut self.out);
@@ -321,4 +328,41 @@ fn many_tiny_out_of_order_segments_stay_bounded() {
         .map(|e| if let Ev::Data(d) = e { d.len() } else { 0 })
         .sum();
     assert_eq!(data, 20_000);
+}
+
+#[test]
+fn data_captured_after_its_ack_is_not_a_gap() {
+    // Taps reorder directions: the ACK of "def" is captured before "def" itself.
+    let mut t = T::new(0);
+    t.seg(1, b"abc");
+    t.s.acked(7);
+    t.tick();
+    t.tick();
+    t.seg(4, b"def");
+    for _ in 0..2 * ACK_GRACE_PACKETS {
+        t.tick();
+    }
+    assert_eq!(t.evs(), vec![d(b"abcdef")]);
+    assert_eq!(t.out.stats.gaps, 0);
+}
+
+#[test]
+fn acknowledged_tail_never_seen_is_missing_at_close() {
+    let mut t = T::new(0);
+    t.seg(1, b"abc");
+    t.s.acked(11);
+    t.flush(false);
+    assert_eq!(t.evs(), vec![d(b"abc"), Ev::Gap(7)]);
+}
+
+#[test]
+fn syn_ack_sets_the_start_of_a_stream_whose_syn_was_missed() {
+    let mut s = Stream::new();
+    s.expect(501);
+    let mut mem = MemoryBudget::new(1 << 20);
+    let mut out = Rec::default();
+    // The first data segment was lost too: what follows is out of order, not a new start.
+    s.segment(511, b"later", 0, false, &LIMITS, &mut mem, &mut out);
+    s.flush(false, &LIMITS, &mut mem, &mut out);
+    assert_eq!(out.evs, vec![Ev::Gap(10), d(b"later")]);
 }
