@@ -1,5 +1,6 @@
 //! Traffic generators and benchmarks for xdpcarve: synthetic captures with a manifest of the files
 //! they carry ([`gen`]), a pcap reader/writer ([`pcap`]), and the carving benchmark ([`bench`]).
 
+pub mod bench;
 pub mod gen;
 pub mod pcap;
