@@ -11,16 +11,17 @@ pub enum AppKind {
     Smtp,
 }
 
+/// Boxed: parsers are kilobytes, and the flow table should only pay for the ones that exist.
 pub enum AppParser {
-    Http(HttpParser),
-    Smtp(SmtpParser),
+    Http(Box<HttpParser>),
+    Smtp(Box<SmtpParser>),
 }
 
 impl AppParser {
     pub fn new(kind: AppKind, cfg: &AppConfig) -> Self {
         match kind {
-            AppKind::Http => AppParser::Http(HttpParser::new(cfg)),
-            AppKind::Smtp => AppParser::Smtp(SmtpParser::new(cfg)),
+            AppKind::Http => AppParser::Http(Box::new(HttpParser::new(cfg))),
+            AppKind::Smtp => AppParser::Smtp(Box::new(SmtpParser::new(cfg))),
         }
     }
 }

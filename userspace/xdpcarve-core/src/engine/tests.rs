@@ -329,3 +329,16 @@ fn finish_flushes_everything_and_frees_memory() {
     assert_eq!(e.reassembly_memory(), 0);
     assert_eq!(e.active_flows(), 0);
 }
+
+#[test]
+fn connection_state_stays_small() {
+    // The flow table holds up to max_flows of these: keep per-connection state compact.
+    let conn = std::mem::size_of::<Conn>();
+    eprintln!(
+        "Conn {conn} B, http {} B, smtp {} B, Stream {} B",
+        std::mem::size_of::<xdpcarve_http::HttpParser>(),
+        std::mem::size_of::<xdpcarve_smtp::SmtpParser>(),
+        std::mem::size_of::<Stream>()
+    );
+    assert!(conn <= 512, "Conn is {conn} bytes");
+}
