@@ -480,3 +480,37 @@ fn corpus_replayed_live_equals_read() {
         failures.join("\n\n")
     );
 }
+
+#[test]
+fn without_privileges_the_error_names_the_capabilities() {
+    if !require_root_or_skip(&["setpriv"]) {
+        return;
+    }
+    // As user nobody with no capabilities, on loopback (nothing is attached: the check comes first).
+    let out = run_with_timeout(
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--",
+            ])
+            .arg(support::xdpcarve_bin())
+            .args(["--interface", "lo", "--files-log", "/dev/null"]),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for cap in ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_NET_RAW"] {
+        assert!(stderr.contains(cap), "error should name {cap}:\n{stderr}");
+    }
+    let out = run_with_timeout(
+        std::process::Command::new(support::xdpcarve_bin()).args(["-i", "xdcnosuch0", "--files-log", "/dev/null"]),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such network interface `xdcnosuch0`"));
+}
