@@ -599,6 +599,17 @@ impl SmtpParser {
                 return;
             }
         }
+        if self.client == ClientMode::DataPending && (300..400).contains(&code) && code != 334 {
+            // Only DATA is answered with 354: accept even if the queue is out of step (a
+            // server that ignored an empty line, say).
+            while let Some(cmd) = self.pending.pop_front() {
+                if cmd == Cmd::Data {
+                    break;
+                }
+            }
+            self.accept_data(cx);
+            return;
+        }
         let cmd = self.pending.pop_front();
         if self.client == ClientMode::Data && cmd != Some(Cmd::Data) {
             // The server answers only after the end-of-data line: we lost it.

@@ -586,3 +586,23 @@ fn endless_server_garbage_like_bug_5989() {
         (1, 1, 0, 0)
     );
 }
+
+#[test]
+fn a_354_is_recognised_when_replies_are_out_of_step() {
+    // The server does not answer the empty line, so every reply lands one command early.
+    let mut h = Harness::new(AppConfig::default());
+    let mut p = SmtpParser::new(&h.cfg);
+    p.on_data(S, BANNER, &mut h.cx());
+    p.on_data(
+        C,
+        b"HELO c\r\n\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n",
+        &mut h.cx(),
+    );
+    p.on_data(S, b"250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n", &mut h.cx());
+    assert_eq!(p.client, ClientMode::Data, "the 354 itself decides");
+    assert!(p.pending.is_empty());
+    p.on_data(C, b"Subject: s\r\n\r\nin step again\r\n", &mut h.cx());
+    p.on_data(C, b".\r\n", &mut h.cx());
+    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(b"in step again\r\n").as_str()));
+}
