@@ -76,28 +76,28 @@ fn hash_speeds(runs: usize) {
     };
     row(
         "md5",
-        time(runs, || sink((md5::Md5::digest(&data)))),
-        time(runs, || sink((streamed::<md5::Md5>(&data, 1460)))),
+        time(runs, || sink(md5::Md5::digest(&data))),
+        time(runs, || sink(streamed::<md5::Md5>(&data, 1460))),
     );
     row(
         "sha1",
-        time(runs, || sink((sha1::Sha1::digest(&data)))),
-        time(runs, || sink((streamed::<sha1::Sha1>(&data, 1460)))),
+        time(runs, || sink(sha1::Sha1::digest(&data))),
+        time(runs, || sink(streamed::<sha1::Sha1>(&data, 1460))),
     );
     row(
         "sha256",
-        time(runs, || sink((sha2::Sha256::digest(&data)))),
-        time(runs, || sink((streamed::<sha2::Sha256>(&data, 1460)))),
+        time(runs, || sink(sha2::Sha256::digest(&data))),
+        time(runs, || sink(streamed::<sha2::Sha256>(&data, 1460))),
     );
     row(
         "blake3",
-        time(runs, || sink((blake3::hash(&data)))),
+        time(runs, || sink(blake3::hash(&data))),
         time(runs, || {
             let mut h = blake3::Hasher::new();
             for c in data.chunks(1460) {
                 h.update(c);
             }
-            sink((h.finalize()));
+            sink(h.finalize());
         }),
     );
 }
