@@ -349,7 +349,7 @@ fn bounds_are_enforced_and_counted() {
 
     // A huge header line.
     let mut msg = b"Subject: ".to_vec();
-    msg.extend(std::iter::repeat(b'x').take(100_000));
+    msg.extend(std::iter::repeat_n(b'x', 100_000));
     msg.extend_from_slice(b"\r\n\r\nbody\r\n");
     let (r, s) = run(MimeStart::Message, &msg);
     assert_eq!(s.mime.line_too_long, 1);

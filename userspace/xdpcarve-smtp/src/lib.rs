@@ -64,10 +64,10 @@ enum ClientMode {
 
 /// Where the DATA dot-unstuffer is within a line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Dot {
+enum Unstuff {
     /// At the start of a line.
-    Bol,
-    Mid,
+    LineStart,
+    MidLine,
     /// A line started with '.'.
     Dot,
     /// A line started with ".\r".
@@ -149,7 +149,7 @@ pub struct SmtpParser {
     server_line: LineBuf,
     pending: VecDeque<Cmd>,
     held_data: Vec<u8>,
-    dot: Dot,
+    dot: Unstuff,
     message: Option<MimeParser>,
 
     helo: Option<String>,
@@ -180,7 +180,7 @@ impl SmtpParser {
             server_line: LineBuf::default(),
             pending: VecDeque::new(),
             held_data: Vec::new(),
-            dot: Dot::Bol,
+            dot: Unstuff::LineStart,
             message: None,
             helo: None,
             mail_from: None,
@@ -457,7 +457,7 @@ impl SmtpParser {
             self.open_message(cx);
         }
         self.client = ClientMode::Data;
-        self.dot = Dot::Bol;
+        self.dot = Unstuff::LineStart;
         let held = std::mem::take(&mut self.held_data);
         self.client_data(&held, cx);
     }
@@ -480,28 +480,28 @@ impl SmtpParser {
         let mut end = false;
         while i < data.len() {
             match self.dot {
-                Dot::Bol => {
+                Unstuff::LineStart => {
                     if data[i] == b'.' {
                         self.feed_message(&data[run..i], cx);
                         i += 1;
                         run = i;
-                        self.dot = Dot::Dot;
+                        self.dot = Unstuff::Dot;
                     } else {
-                        self.dot = Dot::Mid;
+                        self.dot = Unstuff::MidLine;
                     }
                 }
-                Dot::Mid => match memchr::memchr(b'\n', &data[i..]) {
+                Unstuff::MidLine => match memchr::memchr(b'\n', &data[i..]) {
                     Some(k) => {
                         i += k + 1;
-                        self.dot = Dot::Bol;
+                        self.dot = Unstuff::LineStart;
                     }
                     None => i = data.len(),
                 },
-                Dot::Dot => match data[i] {
+                Unstuff::Dot => match data[i] {
                     b'\r' => {
                         i += 1;
                         run = i;
-                        self.dot = Dot::DotCr;
+                        self.dot = Unstuff::DotCr;
                     }
                     b'\n' => {
                         i += 1;
@@ -510,9 +510,9 @@ impl SmtpParser {
                         break;
                     }
                     // A stuffed dot: dropped, the line continues.
-                    _ => self.dot = Dot::Mid,
+                    _ => self.dot = Unstuff::MidLine,
                 },
-                Dot::DotCr => {
+                Unstuff::DotCr => {
                     if data[i] == b'\n' {
                         i += 1;
                         run = i;
@@ -521,7 +521,7 @@ impl SmtpParser {
                     }
                     // ".\r" then more: the dot was stuffing, the CR is content.
                     self.feed_message(b"\r", cx);
-                    self.dot = Dot::Mid;
+                    self.dot = Unstuff::MidLine;
                 }
             }
         }
@@ -544,7 +544,7 @@ impl SmtpParser {
             m.finish(end, cx);
         }
         self.client = ClientMode::Command;
-        self.dot = Dot::Bol;
+        self.dot = Unstuff::LineStart;
         self.reset_transaction(cx);
     }
 
@@ -699,7 +699,7 @@ impl StreamParser for SmtpParser {
                         m.gap(len, cx);
                     }
                     // Where the hole ended within a line is unknown; the next line break resyncs.
-                    self.dot = Dot::Mid;
+                    self.dot = Unstuff::MidLine;
                 }
                 ClientMode::Bdat { remaining, last } => {
                     let in_chunk = len.min(remaining);

@@ -457,7 +457,7 @@ fn midstream_pickup_invents_no_files() {
 fn malformed_sessions_are_bounded_and_counted() {
     let huge_server = {
         let mut v = b"220 banner\r\n".to_vec();
-        v.extend(std::iter::repeat(b'A').take(5000));
+        v.extend(std::iter::repeat_n(b'A', 5000));
         v.extend_from_slice(b"250-mx\r\n250 PIPELINING\r\n");
         v
     };
@@ -467,7 +467,7 @@ fn malformed_sessions_are_bounded_and_counted() {
     }
     endless_headers.extend_from_slice(b"\r\nbody\r\n.\r\n");
     let mut huge_cmd = b"NOOP ".to_vec();
-    huge_cmd.extend(std::iter::repeat(b'x').take(10_000));
+    huge_cmd.extend(std::iter::repeat_n(b'x', 10_000));
     huge_cmd.extend_from_slice(b"\r\n");
     let events: Vec<(Side, &[u8])> = vec![
         (S, &huge_server),
@@ -566,7 +566,7 @@ fn endless_server_garbage_like_bug_5989() {
     // The server's replies are hidden behind a 5 KB line that never ends (suricata bug 5989):
     // nothing is answered, the AUTH exchange and the message are still followed.
     let mut server = BANNER.to_vec();
-    server.extend(std::iter::repeat(b'A').take(5000));
+    server.extend(std::iter::repeat_n(b'A', 5000));
     let o = run(&[
         (S, &server),
         (C, b"EHLO c\r\nAUTH LOGIN\r\n"),

@@ -51,7 +51,7 @@ impl Base64Decoder {
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) {
         // Decode into a buffer sized for the worst case, then cut it to what was written.
         let start = out.len();
-        out.resize(start + (input.len() + 3) / 4 * 3 + 3, 0);
+        out.resize(start + input.len().div_ceil(4) * 3 + 3, 0);
         let buf = &mut out[start..];
         let mut w = 0;
         let (mut acc, mut n) = (self.acc, self.n);
