@@ -5,9 +5,16 @@
 //! held). Requests come from `Side::Orig`, responses from `Side::Resp`, paired FIFO (pipelining,
 //! keep-alive). Bodies are delimited by Content-Length, chunked encoding, or the connection's end;
 //! gzip/x-gzip/deflate content is decoded before hashing (other codings are hashed as sent and
-//! counted in `unknown_encodings`). multipart/form-data uploads go through the MIME parser, one
-//! file per part. 206 pieces are placed into one object per resource via
-//! [`xdpcarve_files::RangedFiles`]. CONNECT (2xx) and 101 Switching Protocols end parsing.
+//! counted in `unknown_encodings`). multipart/form-data uploads go through the MIME parser: each
+//! part with a filename is a file (depth 1) whose `parent_fuid` is the envelope, which is recorded
+//! too (depth 0, declared multipart/form-data; the corpus expects the raw body as tshark exports
+//! it). Empty bodies leave no record. 206 pieces are placed into one object per resource via
+//! [`xdpcarve_files::RangedFiles`] when Content-Range gives the total and the body is not
+//! content-encoded; other 206 shapes (multipart/byteranges, `*` total, encoded) are files of their
+//! own marked `partial`. CONNECT (2xx) and 101 Switching Protocols end parsing (`is_done`).
+//!
+//! Bodies delimited by the connection's end are complete on FIN (`on_end`) or a `Finished` close,
+//! truncated on timeout/eviction/shutdown; the engine's contract does not tell RST from FIN.
 //!
 //! Broken input never stalls the parser: an unparsable or oversized header block, broken chunk
 //! framing or a hole outside a body makes it skip ahead to the next line that starts a request

@@ -117,9 +117,10 @@ impl Inflater {
     pub fn total_out(&self) -> u64 {
         self.total_out
     }
-    /// True once the compressed stream ended (the final block of the last member was seen).
+    /// True once the compressed stream ended (the final deflate block was seen). A gzip trailer
+    /// cut short does not count against it: every byte of content was already decoded.
     pub fn is_finished(&self) -> bool {
-        matches!(self.stage, Stage::Done | Stage::GzBetween)
+        matches!(self.stage, Stage::Done | Stage::GzBetween | Stage::GzTrailer(_))
     }
 
     /// Decodes `input`, appending to `out`.
@@ -504,5 +505,15 @@ mod tests {
         d.decode(&enc, &mut out).unwrap();
         assert_eq!(out, b"payload");
         assert!(d.is_finished());
+    }
+
+    #[test]
+    fn finished_only_after_the_final_block() {
+        let enc = gzip(&sample());
+        let mut d = Inflater::new(Coding::Gzip, u64::MAX, 0);
+        d.decode(&enc[..enc.len() / 2], &mut Vec::new()).unwrap();
+        assert!(!d.is_finished());
+        d.decode(&enc[enc.len() / 2..enc.len() - 4], &mut Vec::new()).unwrap();
+        assert!(d.is_finished(), "a cut trailer does not hide a complete body");
     }
 }
