@@ -5,7 +5,6 @@
 use lru::LruCache;
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xdpcarve_files::FileRecord;
@@ -50,15 +49,17 @@ pub fn unix_now() -> u64 {
 
 pub struct Dedup {
     cache: LruCache<DedupKey, u64>,
+    capacity: usize,
     ttl_secs: u64,
     state_file: Option<PathBuf>,
 }
 
 impl Dedup {
     pub fn new(capacity: usize, ttl: Duration, state_file: Option<PathBuf>) -> Dedup {
-        let cap = NonZeroUsize::new(capacity.max(1)).expect("capacity at least 1");
         Dedup {
-            cache: LruCache::new(cap),
+            // Grown as hashes come rather than reserved up front; `insert` keeps the bound.
+            cache: LruCache::unbounded(),
+            capacity: capacity.max(1),
             ttl_secs: ttl.as_secs().max(1),
             state_file,
         }
@@ -88,7 +89,7 @@ impl Dedup {
             ) {
                 (Some(key), Some(at)) if at + self.ttl_secs > now && at <= now + 60 => {
                     // The file is oldest first, so pushing in order rebuilds the recency.
-                    self.cache.push(key, at);
+                    self.insert(key, at);
                     report.loaded += 1;
                 }
                 (Some(_), Some(_)) => report.expired += 1,
@@ -127,8 +128,15 @@ impl Dedup {
                 return true;
             }
         }
-        self.cache.push(key, now);
+        self.insert(key, now);
         false
+    }
+
+    fn insert(&mut self, key: DedupKey, at: u64) {
+        self.cache.push(key, at);
+        while self.cache.len() > self.capacity {
+            self.cache.pop_lru();
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -488,10 +488,12 @@ impl EgressTask {
                 break;
             }
             if n > 0 {
+                self.outbox.lock().expect("outbox").sync_journal(false);
                 // Let the delivery task and the metrics server run between rounds.
                 tokio::task::yield_now().await;
                 continue;
             }
+            self.outbox.lock().expect("outbox").sync_journal(true);
             let deadline = self.batch.deadline();
             tokio::select! {
                 _ = self.shared.wake.notified() => {}
@@ -536,7 +538,11 @@ impl EgressTask {
             let _ = stop_tx.send(true);
             let _ = delivery.await;
         }
-        self.outbox.lock().expect("outbox").persist_memory();
+        {
+            let mut outbox = self.outbox.lock().expect("outbox");
+            outbox.persist_memory();
+            outbox.sync_journal(true);
+        }
         if let Some(d) = &self.dedup {
             match d.save(dedup::unix_now()) {
                 Ok(n) if n > 0 => tracing::info!("dedup: {n} hashes saved"),
@@ -589,7 +595,7 @@ impl EgressTask {
         loop {
             let mut round = 0;
             for q in &shared.queues {
-                for _ in 0..256 {
+                for _ in 0..128 {
                     match q.pop() {
                         Some(rec) => {
                             self.handle(rec, submitting);
@@ -600,7 +606,7 @@ impl EgressTask {
                 }
             }
             n += round;
-            if round == 0 || n >= 4096 {
+            if round == 0 || n >= 512 {
                 return n;
             }
         }

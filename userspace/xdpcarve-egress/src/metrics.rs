@@ -71,6 +71,7 @@ pub struct EgressMetrics {
     pub memory_batches: IntGauge,
     pub journal_batches: IntGauge,
     pub journal_bytes: IntGauge,
+    pub journal_errors: IntCounter,
     pub dedup_entries: IntGauge,
 }
 
@@ -224,6 +225,11 @@ impl MetricsHub {
                 "Batches waiting for delivery in the spill journal.",
             ),
             journal_bytes: gauge(&r, "xdpcarve_spill_journal_bytes", "Size of the spill journal on disk."),
+            journal_errors: counter(
+                &r,
+                "xdpcarve_spill_journal_errors_total",
+                "Spill journal I/O errors (write, sync, cursor).",
+            ),
             dedup_entries: gauge(&r, "xdpcarve_dedup_entries", "Hashes remembered for deduplication."),
         };
 

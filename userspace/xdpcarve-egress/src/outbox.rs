@@ -10,6 +10,10 @@ use crate::metrics::MetricsHub;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest time a spilled batch waits for its fdatasync while the egress thread is busy.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -24,6 +28,7 @@ pub struct Outbox {
     journal: Option<Journal>,
     hub: Arc<MetricsHub>,
     drops_logged: u64,
+    last_sync: Instant,
 }
 
 impl Outbox {
@@ -34,6 +39,7 @@ impl Outbox {
             journal,
             hub,
             drops_logged: 0,
+            last_sync: Instant::now(),
         };
         o.update_gauges();
         o
@@ -114,6 +120,20 @@ impl Outbox {
                 batch.items,
                 self.drops_logged
             );
+        }
+    }
+
+    /// Group commit of the journal: syncs when `force` (the egress thread is idle or stopping) or
+    /// when the last sync is older than [`SYNC_INTERVAL`].
+    pub fn sync_journal(&mut self, force: bool) {
+        let Some(j) = self.journal.as_mut() else { return };
+        if !j.needs_sync() || (!force && self.last_sync.elapsed() < SYNC_INTERVAL) {
+            return;
+        }
+        self.last_sync = Instant::now();
+        if let Err(e) = j.sync() {
+            self.hub.egress.journal_errors.inc();
+            tracing::error!("spill journal: fdatasync failed: {e}; the last spilled batches may not survive a crash");
         }
     }
 

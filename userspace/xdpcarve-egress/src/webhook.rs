@@ -142,11 +142,16 @@ impl Webhook {
     pub fn new(cfg: &WebhookConfig, auth: Option<AuthToken>, hub: Arc<MetricsHub>) -> Result<Option<Webhook>, String> {
         let Some(url) = &cfg.url else { return Ok(None) };
         let uri: Uri = url.parse().map_err(|e| format!("webhook.url `{url}`: {e}"))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        // Small requests: without this, Nagle plus the receiver's delayed ACK stall each one ~40 ms.
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.request_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
