@@ -7,7 +7,9 @@
 //! - After `DATA`, client bytes are held (bounded) until the server answers: 354 makes them the
 //!   message, 4xx/5xx makes them commands again (the client did not wait, or we misread). If the
 //!   server side was never seen (one-way capture), or the reply was lost (gap, or the held bytes
-//!   already hold the end-of-data line or fill the bound), the bytes are taken as the message.
+//!   already hold the end-of-data line or fill the bound), the bytes are taken as the message,
+//!   unless their first line is plainly a command (MAIL FROM:, RSET, QUIT, ...): then the
+//!   refusal was lost and they are commands.
 //! - A message is finished at its end-of-data line (or last BDAT chunk) without waiting for the
 //!   server's verdict: its files crossed the wire even if the server then rejects the message
 //!   with a 5xx (counted in `rejected_transactions`).
@@ -149,6 +151,8 @@ pub struct SmtpParser {
     server_line: LineBuf,
     pending: VecDeque<Cmd>,
     held_data: Vec<u8>,
+    /// The first line of `held_data` was looked at (a command there means DATA was refused).
+    held_first_line_seen: bool,
     dot: Unstuff,
     message: Option<MimeParser>,
 
@@ -180,6 +184,7 @@ impl SmtpParser {
             server_line: LineBuf::default(),
             pending: VecDeque::new(),
             held_data: Vec::new(),
+            held_first_line_seen: false,
             dot: Unstuff::LineStart,
             message: None,
             helo: None,
@@ -247,6 +252,17 @@ impl SmtpParser {
                     let search_from = self.held_data.len().saturating_sub(3);
                     self.held_data.extend_from_slice(&data[..take]);
                     data = &data[take..];
+                    if !self.held_first_line_seen {
+                        if let Some(nl) = memchr::memchr(b'\n', &self.held_data) {
+                            self.held_first_line_seen = true;
+                            if is_sync_command(trim_eol(&self.held_data[..=nl])) {
+                                // The client went on with commands: DATA was refused and we
+                                // did not see the refusal.
+                                self.reject_data(cx);
+                                continue;
+                            }
+                        }
+                    }
                     if self.held_data.len() >= MAX_HELD_DATA
                         || self.held_data.starts_with(b".\r\n")
                         || memchr::memmem::find(&self.held_data[search_from..], b"\n.\r\n").is_some()
@@ -358,6 +374,7 @@ impl SmtpParser {
                 self.expect_reply(Cmd::Data);
                 self.client = ClientMode::DataPending;
                 self.held_data.clear();
+                self.held_first_line_seen = false;
             }
             b"BDAT" => {
                 let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());

@@ -606,3 +606,24 @@ fn a_354_is_recognised_when_replies_are_out_of_step() {
     assert_eq!(h.records.len(), 1);
     assert_eq!(h.records[0].sha256.as_deref(), Some(sha(b"in step again\r\n").as_str()));
 }
+
+#[test]
+fn lost_refusal_of_data_is_inferred_from_the_next_command() {
+    // The 554 to DATA is lost in a gap of the server stream; the client goes on with RSET.
+    let mut h = Harness::new(AppConfig::default());
+    let mut p = SmtpParser::new(&h.cfg);
+    p.on_data(S, BANNER, &mut h.cx());
+    p.on_data(
+        C,
+        b"HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n",
+        &mut h.cx(),
+    );
+    p.on_data(S, b"250 hi\r\n250 ok\r\n250 ok\r\n", &mut h.cx());
+    p.on_data(C, b"RSET\r\nQUIT\r\n", &mut h.cx());
+    assert_eq!(p.client, ClientMode::Command);
+    p.on_gap(S, 30, &mut h.cx());
+    p.on_data(S, b"250 reset\r\n221 bye\r\n", &mut h.cx());
+    p.on_close(CloseReason::Finished, &mut h.cx());
+    assert!(h.records.is_empty());
+    assert_eq!((h.stats.smtp.rset, h.stats.smtp.rejected_transactions), (1, 1));
+}
