@@ -189,7 +189,7 @@ impl Engine {
             self.next_sweep = self.now.saturating_add(SWEEP_INTERVAL);
             self.expire_idle();
             let idle = self.cfg.idle_timeout;
-            self.ranged.expire(self.now, idle, &mut self.records);
+            self.ranged.expire(self.now, idle, &mut self.records, &mut self.stats);
         }
     }
 
@@ -201,7 +201,7 @@ impl Engine {
         for id in self.flows.ids_oldest_first() {
             self.close(id, CloseReason::Shutdown, false);
         }
-        self.ranged.flush_all(self.now, &mut self.records);
+        self.ranged.flush_all(self.now, &mut self.records, &mut self.stats);
     }
 
     /// Processes one captured frame.

@@ -58,6 +58,8 @@ pub struct FileAnalyzer {
     missing_bytes: u64,
     overflow_bytes: u64,
     limit_hit: bool,
+    /// Bytes fed to the hashers (before any gap or limit stopped them).
+    hashed: u64,
 }
 
 impl FileAnalyzer {
@@ -82,6 +84,7 @@ impl FileAnalyzer {
             missing_bytes: 0,
             overflow_bytes: 0,
             limit_hit: false,
+            hashed: 0,
         }
     }
 
@@ -120,6 +123,7 @@ impl FileAnalyzer {
         }
         if let Some(h) = &mut self.hashers {
             h.update(take);
+            self.hashed += take.len() as u64;
         }
         self.size += take.len() as u64;
         if !over.is_empty() {
@@ -140,13 +144,10 @@ impl FileAnalyzer {
         self.sniff_closed = true;
     }
 
-    /// Bytes that went into the hashes so far (for throughput counters).
+    /// Bytes fed to the hashers so far, including those before a gap or limit stopped hashing
+    /// (the `bytes_hashed` counter: work done, not bytes of valid hashes).
     pub fn hashed_bytes(&self) -> u64 {
-        if self.hashers.is_some() {
-            self.size
-        } else {
-            0
-        }
+        self.hashed
     }
 
     pub fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {

@@ -110,22 +110,31 @@ impl AppContext<'_> {
 
     /// Finishes a file and queues its record.
     pub fn close_file(&mut self, file: FileAnalyzer, end: FileEnd) {
-        let rec = file.finish(self.now, end);
-        let s = &mut self.stats.files;
-        s.files += 1;
-        match rec.proto {
-            Proto::Http => s.http_files += 1,
-            Proto::Smtp => s.smtp_files += 1,
-        }
-        if rec.truncated {
-            s.files_truncated += 1;
-        }
-        if rec.missing_bytes > 0 {
-            s.files_with_gaps += 1;
-        }
-        s.overflow_bytes += rec.overflow_bytes;
+        let rec = finish_file(file, self.now, end, self.stats);
         self.records.push(rec);
     }
+}
+
+/// Finishes a file and counts it in `stats.files`: the one place every record is counted, whether
+/// it leaves through a connection ([`AppContext::close_file`]) or not (206 objects flushed late).
+pub fn finish_file(file: FileAnalyzer, now: Timestamp, end: FileEnd, stats: &mut Stats) -> FileRecord {
+    let hashed = file.hashed_bytes();
+    let rec = file.finish(now, end);
+    let s = &mut stats.files;
+    s.files += 1;
+    s.bytes_hashed += hashed;
+    match rec.proto {
+        Proto::Http => s.http_files += 1,
+        Proto::Smtp => s.smtp_files += 1,
+    }
+    if rec.truncated {
+        s.files_truncated += 1;
+    }
+    if rec.missing_bytes > 0 {
+        s.files_with_gaps += 1;
+    }
+    s.overflow_bytes += rec.overflow_bytes;
+    rec
 }
 
 /// An application-layer parser for one TCP connection (both directions).

@@ -9,7 +9,8 @@
 //! leave by [`RangedFiles::expire`] or [`RangedFiles::flush_all`] as partial, truncated records.
 
 use crate::analyzer::{FileAnalyzer, FileEnd};
-use crate::record::{FileRecord, HttpInfo, Proto};
+use crate::app::finish_file;
+use crate::record::{FileRecord, HttpInfo};
 use crate::stats::{HttpStats, Stats};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -176,7 +177,7 @@ impl RangedObject {
 
     /// Turns the object into its final record: everything held is placed, every byte never seen
     /// counts as missing.
-    fn into_record(mut self, now: Timestamp, end: FileEnd) -> FileRecord {
+    fn into_record(mut self, now: Timestamp, end: FileEnd, stats: &mut Stats) -> FileRecord {
         let mut ignore = HttpStats::default();
         while let Some((&start, _)) = self.held.first_key_value() {
             self.skip_to(start, &mut ignore);
@@ -192,7 +193,7 @@ impl RangedObject {
         meta.partial = matches!(end, FileEnd::Truncated(_));
         meta.total_bytes = Some(total);
         meta.http.get_or_insert_with(HttpInfo::default).range = Some(format!("{lo}-{hi}/{total}"));
-        self.file.finish(now, end)
+        finish_file(self.file, now, end, stats)
     }
 }
 
@@ -352,20 +353,9 @@ impl RangedFiles {
         Some(o)
     }
 
-    /// Emits every object still incomplete as a partial, truncated record (end of capture).
-    /// Records are not counted in any [`Stats`]; use [`RangedFiles::flush_all_counted`] for that.
-    pub fn flush_all(&mut self, now: Timestamp, out: &mut Vec<FileRecord>) {
-        self.flush_all_counted(now, out, &mut Stats::default());
-    }
-
-    /// Emits objects with no new piece for `idle`. Records are not counted in any [`Stats`]; use
-    /// [`RangedFiles::expire_counted`] for that.
-    pub fn expire(&mut self, now: Timestamp, idle: Duration, out: &mut Vec<FileRecord>) {
-        self.expire_counted(now, idle, out, &mut Stats::default());
-    }
-
-    /// [`RangedFiles::flush_all`], counting the records in `stats.files` as `AppContext::close_file` does.
-    pub fn flush_all_counted(&mut self, now: Timestamp, out: &mut Vec<FileRecord>, stats: &mut Stats) {
+    /// Emits every object still incomplete as a partial, truncated record (end of capture),
+    /// counted in `stats.files`.
+    pub fn flush_all(&mut self, now: Timestamp, out: &mut Vec<FileRecord>, stats: &mut Stats) {
         let mut ids: Vec<u64> = self.objects.keys().copied().collect();
         ids.sort_unstable(); // deterministic record order
         for id in ids {
@@ -373,8 +363,8 @@ impl RangedFiles {
         }
     }
 
-    /// [`RangedFiles::expire`], counting the records in `stats.files`.
-    pub fn expire_counted(&mut self, now: Timestamp, idle: Duration, out: &mut Vec<FileRecord>, stats: &mut Stats) {
+    /// Emits objects with no new piece for `idle`, counted in `stats.files`.
+    pub fn expire(&mut self, now: Timestamp, idle: Duration, out: &mut Vec<FileRecord>, stats: &mut Stats) {
         let mut ids: Vec<u64> = self
             .objects
             .iter()
@@ -389,35 +379,16 @@ impl RangedFiles {
 
     fn emit_incomplete(&mut self, id: u64, now: Timestamp, out: &mut Vec<FileRecord>, stats: &mut Stats) {
         if let Some(o) = self.remove(id) {
-            let rec = o.into_record(now, FileEnd::Truncated("range_incomplete"));
-            count_record(stats, &rec);
-            out.push(rec);
+            out.push(o.into_record(now, FileEnd::Truncated("range_incomplete"), stats));
         }
     }
-}
-
-/// The file counters `AppContext::close_file` keeps, for records emitted outside a connection.
-fn count_record(stats: &mut Stats, rec: &FileRecord) {
-    let s = &mut stats.files;
-    s.files += 1;
-    match rec.proto {
-        Proto::Http => s.http_files += 1,
-        Proto::Smtp => s.smtp_files += 1,
-    }
-    if rec.truncated {
-        s.files_truncated += 1;
-    }
-    if rec.missing_bytes > 0 {
-        s.files_with_gaps += 1;
-    }
-    s.overflow_bytes += rec.overflow_bytes;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::FileConfig;
-    use crate::record::{ConnMeta, Direction, FileMeta};
+    use crate::record::{ConnMeta, Direction, FileMeta, Proto};
     use sha2::{Digest, Sha256};
 
     fn conn() -> ConnMeta {
@@ -532,7 +503,7 @@ mod tests {
         assert!(rec.is_none());
         let mut out = Vec::new();
         let mut stats = Stats::default();
-        r.flush_all_counted(Timestamp::from_secs(9), &mut out, &mut stats);
+        r.flush_all(Timestamp::from_secs(9), &mut out, &mut stats);
         assert_eq!(out.len(), 1);
         let rec = &out[0];
         assert!(rec.partial && rec.truncated);
@@ -547,9 +518,10 @@ mod tests {
     fn expire_only_idle_objects() {
         let (mut r, _) = run(1000, &[(0, 10)], 50, 1 << 20);
         let mut out = Vec::new();
-        r.expire(Timestamp::from_secs(5), Duration::from_secs(10), &mut out);
+        let mut stats = Stats::default();
+        r.expire(Timestamp::from_secs(5), Duration::from_secs(10), &mut out, &mut stats);
         assert!(out.is_empty());
-        r.expire(Timestamp::from_secs(20), Duration::from_secs(10), &mut out);
+        r.expire(Timestamp::from_secs(20), Duration::from_secs(10), &mut out, &mut stats);
         assert_eq!(out.len(), 1);
     }
 
@@ -579,7 +551,7 @@ mod tests {
         assert_eq!(r.buffered, 400);
         assert_eq!(s.range_gaps, 1);
         let mut out = Vec::new();
-        r.flush_all(Timestamp::ZERO, &mut out);
+        r.flush_all(Timestamp::ZERO, &mut out, &mut Stats::default());
         assert_eq!(r.buffered, 0);
         assert!(out.iter().all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
     }

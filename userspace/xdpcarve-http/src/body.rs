@@ -243,13 +243,11 @@ fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
         Sink::File { file, .. } => {
             if let Some(f) = file {
                 f.update(data);
-                cx.stats.files.bytes_hashed += data.len() as u64;
             }
         }
         Sink::Form { parser, envelope, .. } => {
             if let Some(e) = envelope {
                 e.update(data);
-                cx.stats.files.bytes_hashed += data.len() as u64;
             }
             if let Some(p) = parser {
                 p.feed(data, cx);
@@ -257,7 +255,6 @@ fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
         }
         Sink::Range { piece, .. } => {
             if let Some(p) = piece {
-                cx.stats.files.bytes_hashed += data.len() as u64;
                 let max = cx.cfg.http.max_range_buffer;
                 if let Some(f) = cx.ranged.write(p, data, cx.now, max, &mut cx.stats.http) {
                     cx.close_file(f, FileEnd::Complete);

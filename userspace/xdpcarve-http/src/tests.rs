@@ -580,7 +580,7 @@ fn a_lone_range_piece_is_flushed_as_partial() {
     let mut h = range_pieces(&[0]);
     assert!(h.records.is_empty());
     let mut out = Vec::new();
-    h.ranged.flush_all(Timestamp::from_secs(200), &mut out);
+    h.ranged.flush_all(Timestamp::from_secs(200), &mut out, &mut h.stats);
     assert_eq!(out.len(), 1);
     assert!(out[0].partial && out[0].truncated);
     assert_eq!((out[0].size, out[0].missing_bytes), (32_768, 100_000 - 32_768));

@@ -139,7 +139,6 @@ impl Leaf {
             c.finish(end, cx);
         }
         if let Some(f) = self.file.take() {
-            cx.stats.files.bytes_hashed += f.hashed_bytes();
             cx.close_file(f, end);
         }
     }
