@@ -263,39 +263,86 @@ static __always_inline int walk_ip(void **cursor, void *data_end, __be16 etherty
 	return WALK_PASS;
 }
 
-// Opens one tunnel a remote mirror uses (GRE with IP, transparent Ethernet bridging or ERSPAN
-// I/II/III inside; VXLAN on UDP 4789) and walks to the inner transport header. Returns the inner
-// protocol or a WALK_* outcome; WALK_PASS when the packet is no such tunnel.
-static __always_inline int walk_tunnel(void **cursor, void *data_end, int proto)
+// Headers are parsed within the first MAX_HEADER_OFFSET bytes of the packet (a tunnel's inner
+// TCP header included); offsets are masked to it so the verifier can bound packet pointers.
+#define MAX_HEADER_OFFSET 1023
+
+// What follows an opened tunnel header.
+#define INNER_ETHERNET 1
+#define INNER_IP 2
+
+// The header walk is split into global (non-static) functions. The verifier checks each global
+// function once, on its own, instead of once per path through its callers: load time stays
+// linear in the number of header kinds (all inline, it took seconds). Each takes the packet
+// offset to start from and returns a packed result, or a negative WALK_* outcome.
+
+// Ethernet and VLAN tags at `off`: returns (ethertype << 16) | offset of the network header.
+__attribute__((noinline)) long xdpcarve_walk_eth(struct xdp_md *ctx, __u32 off)
 {
-	__be16 ethertype;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (off > MAX_HEADER_OFFSET)
+		return WALK_PARSE_FAILED;
+	void *cursor = data + off;
+	__be16 ethertype = walk_ethernet(&cursor, data_end);
+	if (ethertype == 0)
+		return WALK_PARSE_FAILED;
+	return ((long)ethertype << 16) | (long)(cursor - data);
+}
+
+// The IPv4/IPv6 header at `off` (ethertype in network order): returns (protocol << 16) |
+// offset of the transport header.
+__attribute__((noinline)) long xdpcarve_walk_ip(struct xdp_md *ctx, __u32 off, __u32 ethertype)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (off > MAX_HEADER_OFFSET)
+		return WALK_PARSE_FAILED;
+	void *cursor = data + off;
+	int proto = walk_ip(&cursor, data_end, (__be16)ethertype);
+	if (proto < 0)
+		return proto;
+	return ((long)proto << 16) | (long)(cursor - data);
+}
+
+// Opens one tunnel a remote mirror uses, its header at `off`: GRE with IP, transparent Ethernet
+// bridging or ERSPAN I/II/III inside, or VXLAN (UDP 4789). Returns (INNER_ETHERNET << 32) |
+// offset of the inner Ethernet header, or (INNER_IP << 32) | (ethertype << 16) | offset of the
+// inner IP header; WALK_PASS when the packet is no such tunnel.
+__attribute__((noinline)) long xdpcarve_open_tunnel(struct xdp_md *ctx, __u32 off, __u32 proto)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	if (off > MAX_HEADER_OFFSET)
+		return WALK_PARSE_FAILED;
+	void *cursor = data + off;
 	if (proto == IPPROTO_GRE) {
-		struct grehdr *gre = *cursor;
+		struct grehdr *gre = cursor;
 		if ((void *)(gre + 1) > data_end)
 			return WALK_PARSE_FAILED;
 		__u16 flags = bswap16(gre->flags);
 		if (flags & 0x0007) // version 1: PPTP, not mirrored traffic
 			return WALK_PASS;
-		__u32 len = 4 + 4 * (!!(flags & 0x8000) + !!(flags & 0x2000) + !!(flags & 0x1000));
-		void *inner = (void *)gre + len;
+		__u32 inner = off + 4 + 4 * (!!(flags & 0x8000) + !!(flags & 0x2000) + !!(flags & 0x1000));
 		__u16 gre_proto = bswap16(gre->proto);
-		if (gre_proto == 0x0800 || gre_proto == 0x86DD) {
-			*cursor = inner;
-			return walk_ip(cursor, data_end, bswap16(gre_proto));
-		}
+		if (gre_proto == 0x0800 || gre_proto == 0x86DD)
+			return ((long)INNER_IP << 32) | ((long)bswap16(gre_proto) << 16) | inner;
 		if (gre_proto == GRE_ERSPAN_II && (flags & 0x1000)) {
 			inner += 8; // type II header; type I has no sequence number and no header
 		} else if (gre_proto == GRE_ERSPAN_III) {
-			__u8 *hdr = inner;
+			if (inner > MAX_HEADER_OFFSET)
+				return WALK_PARSE_FAILED;
+			__u8 *hdr = data + inner;
 			if ((void *)(hdr + 12) > data_end)
 				return WALK_PARSE_FAILED;
 			inner += (hdr[11] & 0x01) ? 20 : 12; // O flag: platform subheader
 		} else if (gre_proto != GRE_TEB && gre_proto != GRE_ERSPAN_II) {
 			return WALK_PASS;
 		}
-		*cursor = inner;
-	} else if (proto == IPPROTO_UDP) {
-		struct udphdr *udp = *cursor;
+		return ((long)INNER_ETHERNET << 32) | inner;
+	}
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *udp = cursor;
 		if ((void *)(udp + 1) > data_end)
 			return WALK_PARSE_FAILED;
 		if (udp->dest != VXLAN_PORT_BE && udp->source != VXLAN_PORT_BE)
@@ -305,12 +352,9 @@ static __always_inline int walk_tunnel(void **cursor, void *data_end, int proto)
 			return WALK_PARSE_FAILED;
 		if (!(vxlan[0] & 0x08))
 			return WALK_PASS;
-		*cursor = vxlan + 8;
-	} else {
-		return WALK_PASS;
+		return ((long)INNER_ETHERNET << 32) | (off + 16);
 	}
-	ethertype = walk_ethernet(cursor, data_end);
-	return walk_ip(cursor, data_end, ethertype);
+	return WALK_PASS;
 }
 
 // The steering decision; `frags` says whether the packet may span several buffers (then only
@@ -319,23 +363,30 @@ static __always_inline int steer(struct xdp_md *ctx, int frags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	void *cursor = data;
-
-	__be16 ethertype = walk_ethernet(&cursor, data_end);
-	int proto = walk_ip(&cursor, data_end, ethertype);
-	if (proto == IPPROTO_GRE || proto == IPPROTO_UDP) {
-		int inner = walk_tunnel(&cursor, data_end, proto);
+	long walk = xdpcarve_walk_eth(ctx, 0);
+	if (walk >= 0)
+		walk = xdpcarve_walk_ip(ctx, walk & 0xFFFF, (walk >> 16) & 0xFFFF);
+	if (walk >= 0 && ((walk >> 16) == IPPROTO_GRE || (walk >> 16) == IPPROTO_UDP)) {
+		long inner = xdpcarve_open_tunnel(ctx, walk & 0xFFFF, walk >> 16);
 		if (inner != WALK_PASS) {
 			count(C_TUNNELED, 1);
-			proto = inner;
+			if (inner >= 0 && (inner >> 32) == INNER_ETHERNET)
+				inner = xdpcarve_walk_eth(ctx, inner & 0xFFFF);
+			if (inner >= 0)
+				inner = xdpcarve_walk_ip(ctx, inner & 0xFFFF, (inner >> 16) & 0xFFFF);
+			walk = inner;
 		}
 	}
-	if (proto == WALK_PARSE_FAILED)
+	if (walk == WALK_PARSE_FAILED)
 		return pass(C_PARSE_FAILED);
-	if (proto == WALK_FRAGMENT)
+	if (walk == WALK_FRAGMENT)
 		return pass(C_IP_FRAGMENTS);
-	if (proto != IPPROTO_TCP)
+	if (walk < 0 || (walk >> 16) != IPPROTO_TCP)
 		return pass(C_PASSED);
+	__u32 off = walk & 0xFFFF;
+	if (off > MAX_HEADER_OFFSET)
+		return pass(C_PARSE_FAILED);
+	void *cursor = data + (off & MAX_HEADER_OFFSET);
 	struct tcphdr *tcp = cursor;
 	if ((void *)(tcp + 1) > data_end)
 		return pass(C_PARSE_FAILED);

@@ -1,8 +1,16 @@
 //! Counts steered frames per queue without any engine: a check of the steering path alone.
 //! `xdpcount IFACE SECONDS [auto|native|generic] [PORTS]` (run as root, inside the namespace).
+//! Stops after SECONDS, or earlier on SIGINT/SIGTERM.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use xdpcarve_xdp::{FrameHandler, LiveCapture, LiveConfig};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
 
 struct Count;
 
@@ -30,7 +38,15 @@ fn main() {
         std::process::exit(1)
     });
     eprintln!("xdpcount: {}", capture.info().describe());
-    std::thread::sleep(Duration::from_secs_f64(args[2].parse().expect("seconds")));
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(args[2].parse().expect("seconds"));
+    while Instant::now() < deadline && !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let summary = capture.stop(Duration::from_secs(1)).expect("stop");
     println!("xdp {:?}", summary.xdp);
     for q in &summary.queues {
