@@ -44,6 +44,9 @@ pub struct LiveConfig {
     pub rings: RingConfig,
     /// Pin worker `i` to the i-th allowed CPU (wrapping).
     pub pin_workers: bool,
+    /// Load the multi-buffer program variant when the kernel has it (packets larger than a
+    /// UMEM frame arrive in several frames). False forces the linear variant.
+    pub multi_buffer: bool,
 }
 
 impl LiveConfig {
@@ -55,6 +58,7 @@ impl LiveConfig {
             ports: DEFAULT_PORTS.to_vec(),
             rings: RingConfig::default(),
             pin_workers: true,
+            multi_buffer: true,
         }
     }
 }
@@ -177,7 +181,7 @@ impl LiveCapture {
             );
         }
 
-        let mut program = XdpProgram::load(&config.ports)?;
+        let mut program = XdpProgram::load_variant(&config.ports, config.multi_buffer)?;
         let mode = program.attach(&interface.name, interface.index, config.mode)?;
 
         let stop = Arc::new(AtomicBool::new(false));

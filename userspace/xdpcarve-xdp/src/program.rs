@@ -153,6 +153,12 @@ pub struct XdpProgram {
 impl XdpProgram {
     /// Loads the program into the kernel (the verifier runs here) and fills the port set.
     pub fn load(ports: &[u16]) -> Result<XdpProgram, LiveError> {
+        Self::load_variant(ports, true)
+    }
+
+    /// As [`load`](Self::load); `multi_buffer` false loads the linear variant directly (what
+    /// kernels before 5.18 get).
+    pub fn load_variant(ports: &[u16], multi_buffer: bool) -> Result<XdpProgram, LiveError> {
         if ports.is_empty() {
             return Err(LiveError::Config("no ports to steer: give at least one port".into()));
         }
@@ -163,7 +169,12 @@ impl XdpProgram {
             )));
         }
         let mut ebpf = EbpfLoader::new().load(object_bytes()).map_err(map_load_error)?;
-        let program_name = match load_program(&mut ebpf, PROGRAM_NAME) {
+        let first = if multi_buffer {
+            load_program(&mut ebpf, PROGRAM_NAME)
+        } else {
+            Err(LiveError::Config("multi-buffer variant not wanted".into()))
+        };
+        let program_name = match first {
             Ok(()) => PROGRAM_NAME,
             Err(frags_error) => match load_program(&mut ebpf, PROGRAM_NAME_LINEAR) {
                 Ok(()) => {

@@ -418,3 +418,60 @@ fn errors_are_clear() {
     .expect("error test thread");
     drop(ns);
 }
+
+/// The linear program variant (what kernels before 5.18 load) passes the verifier and steers.
+#[test]
+fn linear_variant_steers() {
+    if let Err(reason) = prerequisites() {
+        return skip_or_fail(reason);
+    }
+    let ns = Netns::new("l");
+    ip(&[
+        "-n", &ns.name, "link", "add", "xdcL", "type", "veth", "peer", "name", "xdcM",
+    ]);
+    for dev in ["xdcL", "xdcM"] {
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{dev}.disable_ipv6=1"),
+            ])
+            .output();
+        ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+    }
+    let name = ns.name.clone();
+    std::thread::spawn(move || {
+        Netns { name }.enter_and_forget();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let handler_seen = seen.clone();
+        let config = LiveConfig {
+            multi_buffer: false,
+            ..LiveConfig::new("xdcL")
+        };
+        let capture = LiveCapture::start(&config, move |_q| Collect(handler_seen.clone())).expect("start");
+        let frames = vec![
+            ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40000, 80, 1))),
+            tunneled(
+                0x6558,
+                &[],
+                &ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40001, 8080, 2))),
+            ),
+            ethernet(&[], 0x0800, &ipv4(&[], 0, 6, &tcp(40002, 22, 3))),
+        ];
+        send_frames("xdcM", &frames);
+        let summary = capture.stop(Duration::from_secs(2)).expect("stop");
+        assert_eq!(seen.lock().unwrap().frames.len(), 2);
+        assert_eq!(
+            (summary.xdp.redirected, summary.xdp.passed, summary.xdp.tunneled),
+            (2, 1, 1),
+            "{:?}",
+            summary.xdp
+        );
+    })
+    .join()
+    .expect("linear variant thread");
+    drop(ns);
+}

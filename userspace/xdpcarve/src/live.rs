@@ -220,6 +220,7 @@ where
         ports,
         rings: args.rings(),
         pin_workers: !args.no_pin,
+        multi_buffer: true,
     };
     let iface = Interface::lookup(&config.interface)?;
     let queues = config.queues.resolve(&iface)?;
@@ -379,66 +380,4 @@ pub fn render(r: &LiveReport, files_logged: Option<u64>) -> String {
         let _ = writeln!(out, "  counters: {}", rest.join(" "));
     }
     out
-}
-
-/// A worker's handle on the files log written by one writer thread: records travel over a
-/// bounded channel so workers never contend on the file. A full channel blocks the worker (the
-/// kernel then counts ring drops) rather than losing a record silently.
-pub struct ChannelSink {
-    tx: std::sync::mpsc::SyncSender<Option<xdpcarve_files::FileRecord>>,
-}
-
-impl RecordSink for ChannelSink {
-    fn record(&mut self, rec: xdpcarve_files::FileRecord) -> Result<()> {
-        self.tx
-            .send(Some(rec))
-            .map_err(|_| anyhow!("the files log writer stopped"))
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.tx.send(None).map_err(|_| anyhow!("the files log writer stopped"))
-    }
-}
-
-/// `xdpcarve -i IFACE --files-log PATH`: live capture into the files log, then the summary.
-pub fn run_with_files_log(cli: &crate::cli::Cli, cfg: EngineConfig) -> Result<std::process::ExitCode> {
-    use crate::files_log::FilesLog;
-    use crate::sink::Tallying;
-
-    let workers = worker_count(&cli.live)?;
-    let mut log = Tallying {
-        inner: FilesLog::create(&cli.files_log)?,
-        tally: Default::default(),
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<xdpcarve_files::FileRecord>>(16 * 1024);
-    let writer = std::thread::Builder::new()
-        .name("xdpcarve-log".into())
-        .spawn(move || -> Result<_> {
-            for msg in rx {
-                match msg {
-                    Some(rec) => log.record(rec)?,
-                    None => log.flush()?,
-                }
-            }
-            log.flush()?;
-            Ok(log.tally)
-        })?;
-    let sinks = (0..workers).map(|_| ChannelSink { tx: tx.clone() }).collect();
-    drop(tx);
-    let mut ports: Vec<u16> = cli
-        .http_ports
-        .0
-        .iter()
-        .chain(cli.smtp_ports.0.iter())
-        .copied()
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    let report = run(&cli.live, ports, cfg, sinks, None, cli.quiet);
-    let tally = writer.join().map_err(|_| anyhow!("the files log writer panicked"))?;
-    let report = report?;
-    let tally = tally?;
-    if !cli.quiet {
-        eprint!("{}", render(&report, Some(tally.files)));
-    }
-    Ok(std::process::ExitCode::SUCCESS)
 }
