@@ -335,3 +335,115 @@ fn data_before_the_handshake_on_an_ignored_port_is_not_tracked() {
     assert!(run.stderr.contains("0 tracked"), "{}", run.describe());
     let _ = PSH_ACK;
 }
+
+/// A download of `body` from port 80, the response cut into `mss`-byte segments; `shape` may
+/// reorder, duplicate or drop the server's data segments (numbered in send order) before the
+/// capture is written. The client acknowledges, after every other captured segment, everything
+/// sent up to the latest segment captured: it received the segments in order (reordering and
+/// loss are the capture's), so its ACK can be captured before the data it acknowledges.
+fn segmented_download(
+    body: &[u8],
+    mss: usize,
+    shape: impl Fn(Vec<(usize, Vec<u8>)>) -> Vec<(usize, Vec<u8>)>,
+) -> Vec<(u64, Vec<u8>)> {
+    use support::carve::FIN_ACK;
+    let (c, s, cp, sp) = ([10, 0, 0, 1], [10, 0, 0, 2], 40100u16, 80u16);
+    let request = b"GET /big.bin HTTP/1.1\r\nHost: example\r\n\r\n";
+    let response = [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), body].concat();
+    let (cseq, sseq) = (7000u32, 4_294_960_000u32); // the server's sequence numbers wrap mid-body
+    let cdata = cseq + 1;
+    let cend = cdata + request.len() as u32;
+    let sdata = sseq.wrapping_add(1);
+    let mut frames = vec![
+        eth_ipv4(c, s, 6, &tcp(cp, sp, cseq, 0, SYN, b"")),
+        eth_ipv4(s, c, 6, &tcp(sp, cp, sseq, cdata, SYN | ACK, b"")),
+        eth_ipv4(c, s, 6, &tcp(cp, sp, cdata, sdata, ACK, b"")),
+        eth_ipv4(c, s, 6, &tcp(cp, sp, cdata, sdata, PSH_ACK, request)),
+    ];
+    let mut segs = Vec::new();
+    let mut ends = Vec::new();
+    let mut off = 0usize;
+    while off < response.len() {
+        let n = mss.min(response.len() - off);
+        let seq = sdata.wrapping_add(off as u32);
+        segs.push((segs.len(), eth_ipv4(s, c, 6, &tcp(sp, cp, seq, cend, PSH_ACK, &response[off..off + n]))));
+        off += n;
+        ends.push(off);
+    }
+    let shaped = shape(segs);
+    let mut latest = 0usize;
+    for (k, (i, seg)) in shaped.into_iter().enumerate() {
+        frames.push(seg);
+        latest = latest.max(i);
+        if k % 2 == 1 {
+            let acked = ends[latest];
+            frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, sdata.wrapping_add(acked as u32), ACK, b"")));
+        }
+    }
+    let send = sdata.wrapping_add(response.len() as u32);
+    frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, send, ACK, b"")));
+    frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, send, FIN_ACK, b"")));
+    frames.push(eth_ipv4(s, c, 6, &tcp(sp, cp, send, cend + 1, FIN_ACK, b"")));
+    frames.into_iter().enumerate().map(|(i, f)| (1_600_000_000_000_000 + i as u64 * 100, f)).collect()
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+#[test]
+fn reordered_and_duplicated_segments_still_give_the_exact_file() {
+    let body = pattern(200_000);
+    let want: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+    let pkts = segmented_download(&body, 1400, |segs| {
+        let mut out = Vec::new();
+        let mut it = segs.into_iter();
+        while let Some(seg) = it.next() {
+            match seg.0 % 10 {
+                // Swap this segment with the next one.
+                3 => {
+                    if let Some(next) = it.next() {
+                        out.push(next);
+                    }
+                    out.push(seg);
+                }
+                // Send it twice.
+                7 => {
+                    out.push(seg.clone());
+                    out.push(seg);
+                }
+                _ => out.push(seg),
+            }
+        }
+        out
+    });
+    let tmp = TempDir::new("bad");
+    let path = tmp.path("reordered.pcap");
+    write_pcap(&path, 1, &pkts);
+    let run = run_read(&path, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let rec = run.records.iter().find(|r| r["size"] == 200_000).unwrap_or_else(|| panic!("{}", run.describe()));
+    assert_eq!(rec["sha256"], want.as_str(), "{}", run.describe());
+    assert_eq!(rec["missing_bytes"], 0);
+    assert!(run.stderr.contains("tcp.out_of_order_segments="), "{}", run.describe());
+}
+
+#[test]
+fn a_segment_lost_by_the_capture_is_counted_as_missing_bytes() {
+    let body = pattern(50_000);
+    let pkts = segmented_download(&body, 1000, |mut segs| {
+        segs.remove(20);
+        segs
+    });
+    let tmp = TempDir::new("bad");
+    let path = tmp.path("lossy.pcap");
+    write_pcap(&path, 1, &pkts);
+    let run = run_read(&path, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(run.records.len(), 1, "{}", run.describe());
+    let rec = &run.records[0];
+    assert_eq!(rec["missing_bytes"], 1000, "{}", run.describe());
+    assert!(rec["sha256"].is_null(), "no hash of a file with a hole\n{}", run.describe());
+    assert_eq!(rec["size"], 49_000, "bytes seen");
+    assert!(run.stderr.contains("1 gaps (1.0 kB missing)"), "{}", run.describe());
+}
