@@ -27,6 +27,8 @@ pub struct QueueCounters {
     pub rx_ring_full: u64,
     /// Kernel `rx_fill_ring_empty_descs`: times the fill ring had no buffer for a frame.
     pub fill_ring_empty: u64,
+    /// Multi-buffer packets too large to put back together: dropped by the worker.
+    pub rx_oversized: u64,
 }
 
 /// Counters of the XDP program (summed over CPUs), as the live runtime reads them from its map.
@@ -40,6 +42,12 @@ pub struct XdpCounters {
     pub parse_failures: u64,
     /// Redirects that failed (no socket bound on that queue, ...).
     pub redirect_failures: u64,
+    /// Bytes of the redirected packets.
+    pub redirected_bytes: u64,
+    /// IP fragments seen (never steered).
+    pub ip_fragments: u64,
+    /// Packets whose tunnel (GRE, ERSPAN, VXLAN) the program opened.
+    pub tunneled: u64,
 }
 
 /// Egress counters that also make up the end-of-run summary.
@@ -80,8 +88,8 @@ pub struct MetricsHub {
     pub egress: EgressMetrics,
     worker_stats: HashMap<(&'static str, &'static str), IntCounterVec>,
     flows_active: IntGaugeVec,
-    queue: [IntCounterVec; 6],
-    xdp: [IntCounter; 4],
+    queue: [IntCounterVec; 7],
+    xdp: [IntCounter; 7],
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -269,6 +277,10 @@ impl MetricsHub {
                 "xdpcarve_queue_fill_ring_empty_total",
                 "Times the fill ring was empty when a frame arrived.",
             ),
+            q(
+                "xdpcarve_queue_rx_oversized_drops_total",
+                "Multi-buffer packets too large to reassemble: dropped.",
+            ),
         ];
         let xdp = [
             counter(
@@ -290,6 +302,21 @@ impl MetricsHub {
                 &r,
                 "xdpcarve_xdp_redirect_failures_total",
                 "Redirects to AF_XDP that failed.",
+            ),
+            counter(
+                &r,
+                "xdpcarve_xdp_redirected_bytes_total",
+                "Bytes of the packets steered to AF_XDP.",
+            ),
+            counter(
+                &r,
+                "xdpcarve_xdp_ip_fragments_total",
+                "IP fragments the XDP program saw (never steered).",
+            ),
+            counter(
+                &r,
+                "xdpcarve_xdp_tunneled_packets_total",
+                "Packets whose GRE/ERSPAN/VXLAN tunnel the program opened.",
             ),
         ];
         MetricsHub {
@@ -330,6 +357,7 @@ impl MetricsHub {
             c.rx_invalid_descs,
             c.rx_ring_full,
             c.fill_ring_empty,
+            c.rx_oversized,
         ];
         for (vec, v) in self.queue.iter().zip(values) {
             raise_to(&vec.with_label_values(&[&label]), v);
@@ -341,7 +369,15 @@ impl MetricsHub {
         for (ctr, v) in self
             .xdp
             .iter()
-            .zip([c.redirected, c.passed, c.parse_failures, c.redirect_failures])
+            .zip([
+                c.redirected,
+                c.passed,
+                c.parse_failures,
+                c.redirect_failures,
+                c.redirected_bytes,
+                c.ip_fragments,
+                c.tunneled,
+            ])
         {
             raise_to(ctr, v);
         }

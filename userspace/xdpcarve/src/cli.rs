@@ -25,7 +25,7 @@ pub struct Cli {
         short = 'r',
         long = "read",
         value_name = "FILE",
-        required_unless_present = "interface"
+        required_unless_present_any = ["interface", "dump_config"]
     )]
     pub read: Option<PathBuf>,
 
@@ -33,9 +33,14 @@ pub struct Cli {
     pub live: crate::live::LiveArgs,
 
     /// Where to write the files log: one JSON object per file, one per line, in the order files
-    /// finish. "-" writes to standard output. The file is created or truncated.
-    #[arg(long, value_name = "PATH", default_value = "files.log")]
-    pub files_log: PathBuf,
+    /// finish. "-" writes to standard output. The file is created or truncated (unless
+    /// files_log.append is set in the config file) [default: files.log, or the config file's
+    /// files_log.path].
+    #[arg(long, value_name = "PATH")]
+    pub files_log: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub egress: crate::config::EgressArgs,
 
     /// Hashes to compute, comma-separated: md5, sha1, sha256, blake3, or all.
     #[arg(long, value_name = "LIST", default_value = "all")]

@@ -58,7 +58,10 @@ pub struct SensorSection {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSection {
     pub addr: Option<String>,
-    #[serde(with = "xdpcarve_egress::config::opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "xdpcarve_egress::config::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub linger: Option<Duration>,
 }
 
@@ -144,7 +147,8 @@ pub struct EgressArgs {
 
 /// Reads and checks a config file; errors name the file, the line and the key.
 pub fn load_file(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
     parse_file(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))
 }
 
@@ -164,7 +168,9 @@ fn parse_metrics_addr(s: &str, what: &str) -> Result<Option<SocketAddr>> {
     if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") || s.is_empty() {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| anyhow!("{what} `{s}`: not host:port (e.g. 127.0.0.1:9400) or \"off\""))
+    s.parse()
+        .map(Some)
+        .map_err(|_| anyhow!("{what} `{s}`: not host:port (e.g. 127.0.0.1:9400) or \"off\""))
 }
 
 /// The egress settings: defaults, then the config file, then the flags. `files_log` is the
@@ -247,7 +253,10 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
 /// The effective settings as TOML (for `--dump-config`). Holds no secret: the token is not a setting.
 pub fn dump(cfg: &EgressConfig) -> Result<String> {
     let file = ConfigFile {
-        sensor: SensorSection { name: Some(cfg.sensor_name.clone()), state_dir: None },
+        sensor: SensorSection {
+            name: Some(cfg.sensor_name.clone()),
+            state_dir: None,
+        },
         files_log: cfg.files_log.clone(),
         policy: cfg.policy.clone(),
         dedup: cfg.dedup.clone(),
@@ -272,7 +281,10 @@ mod tests {
         let file = load_file(&path).unwrap();
         assert_eq!(file.webhook.batch_max_items, 100);
         assert!(file.policy.mime_types.iter().any(|m| m == "application/x-dosexec"));
-        let args = EgressArgs { config: Some(path), ..Default::default() };
+        let args = EgressArgs {
+            config: Some(path),
+            ..Default::default()
+        };
         let cfg = egress_config(&args, None, true).unwrap();
         assert_eq!(cfg.dedup.ttl, Duration::from_secs(24 * 3600));
     }
@@ -294,8 +306,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xdpcarve-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "[webhook]\nurl = \"http://a.example/x\"\nbatch_max_items = 5\n[metrics]\naddr = \"off\"\n").unwrap();
-        let mut args = EgressArgs { config: Some(path.clone()), ..Default::default() };
+        std::fs::write(
+            &path,
+            "[webhook]\nurl = \"http://a.example/x\"\nbatch_max_items = 5\n[metrics]\naddr = \"off\"\n",
+        )
+        .unwrap();
+        let mut args = EgressArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
         let cfg = egress_config(&args, None, true).unwrap();
         assert_eq!(cfg.webhook.batch_max_items, 5);
         assert_eq!(cfg.metrics.addr, None);
@@ -311,11 +330,17 @@ mod tests {
         let err = egress_config(&args, None, false).unwrap_err().to_string();
         assert!(err.contains("webhook.batch_max_items"), "{err}");
         std::fs::write(&path, "[policy]\nmime_types = [\"(\"]\n").unwrap();
-        let args = EgressArgs { config: Some(path), ..Default::default() };
+        let args = EgressArgs {
+            config: Some(path),
+            ..Default::default()
+        };
         let err = egress_config(&args, None, false).unwrap_err().to_string();
         assert!(err.contains("policy.mime_types[0]"), "{err}");
         // Offline runs serve no metrics unless asked.
-        assert_eq!(egress_config(&EgressArgs::default(), None, false).unwrap().metrics.addr, None);
+        assert_eq!(
+            egress_config(&EgressArgs::default(), None, false).unwrap().metrics.addr,
+            None
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

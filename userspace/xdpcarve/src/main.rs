@@ -5,7 +5,8 @@
 //! command-line mistake (clap).
 
 mod cli;
-mod files_log;
+mod config;
+mod egress;
 mod live;
 mod offline;
 mod sink;
@@ -21,8 +22,6 @@ use xdpcarve_core::EngineConfig;
 use xdpcarve_files::{AppConfig, HashSet};
 
 use crate::cli::Cli;
-use crate::files_log::FilesLog;
-use crate::sink::Tallying;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,21 +70,15 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    let live = cli.live.interface.is_some();
+    let egress_cfg = config::egress_config(&cli.egress, cli.files_log.as_deref(), live)?;
+    if cli.egress.dump_config {
+        print!("{}", config::dump(&egress_cfg)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let cfg = engine_config(cli)?;
-    if cli.live.interface.is_some() {
-        return live::run_with_files_log(cli, cfg);
+    if live {
+        return egress::run_live(cli, cfg, egress_cfg);
     }
-    let mut sink = Tallying {
-        inner: FilesLog::create(&cli.files_log)?,
-        tally: Default::default(),
-    };
-    let report = offline::run(cli, cfg, &mut sink)?;
-    if !cli.quiet {
-        eprint!("{}", summary::render(&report, &sink.tally));
-    }
-    if let Some(e) = report.stopped {
-        eprintln!("xdpcarve: error: {e}; the packets before it were processed and their files logged");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    egress::run_offline(cli, cfg, egress_cfg)
 }
