@@ -16,7 +16,9 @@ use clap::Parser;
                   Reads a pcap or pcapng capture with --read; TCP is reassembled per connection, HTTP bodies \
                   (de-chunked, decompressed, multipart parts, 206 ranges) and SMTP/MIME attachments become files.\n\n\
                   Sizes accept K, M, G suffixes (powers of 1024): 64K, 256M, 1G. Durations: 90s, 5m, 1h (a bare \
-                  number is seconds). RUST_LOG=debug shows more logging on stderr.",
+                  number is seconds). While reading, progress is printed to stderr every 2 s if stderr is a \
+                  terminal; at the end a summary lists packets, flows, files, gaps and every nonzero skip or \
+                  limit counter (-q silences both). RUST_LOG=debug shows more logging on stderr.",
     after_help = "Example: xdpcarve -r trace.pcap --files-log - | jq .sha256"
 )]
 pub struct Cli {
