@@ -327,8 +327,8 @@ impl Stream {
             }
             let data = entry.remove();
             let cost = data.len() + SEGMENT_OVERHEAD;
-            self.charged -= cost;
-            mem.used -= cost;
+            self.charged = self.charged.saturating_sub(cost);
+            mem.used = mem.used.saturating_sub(cost);
             let skip = ((self.next_off - k) as usize).min(data.len());
             if skip < data.len() {
                 out.data(&data[skip..]);
@@ -444,7 +444,7 @@ impl Stream {
 
     /// Drops all buffered data (the parser no longer wants this stream).
     pub fn release(&mut self, mem: &mut MemoryBudget) {
-        mem.used -= self.charged;
+        mem.used = mem.used.saturating_sub(self.charged);
         self.charged = 0;
         self.ooo.clear();
     }
