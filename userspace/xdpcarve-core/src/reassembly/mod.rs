@@ -7,7 +7,8 @@
 //! - Out-of-order segments are copied into a map keyed by offset and kept non-overlapping.
 //! - Overlaps: the first copy of a byte seen wins (Zeek's and BSD's policy); bytes of a later copy
 //!   that differ are counted in `overlaps_conflicting`, since they may be an evasion attempt.
-//! - Bytes already delivered are retransmissions: dropped and counted.
+//! - Bytes already delivered are retransmissions: dropped and counted. Delivered bytes are not
+//!   kept, so only overlaps among buffered (not yet delivered) data can be compared.
 //! - Holes never stall a stream. A hole is skipped (reported to the parser as a gap) when the
 //!   peer acknowledged beyond it a few packets ago (the capture lost it), when the stream's or the engine's buffer
 //!   bound is hit, or when the connection closes.
