@@ -1,1 +1,549 @@
-//! End-to-end test target `egress`: being written.
+//! End-to-end tests of egress: the real binary reads corpus captures and submits to a real HTTP
+//! receiver process on loopback (tests/support/receiver.py), which records every request.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Receiver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Receiver {
+    fn start(port: u16, log: &Path) -> Receiver {
+        let mut child = Command::new("python3")
+            .arg(support::repo_root().join("tests/support/receiver.py"))
+            .arg(port.to_string())
+            .arg(log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the receiver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .expect("receiver says READY")
+            .parse()
+            .unwrap();
+        Receiver {
+            child,
+            port,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/submit", self.port)
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn capture(case: &str) -> PathBuf {
+    support::corpus_dir().join(case).join("trace.pcap")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdpcarve-egress-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config file with a policy over the sniffed type and small batches; the token file beside it.
+fn write_config(dir: &Path, mime_regex: &str, batch_items: usize, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("token"), "Bearer e2e-token-123\n").unwrap();
+    let path = dir.join("xdpcarve.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sensor]\nname = \"e2e\"\nstate_dir = \"{}\"\n\n[policy]\nmime_types = [\"{mime_regex}\"]\n\n\
+             [webhook]\ntoken_file = \"{}\"\nbatch_max_items = {batch_items}\nbatch_max_delay = \"50ms\"\n\
+             retry_initial_delay = \"50ms\"\nretry_max_delay = \"200ms\"\n{extra}\n",
+            dir.join("state").display(),
+            dir.join("token").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(support::xdpcarve_bin())
+        .args(args)
+        .output()
+        .expect("xdpcarve runs");
+    out
+}
+
+/// The `egress: key=value ...` line of the summary.
+fn egress_summary(stderr: &str) -> HashMap<String, u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("egress: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    line.trim_start()
+        .trim_start_matches("egress: ")
+        .split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn files_log(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// md5s of the logged files whose sniffed type starts with `prefix` (what the policy should pick).
+fn matching_md5s(records: &[Value], prefix: &str) -> BTreeSet<String> {
+    records
+        .iter()
+        .filter(|r| r["mime_type"].as_str().is_some_and(|m| m.starts_with(prefix)))
+        .filter(|r| r["size"].as_u64().unwrap() > 0 && r["missing_bytes"] == 0)
+        .filter_map(|r| r["md5"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every item delivered (answered 200), in arrival order, as md5s.
+fn delivered(rx: &Receiver) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in rx.requests().iter().filter(|r| r["answered"] == 200) {
+        let items: Vec<Value> = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        out.extend(items.iter().map(|i| i["md5"].as_str().unwrap().to_string()));
+    }
+    out
+}
+
+fn corpus_md5s(case: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(support::corpus_dir().join(case).join("expected.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["md5"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn delivers_policy_matching_unique_hashes_with_auth_in_bounded_batches() {
+    let dir = tmpdir("deliver");
+    let rx = Receiver::start(0, &dir.join("rx.log"));
+    let cfg = write_config(&dir, "text/.*", 3, "");
+    let log = dir.join("files.log");
+    // sv-filestore-dont carries 5 text files, two of them the same content.
+    let out = run(&[
+        "-r",
+        capture("sv-filestore-dont").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--webhook-url",
+        &rx.url(),
+        "--files-log",
+        log.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records = files_log(&log);
+    let want = matching_md5s(&records, "text/");
+    assert!(
+        want.len() >= 2 && records.len() > want.len(),
+        "the capture has duplicate files: {records:?}"
+    );
+
+    let got = delivered(&rx);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(got.len(), want.len(), "a hash was sent twice: {got:?}");
+    for r in rx.requests() {
+        assert_eq!(r["headers"]["authorization"], "Bearer e2e-token-123");
+        assert_eq!(r["path"], "/api/submit");
+        let items: Vec<Value> = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert!((1..=3).contains(&items.len()), "batch of {}", items.len());
+        for i in &items {
+            assert_eq!(i["sensor"], "e2e");
+            assert_eq!(i["proto"], "http");
+            assert_eq!(i["resp_p"], 80);
+            assert!(i["sha256"].as_str().unwrap().len() == 64 && i["size"].as_u64().unwrap() > 0);
+        }
+    }
+    let s = egress_summary(&stderr);
+    assert_eq!(s["files_logged"], records.len() as u64);
+    assert_eq!(s["submitted"], want.len() as u64);
+    assert_eq!(s["sent"], want.len() as u64);
+    assert_eq!(s["deduped"], s["policy_matched"] - s["submitted"] - s["no_hash"]);
+    assert!(s["deduped"] >= 1);
+    // The token is never logged.
+    assert!(!stderr.contains("e2e-token-123"));
+
+    // The same capture again, with the dedup state saved by the first run: nothing new is sent.
+    let before = rx.requests().len();
+    let out = run(&[
+        "-r",
+        capture("sv-filestore-dont").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--webhook-url",
+        &rx.url(),
+        "--files-log",
+        log.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = egress_summary(&stderr);
+    assert_eq!((s["submitted"], s["sent"]), (0, 0), "{stderr}");
+    assert_eq!(s["deduped"], s["policy_matched"]);
+    assert_eq!(rx.requests().len(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn default_policy_submits_the_pdf_only_and_md5_mode_sends_one_object() {
+    let dir = tmpdir("md5mode");
+    let rx = Receiver::start(0, &dir.join("rx.log"));
+    std::fs::write(dir.join("token"), "bare-api-key").unwrap();
+    for case in ["sv-issue-3703", "zeek-http-get"] {
+        let out = run(&[
+            "-r",
+            capture(case).to_str().unwrap(),
+            "--files-log",
+            dir.join("files.log").to_str().unwrap(),
+            "--webhook-url",
+            &rx.url(),
+            "--webhook-format",
+            "md5",
+            "--webhook-token-file",
+            dir.join("token").to_str().unwrap(),
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let reqs = rx.requests();
+    // Only the PDF (default policy: executables, CAB, PDF, Flash, Java); the text file is logged only.
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    let pdf_md5 = corpus_md5s("sv-issue-3703").into_iter().next().unwrap();
+    assert_eq!(reqs[0]["body"], format!("{{\"md5\":\"{pdf_md5}\"}}"));
+    assert_eq!(reqs[0]["headers"]["authorization"], "bare-api-key");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn spill_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state/spill"))
+        .map(|rd| {
+            rd.filter(|e| {
+                let p = e.as_ref().unwrap().path();
+                p.extension().is_some_and(|x| x == "journal") && std::fs::metadata(&p).unwrap().len() > 0
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn receiver_down_mid_run_then_back_gets_everything_once() {
+    let dir = tmpdir("midrun");
+    // Batches of one and one batch of memory: the second undeliverable batch goes to the journal.
+    let cfg = write_config(&dir, "text/.*", 1, "memory_batches = 1\ndrain_timeout = \"120s\"");
+    let port = free_port();
+    let log = dir.join("files.log");
+    let mut child = Command::new(support::xdpcarve_bin())
+        .args([
+            "-r",
+            capture("sv-http-post-file").to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args([
+            "--webhook-url",
+            &format!("http://127.0.0.1:{port}/api/submit"),
+            "--files-log",
+        ])
+        .arg(&log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the run has spilled to disk, then bring the receiver up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spill_files(&dir) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing was spilled while the receiver was down"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "xdpcarve ended while the receiver was down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rx = Receiver::start(port, &dir.join("rx.log"));
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let s = egress_summary(&stderr);
+    assert!(s["spilled"] >= 1 && s["retried"] >= 1, "{stderr}");
+    assert_eq!((s["dropped"], s["journal_pending"]), (0, 0));
+    let want = matching_md5s(&files_log(&log), "text/");
+    assert!(want.len() >= 3);
+    let got = delivered(&rx);
+    assert_eq!(got.len(), want.len(), "each hash exactly once: {got:?}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+    assert_eq!(spill_files(&dir), 0, "the replayed journal is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn journal_replays_after_a_restart_and_nothing_is_sent_twice() {
+    let dir = tmpdir("restart");
+    let cfg = write_config(&dir, "text/.*", 2, "drain_timeout = \"0s\"");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/api/submit");
+    let log = dir.join("files.log");
+    let args = |log: &Path| {
+        vec![
+            "-r".to_string(),
+            capture("sv-mime-quoted-printable").to_string_lossy().into_owned(),
+            "--config".into(),
+            cfg.to_string_lossy().into_owned(),
+            "--webhook-url".into(),
+            url.clone(),
+            "--files-log".into(),
+            log.to_string_lossy().into_owned(),
+        ]
+    };
+    // Receiver down: everything ends up in the journal when the run ends.
+    let out = Command::new(support::xdpcarve_bin()).args(args(&log)).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let want = matching_md5s(&files_log(&log), "text/");
+    let s = egress_summary(&stderr);
+    assert_eq!((s["sent"], s["journal_pending"]), (0, want.len() as u64), "{stderr}");
+    assert!(spill_files(&dir) > 0);
+
+    // Receiver up, xdpcarve started again on the same capture: the journal is replayed and the
+    // files seen again are deduplicated, so each hash arrives once.
+    let rx = Receiver::start(port, &dir.join("rx.log"));
+    let log2 = dir.join("files2.log");
+    let out = Command::new(support::xdpcarve_bin())
+        .args(args(&log2))
+        .args(["--webhook-drain-timeout", "60s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = egress_summary(&stderr);
+    assert_eq!((s["submitted"], s["deduped"]), (0, want.len() as u64), "{stderr}");
+    assert_eq!((s["sent"], s["journal_pending"]), (want.len() as u64, 0), "{stderr}");
+    let got = delivered(&rx);
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+    for r in rx.requests() {
+        let items: Vec<Value> = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert!(items.len() <= 2);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no sample {name} {label:?}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a plain value"),
+    }
+}
+
+#[test]
+fn metrics_at_the_end_of_a_run_match_the_summary_and_parse() {
+    let dir = tmpdir("metrics");
+    let rx = Receiver::start(0, &dir.join("rx.log"));
+    let cfg = write_config(&dir, "text/.*", 2, "");
+    let port = free_port();
+    let mut child = Command::new(support::xdpcarve_bin())
+        .args([
+            "-r",
+            capture("sv-filestore-dont").to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args(["--webhook-url", &rx.url(), "--files-log"])
+        .arg(dir.join("files.log"))
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-linger",
+            "60s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The summary is printed when the run is over; /metrics stays up for the linger.
+    let mut stderr = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "xdpcarve ended without a summary: {stderr}"
+        );
+        stderr.push_str(&line);
+        if line.trim_start().starts_with("egress: ") {
+            break;
+        }
+    }
+    let body = scrape(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    let parsed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("exposition format");
+    let s = egress_summary(&stderr);
+    let packets: u64 = stderr
+        .lines()
+        .next()
+        .and_then(|l| l.split("): ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("packet count in {stderr}"));
+    let m = |name: &str| sample(&parsed, name, None) as u64;
+    assert_eq!(
+        sample(&parsed, "xdpcarve_capture_packets_total", Some(("worker", "0"))) as u64,
+        packets
+    );
+    assert_eq!(m("xdpcarve_files_logged_total"), s["files_logged"]);
+    assert_eq!(m("xdpcarve_policy_matched_total"), s["policy_matched"]);
+    assert_eq!(m("xdpcarve_submissions_queued_total"), s["submitted"]);
+    assert_eq!(m("xdpcarve_submissions_sent_total"), s["sent"]);
+    assert_eq!(m("xdpcarve_submissions_deduped_total"), s["deduped"]);
+    assert_eq!(m("xdpcarve_submissions_spilled_total"), s["spilled"]);
+    assert_eq!(m("xdpcarve_submissions_failed_total"), s["failed"]);
+    assert_eq!(
+        sample(&parsed, "xdpcarve_egress_files_total", Some(("mime_family", "text"))) as u64,
+        s["files_logged"]
+    );
+    assert_eq!(
+        sample(&parsed, "xdpcarve_files_files_total", Some(("worker", "0"))) as u64,
+        s["files_logged"]
+    );
+    assert_eq!(m("xdpcarve_webhook_batch_items_count"), rx.requests().len() as u64);
+    assert_eq!(m("xdpcarve_webhook_batch_items_sum"), s["sent"]);
+    assert!(s["sent"] >= 2);
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|x| x.metric == "xdpcarve_build_info" && x.labels.get("sensor") == Some("e2e")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_config_is_refused_naming_the_key() {
+    let dir = tmpdir("badcfg");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, "[webhook]\nbatch_items = 5\n").unwrap();
+    let out = run(&[
+        "-r",
+        capture("zeek-http-get").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("batch_items") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+    std::fs::write(&cfg, "[dedup]\nttl = \"0s\"\n").unwrap();
+    let out = run(&[
+        "-r",
+        capture("zeek-http-get").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dedup.ttl"));
+    let out = run(&[
+        "-r",
+        capture("zeek-http-get").to_str().unwrap(),
+        "--webhook-url",
+        "ftp://x/",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("webhook.url"));
+    // The token never shows in a config dump.
+    std::fs::write(dir.join("token"), "Bearer never-print-me").unwrap();
+    let out = run(&[
+        "--dump-config",
+        "--webhook-url",
+        "http://127.0.0.1:9/",
+        "--webhook-token-file",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain([dir.join("token").to_string_lossy().into_owned()])
+    .collect::<Vec<_>>()
+    .iter()
+    .map(String::as_str)
+    .collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("[webhook]") && !stdout.contains("never-print-me"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
