@@ -223,6 +223,10 @@ pub struct MetricsConfig {
     /// `--read` run).
     #[serde(with = "duration")]
     pub linger: Duration,
+    /// The address was asked for (flag or config file): failing to listen on it is an error. The
+    /// built-in default only warns, so a second sensor on the box still runs.
+    #[serde(skip)]
+    pub addr_required: bool,
 }
 
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9400";
@@ -232,6 +236,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             addr: Some(DEFAULT_METRICS_ADDR.parse().expect("valid address")),
             linger: Duration::ZERO,
+            addr_required: false,
         }
     }
 }

@@ -264,13 +264,18 @@ impl Egress {
         }
 
         let metrics_listener = match cfg.metrics.addr {
-            Some(addr) => {
-                let l = std::net::TcpListener::bind(addr)
-                    .map_err(|e| EgressError(format!("metrics.addr {addr}: cannot listen: {e}")))?;
-                l.set_nonblocking(true)
-                    .map_err(|e| EgressError(format!("metrics.addr {addr}: {e}")))?;
-                Some(l)
-            }
+            Some(addr) => match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
+                Ok(l) => Some(l),
+                Err(e) if cfg.metrics.addr_required => {
+                    return Err(EgressError(format!("metrics.addr {addr}: cannot listen: {e}")))
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "metrics: cannot listen on the default {addr} ({e}); /metrics is off (set --metrics-addr)"
+                    );
+                    None
+                }
+            },
             None => None,
         };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());

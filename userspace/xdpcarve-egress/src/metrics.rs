@@ -366,19 +366,15 @@ impl MetricsHub {
 
     /// Publishes the XDP program's counters (totals, summed over CPUs).
     pub fn publish_xdp(&self, c: &XdpCounters) {
-        for (ctr, v) in self
-            .xdp
-            .iter()
-            .zip([
-                c.redirected,
-                c.passed,
-                c.parse_failures,
-                c.redirect_failures,
-                c.redirected_bytes,
-                c.ip_fragments,
-                c.tunneled,
-            ])
-        {
+        for (ctr, v) in self.xdp.iter().zip([
+            c.redirected,
+            c.passed,
+            c.parse_failures,
+            c.redirect_failures,
+            c.redirected_bytes,
+            c.ip_fragments,
+            c.tunneled,
+        ]) {
             raise_to(ctr, v);
         }
     }

@@ -196,6 +196,7 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
         (None, None) if live => Some(DEFAULT_METRICS_ADDR.parse().expect("valid")),
         (None, None) => None,
     };
+    cfg.metrics.addr_required = args.metrics_addr.is_some() || file.metrics.addr.is_some();
     cfg.metrics.linger = args.metrics_linger.or(file.metrics.linger).unwrap_or(Duration::ZERO);
 
     if let Some(name) = &args.sensor_name {
