@@ -547,3 +547,22 @@ fn bad_config_is_refused_naming_the_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn full_disk_for_the_files_log_is_counted_not_a_crash() {
+    // /dev/full: every write fails with ENOSPC.
+    let out = run(&[
+        "-r",
+        capture("sv-filestore-dont").to_str().unwrap(),
+        "--files-log",
+        "/dev/full",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("files log") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(egress_summary(&stderr)["files_log_errors"] >= 1);
+}

@@ -129,6 +129,8 @@ impl RecordSender {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EgressSummary {
     pub files_logged: u64,
+    /// Records the files log could not take (disk full, I/O error).
+    pub files_log_errors: u64,
     pub policy_matched: u64,
     /// Hashes accepted for submission (matched, hashed, not deduplicated).
     pub submitted: u64,
@@ -151,9 +153,10 @@ impl fmt::Display for EgressSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "egress: files_logged={} policy_matched={} submitted={} sent={} deduped={} no_hash={} spilled={} \
+            "egress: files_logged={} files_log_errors={} policy_matched={} submitted={} sent={} deduped={} no_hash={} spilled={} \
              failed={} retried={} dropped={} queue_full={} journal_pending={}",
             self.files_logged,
+            self.files_log_errors,
             self.policy_matched,
             self.submitted,
             self.sent,
@@ -566,6 +569,7 @@ impl EgressTask {
         let m = &self.hub.egress;
         EgressSummary {
             files_logged: m.files_logged.get(),
+            files_log_errors: m.files_log_errors.get(),
             policy_matched: m.policy_matched.get(),
             submitted: m.submitted.get(),
             sent: m.sent.get(),

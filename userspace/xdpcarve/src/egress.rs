@@ -106,6 +106,13 @@ pub fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Re
         eprintln!("  {egress_summary}");
     }
     egress.join();
+    if egress_summary.files_log_errors > 0 {
+        eprintln!(
+            "xdpcarve: error: the files log could not be written ({} failed writes; disk full?); see the errors above",
+            egress_summary.files_log_errors
+        );
+        return Ok(ExitCode::from(1));
+    }
     if let Some(e) = report.stopped {
         eprintln!("xdpcarve: error: {e}; the packets before it were processed and their files logged");
         return Ok(ExitCode::from(1));
