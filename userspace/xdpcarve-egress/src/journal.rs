@@ -279,10 +279,7 @@ impl Journal {
             self.peek()?;
         }
         let Some(len) = self.peeked_len.take() else {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                "journal: commit with nothing pending",
-            ));
+            return Err(io::Error::other("journal: commit with nothing pending"));
         };
         self.cursor_off += len;
         self.pending_batches -= 1;
@@ -301,7 +298,6 @@ impl Journal {
     /// Skips the oldest batch without delivering it (it cannot be read back).
     pub fn skip_damaged(&mut self) -> io::Result<()> {
         // Without a trustworthy length the rest of the segment is unreadable: drop it.
-        let lost = self.segments.front().map(|s| s.id);
         if self.segments.len() > 1 {
             self.drop_front_segment()?;
         } else {
@@ -316,7 +312,6 @@ impl Journal {
             b += sb;
             i += si;
         }
-        let _ = lost;
         self.pending_batches = b;
         self.pending_items = i;
         self.write_cursor()
