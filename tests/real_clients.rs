@@ -585,3 +585,112 @@ fn smtp_attachments_with_swaks() {
         outer_rec["depth"]
     );
 }
+
+/// Exim's config for a one-shot relay of one message to `server_ip`:25 with CHUNKING (BDAT).
+fn exim_config(dir: &Path, server_ip: &str) -> PathBuf {
+    let spool = dir.join("exim-spool");
+    let log = dir.join("exim-log");
+    for d in [&spool, &log] {
+        std::fs::create_dir_all(d).expect("mkdir exim dirs");
+    }
+    // Exim drops to its own user for delivery; it must own its spool and log.
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg("Debian-exim:Debian-exim")
+        .arg(&spool)
+        .arg(&log)
+        .status();
+    assert!(
+        chown.map(|s| s.success()).unwrap_or(false),
+        "chown of the exim spool failed"
+    );
+    let conf = format!(
+        "primary_hostname = client.test\n\
+         spool_directory = {spool}\n\
+         log_file_path = {log}/%slog\n\
+         exim_user = Debian-exim\n\
+         exim_group = Debian-exim\n\
+         begin routers\n\
+         smarthost:\n  driver = manualroute\n  domains = *\n  route_list = * {server_ip}\n  transport = remote_smtp\n  self = send\n\
+         begin transports\n\
+         remote_smtp:\n  driver = smtp\n  port = 25\n  hosts_try_chunking = *\n\
+         begin retry\n\
+         * * F,1m,1m\n",
+        spool = spool.display(),
+        log = log.display()
+    );
+    write(dir, "exim.conf", conf.as_bytes())
+}
+
+#[test]
+fn smtp_bdat_chunking_with_exim() {
+    if !require_root_or_skip(&["tcpdump", "exim4", "python3"]) {
+        return;
+    }
+    let tmp = TempDir::new("real-bdat");
+    let backup = pe_like(21, 333_333);
+    let backup_p = write(&tmp.path, "backup.exe", &backup);
+    let eml = tmp.join("backup.eml");
+    let mk = Command::new("python3")
+        .arg(support_script("make_mail.py"))
+        .arg("--simple")
+        .arg(&eml)
+        .arg(&backup_p)
+        .arg("nightly-backup.exe")
+        .output()
+        .expect("run make_mail.py");
+    assert!(
+        mk.status.success(),
+        "make_mail.py: {}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+
+    let mut lab = Lab::new();
+    let client_ns = lab.add_ns();
+    let server_ns = lab.add_ns();
+    let link = lab.link(Some(&client_ns), Some(&server_ns), true);
+    let server_ip = link.b.addr.clone().expect("server address");
+    let conf = exim_config(&tmp.path, &server_ip);
+    let pcap = tmp.join("bdat.pcap");
+    let cap = lab.tcpdump(Some(&server_ns), &link.b.ifname, &pcap);
+    let spool = tmp.join("spool");
+    let sink = lab.spawn(
+        "smtp_sink",
+        Some(&server_ns),
+        &[
+            "python3",
+            &support_script("smtp_sink.py"),
+            &server_ip,
+            "25",
+            spool.to_str().unwrap(),
+        ],
+    );
+    lab.bg(sink).wait_for_line("READY", false, Duration::from_secs(15));
+    // Exim delivers in the foreground (-odf) and uses BDAT because the sink announces CHUNKING.
+    let exim = format!(
+        "exim4 -C {} -odf -oi -f alice@client.test bob@sink.test < {}",
+        conf.display(),
+        eml.display()
+    );
+    client(&lab, &client_ns, &["sh", "-c", &exim]);
+    lab.bg(sink)
+        .wait_for_line("smtp: stored", true, Duration::from_secs(30));
+    let sink_log = lab.bg(sink).stderr();
+    assert!(
+        sink_log.contains("< BDAT") && sink_log.contains("LAST"),
+        "exim did not use BDAT:\n{sink_log}"
+    );
+
+    stop_capture(&mut lab, cap, &pcap);
+    drop(lab);
+
+    let records = carve(&pcap, &tmp.path);
+    let expected = [Expected::new(
+        "nightly-backup.exe (BDAT)",
+        &backup,
+        Some("nightly-backup.exe"),
+        "upload",
+        "smtp",
+    )];
+    assert_carved(&records, &expected);
+}

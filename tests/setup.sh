@@ -12,6 +12,7 @@ APT_PACKAGES=(
     tcpreplay        # live_capture: replay captures onto an interface
     curl             # real_clients: HTTP client
     swaks            # real_clients: SMTP client
+    exim4-daemon-light # real_clients: the one real SMTP client here that sends BDAT (CHUNKING)
     iproute2         # ip netns / ip link / tc
     ethtool          # turn veth offloads off so captures hold MSS-sized segments
     python3          # the HTTP server and SMTP sink in tests/support/ (stdlib only)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Builds a forwarded mail the way a mail client does, with Python's email package (stdlib):
+"""Builds mails the way a mail client does, with Python's email package (stdlib):
 
     make_mail.py OUT.eml OUTER_ATTACHMENT OUTER_NAME INNER_ATTACHMENT INNER_NAME TEXT_ATTACHMENT
+    make_mail.py --simple OUT.eml ATTACHMENT NAME
+
+The first form writes:
 
 multipart/mixed
   text/plain body
@@ -14,7 +17,23 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 
+def simple(out, path, name):
+    """A text body and one base64 application/octet-stream attachment."""
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@client.test>"
+    msg["To"] = "bob@sink.test"
+    msg["Subject"] = "Backup"
+    msg["Message-ID"] = "<backup-1@client.test>"
+    msg.set_content("The backup is attached.\n")
+    with open(path, "rb") as f:
+        msg.add_attachment(f.read(), maintype="application", subtype="octet-stream", filename=name)
+    with open(out, "wb") as f:
+        f.write(msg.as_bytes(policy=SMTP))
+
+
 def main():
+    if sys.argv[1] == "--simple":
+        return simple(*sys.argv[2:5])
     out, outer_path, outer_name, inner_path, inner_name, text_path = sys.argv[1:7]
 
     inner = EmailMessage()

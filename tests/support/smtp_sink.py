@@ -38,6 +38,7 @@ class Session(socketserver.StreamRequestHandler):
                 return
             cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
             verb = cmd.split(" ", 1)[0].upper()
+            sys.stderr.write("smtp: < %s\n" % cmd[:80])
             if verb == "EHLO":
                 self.wfile.write(
                     b"250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
