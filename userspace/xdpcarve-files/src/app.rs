@@ -137,6 +137,44 @@ pub fn finish_file(file: FileAnalyzer, now: Timestamp, end: FileEnd, stats: &mut
     rec
 }
 
+/// Owns everything an [`AppContext`] borrows, for driving one parser on its own: unit tests,
+/// fuzzing and benchmarks of a parser without the flow engine.
+pub struct StandaloneApp {
+    pub conn: ConnMeta,
+    pub now: Timestamp,
+    pub cfg: AppConfig,
+    pub stats: Stats,
+    pub records: Vec<FileRecord>,
+    pub ranged: RangedFiles,
+    pub fuids: FuidGen,
+}
+
+impl StandaloneApp {
+    pub fn new(cfg: AppConfig, conn: ConnMeta) -> Self {
+        StandaloneApp {
+            now: conn.start,
+            conn,
+            cfg,
+            stats: Stats::default(),
+            records: Vec::new(),
+            ranged: RangedFiles::new(),
+            fuids: FuidGen::new(0),
+        }
+    }
+
+    pub fn cx(&mut self) -> AppContext<'_> {
+        AppContext {
+            conn: &self.conn,
+            now: self.now,
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            records: &mut self.records,
+            ranged: &mut self.ranged,
+            fuids: &mut self.fuids,
+        }
+    }
+}
+
 /// An application-layer parser for one TCP connection (both directions).
 pub trait StreamParser {
     /// In-order bytes sent by `from`. Every byte must be consumed.

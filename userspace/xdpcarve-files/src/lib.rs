@@ -16,7 +16,7 @@ pub mod stats;
 pub mod time;
 
 pub use analyzer::{FileAnalyzer, FileEnd};
-pub use app::{AppContext, CloseReason, FuidGen, Side, StreamParser};
+pub use app::{AppContext, CloseReason, FuidGen, Side, StandaloneApp, StreamParser};
 pub use config::{AppConfig, FileConfig, HashSet};
 pub use ranged::RangedFiles;
 pub use record::{ConnMeta, Direction, FileMeta, FileRecord, HttpInfo, Proto, SmtpInfo};

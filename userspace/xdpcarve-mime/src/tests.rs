@@ -1,49 +1,26 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use xdpcarve_files::{
-    AppConfig, ConnMeta, Direction, FileRecord, FuidGen, Proto, RangedFiles, SmtpInfo, Stats, Timestamp,
-};
+use xdpcarve_files::{AppConfig, ConnMeta, Direction, FileRecord, Proto, SmtpInfo, StandaloneApp, Stats, Timestamp};
 
-struct Harness {
-    conn: ConnMeta,
-    cfg: AppConfig,
-    stats: Stats,
-    records: Vec<FileRecord>,
-    ranged: RangedFiles,
-    fuids: FuidGen,
-}
+type Harness = StandaloneApp;
 
-impl Harness {
-    fn new(cfg: AppConfig) -> Self {
-        Harness {
-            conn: ConnMeta {
-                uid: "C1".into(),
-                orig_h: "10.0.0.1".parse().unwrap(),
-                orig_p: 40000,
-                resp_h: "10.0.0.2".parse().unwrap(),
-                resp_p: 25,
-                vlan: None,
-                start: Timestamp::ZERO,
-            },
-            cfg,
-            stats: Stats::default(),
-            records: Vec::new(),
-            ranged: RangedFiles::new(),
-            fuids: FuidGen::new(0),
-        }
-    }
-    fn cx(&mut self) -> AppContext<'_> {
-        AppContext {
-            conn: &self.conn,
-            now: Timestamp::from_secs(1),
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-            records: &mut self.records,
-            ranged: &mut self.ranged,
-            fuids: &mut self.fuids,
-        }
-    }
+/// A parser driven alone, on one SMTP connection, at t = 1 s.
+fn harness(cfg: AppConfig) -> Harness {
+    let mut h = StandaloneApp::new(
+        cfg,
+        ConnMeta {
+            uid: "C1".into(),
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 40000,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 25,
+            vlan: None,
+            start: Timestamp::ZERO,
+        },
+    );
+    h.now = Timestamp::from_secs(1);
+    h
 }
 
 fn smtp_template() -> FileMeta {
@@ -75,7 +52,7 @@ fn splits(len: usize, seed: u64) -> Vec<usize> {
 }
 
 fn run_with(cfg: AppConfig, start: MimeStart, msg: &[u8], chunking: Option<u64>) -> (Vec<FileRecord>, Stats) {
-    let mut h = Harness::new(cfg);
+    let mut h = harness(cfg);
     let mut p = MimeParser::new(start, smtp_template());
     match chunking {
         None => p.feed(msg, &mut h.cx()),
@@ -288,7 +265,7 @@ fn form_data_upload_carves_file_parts_only() {
     let start = MimeStart::Multipart {
         boundary: b"AaB03x".to_vec(),
     };
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = MimeParser::new(start, t);
     for c in body.chunks(100) {
         p.feed(c, &mut h.cx());
@@ -395,7 +372,7 @@ fn garbage_base64_and_broken_mime_are_counted_not_fatal() {
 
 #[test]
 fn gaps_mark_files_and_resync_headers() {
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = MimeParser::new(MimeStart::Message, smtp_template());
     p.feed(b"Content-Type: multipart/mixed; boundary=k\r\n\r\n--k\r\nContent-Disposition: attachment; filename=a\r\n\r\nabc", &mut h.cx());
     p.gap(100, &mut h.cx());
@@ -413,7 +390,7 @@ fn gaps_mark_files_and_resync_headers() {
 
 #[test]
 fn truncated_message_truncates_open_part() {
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = MimeParser::new(MimeStart::Message, smtp_template());
     p.feed(
         b"Content-Type: multipart/mixed; boundary=t\r\n\r\n--t\r\n\r\npartial\r\n--",
@@ -461,7 +438,7 @@ fn mbox_from_line_is_not_the_body() {
 
 #[test]
 fn gap_keeps_bytes_that_looked_like_a_delimiter_start() {
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = MimeParser::new(MimeStart::Message, smtp_template());
     p.feed(
         b"Content-Type: multipart/mixed; boundary=abc\r\n\r\n--abc\r\n\r\nxy\r\n--ab",

@@ -1,49 +1,28 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use xdpcarve_files::{ConnMeta, FileRecord, FuidGen, RangedFiles, Stats, Timestamp};
+use xdpcarve_files::{ConnMeta, FileRecord, StandaloneApp, Stats, Timestamp};
 
 use Side::{Orig as C, Resp as S};
 
-struct Harness {
-    conn: ConnMeta,
-    cfg: AppConfig,
-    stats: Stats,
-    records: Vec<FileRecord>,
-    ranged: RangedFiles,
-    fuids: FuidGen,
-}
+type Harness = StandaloneApp;
 
-impl Harness {
-    fn new(cfg: AppConfig) -> Self {
-        Harness {
-            conn: ConnMeta {
-                uid: "C1".into(),
-                orig_h: "10.0.0.1".parse().unwrap(),
-                orig_p: 40000,
-                resp_h: "10.0.0.2".parse().unwrap(),
-                resp_p: 25,
-                vlan: None,
-                start: Timestamp::ZERO,
-            },
-            cfg,
-            stats: Stats::default(),
-            records: Vec::new(),
-            ranged: RangedFiles::new(),
-            fuids: FuidGen::new(0),
-        }
-    }
-    fn cx(&mut self) -> AppContext<'_> {
-        AppContext {
-            conn: &self.conn,
-            now: Timestamp::from_secs(1),
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-            records: &mut self.records,
-            ranged: &mut self.ranged,
-            fuids: &mut self.fuids,
-        }
-    }
+/// A parser driven alone, on one SMTP connection, at t = 1 s.
+fn harness(cfg: AppConfig) -> Harness {
+    let mut h = StandaloneApp::new(
+        cfg,
+        ConnMeta {
+            uid: "C1".into(),
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 40000,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 25,
+            vlan: None,
+            start: Timestamp::ZERO,
+        },
+    );
+    h.now = Timestamp::from_secs(1);
+    h
 }
 
 struct Outcome {
@@ -55,7 +34,7 @@ struct Outcome {
 /// Plays a session; `chunking`: None = each event whole, Some(0) = byte at a time, Some(seed) =
 /// random splits.
 fn play(events: &[(Side, &[u8])], chunking: Option<u64>) -> Outcome {
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = SmtpParser::new(&h.cfg);
     let mut x = chunking.unwrap_or(1) | 1;
     for (side, bytes) in events {
@@ -520,7 +499,7 @@ fn malformed_sessions_are_bounded_and_counted() {
 
 #[test]
 fn gaps_in_message_and_replies() {
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = SmtpParser::new(&h.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
@@ -590,7 +569,7 @@ fn endless_server_garbage_like_bug_5989() {
 #[test]
 fn a_354_is_recognised_when_replies_are_out_of_step() {
     // The server does not answer the empty line, so every reply lands one command early.
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = SmtpParser::new(&h.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
@@ -610,7 +589,7 @@ fn a_354_is_recognised_when_replies_are_out_of_step() {
 #[test]
 fn lost_refusal_of_data_is_inferred_from_the_next_command() {
     // The 554 to DATA is lost in a gap of the server stream; the client goes on with RSET.
-    let mut h = Harness::new(AppConfig::default());
+    let mut h = harness(AppConfig::default());
     let mut p = SmtpParser::new(&h.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
