@@ -14,63 +14,20 @@
 
 mod support;
 
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::live::{assert_same_records, carve_offline, start_sensor, stop_sensor};
-use support::netns::{require_root_or_skip, run_with_timeout, Lab, TempDir};
+use support::content::{pe_like, pseudo_random};
+use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
+use support::{sha256_hex, support_script};
 
-/// Deterministic bytes (xorshift64*), so a failure reproduces with the same files.
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
-fn pe_like(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = pseudo_random(seed, len);
-    v[..64].fill(0);
-    v[0] = b'M';
-    v[1] = b'Z';
-    v[0x3c] = 0x80;
-    v[0x80..0x84].copy_from_slice(b"PE\0\0");
-    v
-}
 
 /// Rings that hold every frame a test sends, whatever the engine's speed.
 const BIG_RINGS: &[&str] = &["--rx-ring", "16384", "--fill-ring", "16384", "--umem-frames", "32768"];
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
 
-fn support_script(name: &str) -> String {
-    support::repo_root()
-        .join("tests/support")
-        .join(name)
-        .to_str()
-        .expect("utf-8 path")
-        .to_string()
-}
 
-fn client(lab: &Lab, ns: &str, argv: &[&str]) {
-    let out =
-        run_with_timeout(&mut lab.command(Some(ns), argv), Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Mirrors everything entering and leaving `ifname` (in `ns`) out of `mirror` (same namespace),
 /// like a switch's SPAN port.

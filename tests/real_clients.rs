@@ -8,43 +8,16 @@
 
 mod support;
 
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::netns::{require_root_or_skip, run_with_timeout, Lab, TempDir};
+use support::content::{pe_like, pseudo_random};
+use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
+use support::{sha256_hex, support_script};
 
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const CARVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Deterministic bytes (xorshift64*), so a failure reproduces with the same files.
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
-/// A PE-like executable: DOS header with `MZ` and `e_lfanew`, a DOS stub, a `PE\0\0` signature,
-/// then pseudo-random "sections".
-fn pe_like(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = pseudo_random(seed, len);
-    v[..64].fill(0);
-    v[0] = b'M';
-    v[1] = b'Z';
-    v[0x3c] = 0x80; // e_lfanew
-    let stub = b"This program cannot be run in DOS mode.\r\r\n$";
-    v[0x4e..0x4e + stub.len()].copy_from_slice(stub);
-    v[0x80..0x84].copy_from_slice(b"PE\0\0");
-    v[0x84..0x86].copy_from_slice(&0x14cu16.to_le_bytes()); // i386
-    v
-}
 
 /// A small but well-formed-looking PDF with a binary stream.
 fn pdf_like(seed: u64, stream_len: usize) -> Vec<u8> {
@@ -78,9 +51,6 @@ fn html_like(rows: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A file we expect in the files log.
 struct Expected {
@@ -207,27 +177,7 @@ fn assert_carved(records: &[serde_json::Value], expected: &[Expected]) {
     );
 }
 
-fn support_script(name: &str) -> String {
-    support::repo_root()
-        .join("tests/support")
-        .join(name)
-        .to_str()
-        .expect("utf-8 path")
-        .to_string()
-}
 
-/// Runs a client command in `ns`; panics with its output unless it succeeds within the timeout.
-fn client(lab: &Lab, ns: &str, argv: &[&str]) -> String {
-    let out = run_with_timeout(&mut lab.command(Some(ns), argv), CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The count tcpdump printed on the line ending in `suffix` ("packets captured", ...).
 fn tcpdump_count(stderr: &str, suffix: &str) -> Option<u64> {

@@ -22,5 +22,17 @@ pub fn xdpcarve_bin() -> PathBuf {
 }
 
 pub mod carve;
+pub mod content;
 pub mod live;
 pub mod netns;
+
+/// A script shipped in tests/support/, as a path string for a command line.
+pub fn support_script(name: &str) -> String {
+    repo_root().join("tests/support").join(name).to_str().expect("utf-8 path").to_string()
+}
+
+/// Lowercase hex SHA-256, as `sha256sum` prints it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -563,3 +563,18 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// Runs a client command inside `ns` (60 s at most) and returns its stdout; fails the test, with
+/// both outputs, when it does not succeed.
+pub fn client(lab: &Lab, ns: &str, argv: &[&str]) -> String {
+    let out = run_with_timeout(&mut lab.command(Some(ns), argv), std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
