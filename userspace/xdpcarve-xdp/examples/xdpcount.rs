@@ -2,12 +2,15 @@
 //! `xdpcount IFACE SECONDS [auto|native|generic] [PORTS]` (run as root, inside the namespace).
 //! Stops after SECONDS, or earlier on SIGINT/SIGTERM.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use xdpcarve_xdp::{FrameHandler, LiveCapture, LiveConfig};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Async-signal-safe: one atomic store, nothing else.
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -39,9 +42,10 @@ fn main() {
     });
     eprintln!("xdpcount: {}", capture.info().describe());
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `handler` is an `extern "C" fn(c_int)` that lives for the whole program and
+        // only does an atomic store, which is async-signal-safe.
+        unsafe { libc::signal(signal, handler) };
     }
     let deadline = Instant::now() + Duration::from_secs_f64(args[2].parse().expect("seconds"));
     while Instant::now() < deadline && !STOP.load(Ordering::SeqCst) {

@@ -3,6 +3,7 @@
 
 use crate::error::LiveError;
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Oldest kernel with everything live capture relies on: XDP_STATISTICS with the ring-full and
 /// fill-ring-empty counters and XDP BPF links (5.9); bpf_redirect_map falling back to the flags'
@@ -20,6 +21,8 @@ pub struct Interface {
 impl Interface {
     pub fn lookup(name: &str) -> Result<Interface, LiveError> {
         let c_name = CString::new(name).map_err(|_| LiveError::NoSuchInterface(name.into()))?;
+        // SAFETY: if_nametoindex only reads the NUL-terminated string, and `c_name` outlives the
+        // call.
         let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
         if index == 0 {
             return Err(LiveError::NoSuchInterface(name.into()));
@@ -74,12 +77,19 @@ fn ethtool_rx_channels(name: &str) -> Option<u32> {
     for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
+    // SAFETY: socket(2) takes no pointers; it returns a new descriptor or -1.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return None;
     }
-    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
-    unsafe { libc::close(fd) };
+    // SAFETY: `fd` was just returned by a successful socket(2) and nothing else refers to it;
+    // the OwnedFd closes it once, when it drops at the end of this function.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `req` is a live, writable ifreq-sized struct whose name is NUL-terminated (shorter
+    // than IFNAMSIZ, zero-filled) and whose data points at `channels`, which outlives the call
+    // and is the ethtool_channels that ETHTOOL_GCHANNELS reads `cmd` from and writes back.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfReq) };
+    drop(sock);
     if rc != 0 {
         return None;
     }
@@ -160,13 +170,16 @@ impl QueueSelection {
 
 /// `uname -r` as (major, minor) and the full string.
 pub fn kernel_version() -> Option<((u32, u32), String)> {
+    // SAFETY: utsname is a struct of c_char arrays only; all-zero bytes are a valid value.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a live, writable utsname; uname(2) fills it and keeps no pointer.
     if unsafe { libc::uname(&mut uts) } != 0 {
         return None;
     }
-    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
+    // Read up to the NUL within the array (no pointer walk past its end if there were none).
+    let bytes: Vec<u8> = uts.release.iter().map(|&c| c as u8).collect();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let release = String::from_utf8_lossy(&bytes[..end]).into_owned();
     parse_kernel_release(&release).map(|v| (v, release))
 }
 
@@ -228,8 +241,11 @@ pub fn check_capabilities(umem_bytes: u64) -> Result<(), LiveError> {
             rlim_cur: 0,
             rlim_max: 0,
         };
+        // SAFETY: `limit` is a live, writable rlimit; getrlimit(2) fills it and keeps no pointer.
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
-        if ok && limit.rlim_cur != libc::RLIM_INFINITY && (limit.rlim_cur as u64) < umem_bytes {
+        #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on 64-bit Linux, 32 bits elsewhere
+        let current = limit.rlim_cur as u64;
+        if ok && limit.rlim_cur != libc::RLIM_INFINITY && current < umem_bytes {
             missing.push("CAP_IPC_LOCK (memlock limit too low for the UMEM)");
         }
     }
@@ -292,5 +308,18 @@ mod tests {
     #[test]
     fn loopback_has_at_least_one_queue() {
         assert!(Interface::lookup("lo").unwrap().queues >= 1);
+    }
+
+    #[test]
+    fn sockets_for_ethtool_and_netlink_are_closed() {
+        let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let lo = Interface::lookup("lo").unwrap();
+        let before = open_fds();
+        for _ in 0..1000 {
+            let _ = ethtool_rx_channels("lo");
+            let _ = crate::netlink::query_xdp(lo.index);
+        }
+        // Other tests run in parallel and open files too; a leak would be 1000 or more.
+        assert!(open_fds() < before + 100, "descriptors leak");
     }
 }

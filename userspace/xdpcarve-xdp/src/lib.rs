@@ -11,6 +11,23 @@
 //! Minimum kernel: 5.9 (see [`iface::MIN_KERNEL`]). Both directions of a connection must arrive
 //! on the same queue: the NIC's RSS must be symmetric (deploy/nic-setup.sh); the per-queue
 //! [`SymmetryStats`] show when it is not.
+//!
+//! # Unsafe code
+//!
+//! This crate holds the project's AF_XDP, netlink and mmap `unsafe` code (the UMEM mapping and
+//! the reads of received frames, the ethtool ioctl, the netlink socket, and the few libc calls
+//! std has no wrapper for); the other crates have none. Every unsafe block, and the one unsafe
+//! fn, states the invariant that makes it sound in a `// SAFETY:` comment directly above it; the
+//! crate denies undocumented blocks and blocks with more than one unsafe operation. Descriptors
+//! this crate opens are `OwnedFd`s (closed by Drop, never by hand), the socket xdpilone owns is
+//! lent out only as a `BorrowedFd` tied to its owner, and offsets and lengths that come from the
+//! kernel (ring descriptors, netlink messages) pass checked arithmetic and `get(..)` before any
+//! pointer or slice is formed from them.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
+#![warn(rust_2018_idioms)]
 
 pub mod error;
 pub mod iface;
@@ -25,6 +42,7 @@ pub use program::{object_bytes, AttachedMode, XdpCounters, XdpModeChoice, XdpPro
 pub use symmetry::SymmetryStats;
 pub use worker::{FrameHandler, QueueStats, RingConfig};
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -109,25 +127,30 @@ pub struct LiveSummary {
 }
 
 impl LiveSummary {
-    /// Sum over queues (queue id 0 meaningless).
+    /// Sum over queues (queue id 0 meaningless). Saturating: the kernel_* fields are the
+    /// kernel's own counters, and no value they hold may make the sum panic or wrap.
     pub fn total(&self) -> QueueStats {
         let mut t = QueueStats::default();
+        let add = |sum: &mut u64, v: u64| *sum = sum.saturating_add(v);
         for q in &self.queues {
-            t.rx_packets += q.rx_packets;
-            t.rx_bytes += q.rx_bytes;
-            t.rx_batches += q.rx_batches;
-            t.rx_multi_buffer += q.rx_multi_buffer;
-            t.rx_oversized += q.rx_oversized;
-            t.rx_batches_full += q.rx_batches_full;
-            t.fill_ring_empty_events += q.fill_ring_empty_events;
-            t.kernel_rx_dropped += q.kernel_rx_dropped;
-            t.kernel_rx_invalid_descs += q.kernel_rx_invalid_descs;
-            t.kernel_rx_ring_full += q.kernel_rx_ring_full;
-            t.kernel_rx_fill_ring_empty_descs += q.kernel_rx_fill_ring_empty_descs;
-            t.symmetry.handshakes_both_sides += q.symmetry.handshakes_both_sides;
-            t.symmetry.synack_without_syn += q.symmetry.synack_without_syn;
-            t.symmetry.syn_without_synack += q.symmetry.syn_without_synack;
-            t.symmetry.untracked_syns += q.symmetry.untracked_syns;
+            add(&mut t.rx_packets, q.rx_packets);
+            add(&mut t.rx_bytes, q.rx_bytes);
+            add(&mut t.rx_batches, q.rx_batches);
+            add(&mut t.rx_multi_buffer, q.rx_multi_buffer);
+            add(&mut t.rx_oversized, q.rx_oversized);
+            add(&mut t.rx_batches_full, q.rx_batches_full);
+            add(&mut t.fill_ring_empty_events, q.fill_ring_empty_events);
+            add(&mut t.kernel_rx_dropped, q.kernel_rx_dropped);
+            add(&mut t.kernel_rx_invalid_descs, q.kernel_rx_invalid_descs);
+            add(&mut t.kernel_rx_ring_full, q.kernel_rx_ring_full);
+            add(
+                &mut t.kernel_rx_fill_ring_empty_descs,
+                q.kernel_rx_fill_ring_empty_descs,
+            );
+            add(&mut t.symmetry.handshakes_both_sides, q.symmetry.handshakes_both_sides);
+            add(&mut t.symmetry.synack_without_syn, q.symmetry.synack_without_syn);
+            add(&mut t.symmetry.syn_without_synack, q.symmetry.syn_without_synack);
+            add(&mut t.symmetry.untracked_syns, q.symmetry.untracked_syns);
         }
         t
     }
@@ -231,7 +254,11 @@ impl LiveCapture {
                 continue;
             }
             match bound_rx.recv() {
-                Ok(Ok(bound)) => match program.register_socket(queue, bound.socket_fd) {
+                // `bound.socket` is a duplicate of the worker's socket descriptor: it keeps the
+                // socket open while it is registered, whatever the worker does, and is closed
+                // when `bound` drops at the end of this arm (the worker's own descriptor then
+                // decides when the socket, and with it its XSKMAP slot, goes away).
+                Ok(Ok(bound)) => match program.register_socket(queue, bound.socket.as_raw_fd()) {
                     Ok(()) => report.push((queue, core, bound.zero_copy)),
                     Err(e) => failure = Some(e),
                 },

@@ -2,7 +2,9 @@
 //! interface (RTM_GETLINK, IFLA_XDP), and detaching it (RTM_SETLINK with fd -1). Used to find and
 //! replace a program left attached by an earlier run.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_FD: u16 = 1;
@@ -40,16 +42,13 @@ impl AttachedXdp {
     }
 }
 
-struct NetlinkSocket(libc::c_int);
-
-impl Drop for NetlinkSocket {
-    fn drop(&mut self) {
-        unsafe { libc::close(self.0) };
-    }
-}
+/// An rtnetlink socket. The `File` owns the descriptor (closed on drop); netlink sockets accept
+/// plain read(2)/write(2), the same as recv/send without flags, so no unsafe I/O calls are needed.
+struct NetlinkSocket(File);
 
 impl NetlinkSocket {
     fn open() -> io::Result<Self> {
+        // SAFETY: socket(2) takes no pointers; it returns a new descriptor or -1.
         let fd = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
@@ -60,20 +59,21 @@ impl NetlinkSocket {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(NetlinkSocket(fd))
+        // SAFETY: `fd` was just returned by a successful socket(2) and nothing else refers to it,
+        // so the OwnedFd is its only owner and closes it exactly once.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(NetlinkSocket(File::from(owned)))
     }
 
+    /// Sends one request and returns the first reply datagram (at most 32 KiB).
     fn request(&self, msg: &[u8]) -> io::Result<Vec<u8>> {
-        let sent = unsafe { libc::send(self.0, msg.as_ptr().cast(), msg.len(), 0) };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
+        // A netlink datagram is sent whole or not at all.
+        if (&self.0).write(msg)? != msg.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "netlink request sent in part"));
         }
         let mut buf = vec![0u8; 32 * 1024];
-        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(n as usize);
+        let n = (&self.0).read(&mut buf)?;
+        buf.truncate(n);
         Ok(buf)
     }
 }
@@ -97,45 +97,56 @@ fn link_message(msg_type: u16, flags: u16, ifindex: u32) -> Vec<u8> {
 }
 
 fn push_attr(m: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    m.extend_from_slice(&(len as u16).to_ne_bytes());
+    // Our own attributes: a few bytes each, far below the 16-bit nla_len.
+    let len = u16::try_from(4 + payload.len()).expect("netlink attribute longer than 64 KiB");
+    m.extend_from_slice(&len.to_ne_bytes());
     m.extend_from_slice(&kind.to_ne_bytes());
     m.extend_from_slice(payload);
-    while m.len() % 4 != 0 {
-        m.push(0);
-    }
+    m.resize(m.len().next_multiple_of(4), 0);
 }
 
 fn finish(mut m: Vec<u8>) -> Vec<u8> {
-    let len = (m.len() as u32).to_ne_bytes();
-    m[..4].copy_from_slice(&len);
+    let len = u32::try_from(m.len()).expect("netlink message longer than 4 GiB");
+    m[..4].copy_from_slice(&len.to_ne_bytes());
     m
 }
 
-/// Iterates over netlink attributes as (type, payload).
+fn ne_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+}
+
+fn ne_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// Iterates over netlink attributes as (type, payload). The lengths come from the kernel: an
+/// attribute whose nla_len is below the header or runs past the buffer ends the iteration.
 fn attrs(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
-        if buf.len() < 4 {
-            return None;
-        }
-        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
-        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > buf.len() {
-            return None;
-        }
-        let payload = &buf[4..len];
-        buf = &buf[((len + 3) & !3).min(buf.len())..];
+        let len = usize::from(ne_u16(buf, 0)?);
+        let kind = ne_u16(buf, 2)? & NLA_TYPE_MASK;
+        let payload = buf.get(4..len)?;
+        // nla_len <= u16::MAX, so the alignment cannot overflow; the last attribute may omit its
+        // padding.
+        let next = len.next_multiple_of(4).min(buf.len());
+        buf = buf.get(next..).unwrap_or_default();
         Some((kind, payload))
     })
 }
 
 /// Returns an NLMSG_ERROR's error code (0 for an ACK), or None for another message type.
 fn error_code(reply: &[u8]) -> Option<i32> {
-    if reply.len() >= 20 && u16::from_ne_bytes([reply[4], reply[5]]) == libc::NLMSG_ERROR as u16 {
-        Some(i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]))
+    if ne_u16(reply, 4)? == libc::NLMSG_ERROR as u16 {
+        Some(i32::from_ne_bytes(reply.get(16..20)?.try_into().ok()?))
     } else {
         None
     }
+}
+
+/// The errno of a negative NLMSG_ERROR code (saturating: `i32::MIN` from a broken reply must
+/// not overflow).
+fn errno_of(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code.saturating_neg())
 }
 
 /// The XDP program attached to `ifindex`, if any.
@@ -144,18 +155,22 @@ pub fn query_xdp(ifindex: u32) -> io::Result<Option<AttachedXdp>> {
     let msg = finish(link_message(libc::RTM_GETLINK, libc::NLM_F_REQUEST as u16, ifindex));
     let reply = sock.request(&msg)?;
     if let Some(code) = error_code(&reply) {
-        return Err(io::Error::from_raw_os_error(-code));
+        return Err(errno_of(code));
     }
     parse_link_reply(&reply)
 }
 
 fn parse_link_reply(reply: &[u8]) -> io::Result<Option<AttachedXdp>> {
     const HEADERS: usize = 16 + 16; // nlmsghdr + ifinfomsg
-    if reply.len() < HEADERS {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short RTM_NEWLINK reply"));
-    }
-    let msg_len = (u32::from_ne_bytes([reply[0], reply[1], reply[2], reply[3]]) as usize).min(reply.len());
-    for (kind, payload) in attrs(&reply[HEADERS..msg_len]) {
+    let short = || io::Error::new(io::ErrorKind::InvalidData, "short RTM_NEWLINK reply");
+    // nlmsg_len comes from the kernel: it may claim more than was received (clamped) or less
+    // than the headers (an error, not a panic).
+    let msg_len = ne_u32(reply, 0)
+        .and_then(|len| usize::try_from(len).ok())
+        .ok_or_else(short)?
+        .min(reply.len());
+    let attributes = reply.get(HEADERS..msg_len).ok_or_else(short)?;
+    for (kind, payload) in attrs(attributes) {
         if kind != IFLA_XDP {
             continue;
         }
@@ -163,8 +178,8 @@ fn parse_link_reply(reply: &[u8]) -> io::Result<Option<AttachedXdp>> {
         let mut prog_id = 0u32;
         for (k, p) in attrs(payload) {
             match k {
-                IFLA_XDP_ATTACHED if !p.is_empty() => attached = p[0],
-                IFLA_XDP_PROG_ID if p.len() >= 4 => prog_id = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]),
+                IFLA_XDP_ATTACHED => attached = p.first().copied().unwrap_or(attached),
+                IFLA_XDP_PROG_ID => prog_id = ne_u32(p, 0).unwrap_or(prog_id),
                 _ => {}
             }
         }
@@ -202,7 +217,7 @@ pub fn detach_xdp(ifindex: u32, mode_flags: u32) -> io::Result<()> {
     let reply = sock.request(&finish(m))?;
     match error_code(&reply) {
         Some(0) => Ok(()),
-        Some(code) => Err(io::Error::from_raw_os_error(-code)),
+        Some(code) => Err(errno_of(code)),
         None => Err(io::Error::new(io::ErrorKind::InvalidData, "no ACK to RTM_SETLINK")),
     }
 }
@@ -249,8 +264,50 @@ mod tests {
     }
 
     #[test]
+    fn message_length_below_the_headers_is_an_error_not_a_panic() {
+        let mut m = link_message(libc::RTM_NEWLINK, 0, 7);
+        let mut nested = Vec::new();
+        push_attr(&mut nested, IFLA_XDP_PROG_ID, &42u32.to_ne_bytes());
+        push_attr(&mut m, IFLA_XDP | NLA_F_NESTED, &nested);
+        let mut reply = finish(m);
+        reply[..4].copy_from_slice(&10u32.to_ne_bytes()); // nlmsg_len shorter than the headers
+        assert_eq!(parse_link_reply(&reply).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(parse_link_reply(&reply[..3]).is_err());
+        reply[..4].copy_from_slice(&u32::MAX.to_ne_bytes()); // claims more than arrived: clamped
+        assert!(parse_link_reply(&reply).is_ok());
+    }
+
+    #[test]
+    fn malformed_attributes_stop_cleanly() {
+        // nla_len 0 and 3 (below the attribute header), and a truncated nested PROG_ID payload.
+        for bad in [[0u8, 0, 43, 0], [3, 0, 43, 0]] {
+            assert_eq!(attrs(&bad).count(), 0);
+        }
+        let mut m = link_message(libc::RTM_NEWLINK, 0, 7);
+        let mut nested = Vec::new();
+        push_attr(&mut nested, IFLA_XDP_ATTACHED, &[XDP_ATTACHED_DRV]);
+        push_attr(&mut nested, IFLA_XDP_PROG_ID, &[1, 2]);
+        push_attr(&mut m, IFLA_XDP | NLA_F_NESTED, &nested);
+        assert_eq!(parse_link_reply(&finish(m)).unwrap(), None);
+    }
+
+    #[test]
+    fn error_codes_are_read_without_overflow() {
+        let mut reply = vec![0u8; 20];
+        reply[4..6].copy_from_slice(&(libc::NLMSG_ERROR as u16).to_ne_bytes());
+        reply[16..20].copy_from_slice(&(-libc::EBUSY).to_ne_bytes());
+        assert_eq!(error_code(&reply), Some(-libc::EBUSY));
+        assert_eq!(errno_of(-libc::EBUSY).raw_os_error(), Some(libc::EBUSY));
+        reply[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+        assert_eq!(errno_of(error_code(&reply).unwrap()).raw_os_error(), Some(i32::MAX));
+        assert_eq!(error_code(&reply[..19]), None, "too short for the error code");
+        assert_eq!(error_code(&[]), None);
+    }
+
+    #[test]
     fn loopback_has_no_xdp_program() {
         // Any process may query; lo never has XDP in a test environment.
+        // SAFETY: if_nametoindex only reads the NUL-terminated literal, which is 'static.
         let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
         if lo != 0 {
             assert_eq!(query_xdp(lo).unwrap(), None);

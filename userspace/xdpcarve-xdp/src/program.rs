@@ -99,9 +99,10 @@ impl XdpCounters {
         }
     }
 
-    /// Packets the program has seen.
+    /// Packets the program has seen. Wrapping, like the per-CPU sums: the values come from a
+    /// BPF map and must not make this panic.
     pub fn packets(&self) -> u64 {
-        self.redirected + self.passed
+        self.redirected.wrapping_add(self.passed)
     }
 }
 
@@ -230,6 +231,13 @@ impl XdpProgram {
     }
 
     /// Puts an AF_XDP socket into the XSKMAP slot of `queue`.
+    ///
+    /// `socket_fd` must be an open AF_XDP socket for the duration of the call (in
+    /// [`LiveCapture::start`](crate::LiveCapture::start) it comes from an `OwnedFd` duplicate the
+    /// caller holds). Only the number is handed to the kernel, which looks the descriptor up
+    /// itself (a closed descriptor, a non-socket or an unbound or non-XSK socket fail with
+    /// EBADF, ENOTSOCK or EOPNOTSUPP) and nothing is dereferenced here, so no `unsafe` is needed.
+    /// The kernel empties the slot when the socket is finally closed.
     pub fn register_socket(&mut self, queue: u32, socket_fd: RawFd) -> Result<(), LiveError> {
         let mut xsks = XskMap::try_from(
             self.ebpf
@@ -237,9 +245,7 @@ impl XdpProgram {
                 .ok_or_else(|| LiveError::Internal("map `xsks` missing".into()))?,
         )
         .map_err(|e| LiveError::Internal(e.to_string()))?;
-        // SAFETY: the worker keeps the socket open until after the program is detached.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(socket_fd) };
-        xsks.set(queue, fd, 0)
+        xsks.set(queue, socket_fd, 0)
             .map_err(|e| LiveError::Internal(format!("registering the socket of queue {queue}: {e}")))
     }
 
@@ -458,12 +464,7 @@ mod tests {
         let names: Vec<String> = body
             .lines()
             .filter_map(|l| l.trim().strip_prefix("C_"))
-            .map(|l| {
-                l.split(|c: char| c == ',' || c == ' ')
-                    .next()
-                    .unwrap()
-                    .to_ascii_lowercase()
-            })
+            .map(|l| l.split([',', ' ']).next().unwrap().to_ascii_lowercase())
             .filter(|n| n != "count")
             .collect();
         assert_eq!(names, XdpCounters::NAMES);

@@ -41,6 +41,8 @@ impl SymmetryStats {
 
 /// (client address, server address, client port, server port); IPv4 addresses are v4-mapped.
 type Key = ([u8; 16], [u8; 16], u16, u16);
+/// (source address, destination address, source port, destination port, TCP flags).
+type Endpoints = ([u8; 16], [u8; 16], u16, u16, u8);
 
 #[derive(Default)]
 pub struct HandshakeSymmetry {
@@ -85,7 +87,7 @@ impl HandshakeSymmetry {
 
 /// Source/destination address and port and the TCP flags byte of an Ethernet frame carrying
 /// TCP (after up to two VLAN tags; IPv6 extension headers are not walked: rare on handshakes).
-fn tcp_endpoints(frame: &[u8]) -> Option<([u8; 16], [u8; 16], u16, u16, u8)> {
+fn tcp_endpoints(frame: &[u8]) -> Option<Endpoints> {
     let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|s| u16::from_be_bytes([s[0], s[1]]));
     let mut ethertype = be16(frame, 12)?;
     let mut at = 14;

@@ -8,10 +8,12 @@
 use crate::error::{LiveError, Privilege};
 use crate::symmetry::{HandshakeSymmetry, SymmetryStats};
 use std::num::NonZeroU32;
+use std::ops::Range;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xdpilone::{IfInfo, Socket, SocketConfig, Umem, UmemConfig};
 
 /// What the worker does with frames. Created inside the worker thread (it need not be `Send`).
@@ -171,9 +173,12 @@ impl QueueStats {
         self.symmetry.for_each(&mut f);
     }
 
-    /// Packets lost between the XDP program and this worker, as the kernel counts them.
+    /// Packets lost between the XDP program and this worker, as the kernel counts them
+    /// (saturating: these are the kernel's values).
     pub fn kernel_drops(&self) -> u64 {
-        self.kernel_rx_dropped + self.kernel_rx_ring_full + self.kernel_rx_fill_ring_empty_descs
+        self.kernel_rx_dropped
+            .saturating_add(self.kernel_rx_ring_full)
+            .saturating_add(self.kernel_rx_fill_ring_empty_descs)
     }
 }
 
@@ -191,7 +196,10 @@ impl SharedQueueCounters {
 
 /// What a worker reports once its socket is bound.
 pub(crate) struct Bound {
-    pub socket_fd: i32,
+    /// A duplicate of the bound socket's descriptor (same socket, its own descriptor): it stays
+    /// valid however long the control thread holds it, independent of the worker's lifetime.
+    /// Dropping it closes only the duplicate.
+    pub socket: OwnedFd,
     pub zero_copy: bool,
 }
 
@@ -227,14 +235,18 @@ pub(crate) fn run<H: FrameHandler>(
         }
     };
     let zero_copy = queue.zero_copy;
-    if bound
-        .send(Ok(Bound {
-            socket_fd: queue.fd(),
-            zero_copy,
-        }))
-        .is_err()
-        || go.recv() != Ok(true)
-    {
+    let socket = match queue.fd().try_clone_to_owned() {
+        Ok(socket) => socket,
+        Err(e) => {
+            let _ = bound.send(Err(LiveError::Socket {
+                interface: args.interface.clone(),
+                queue: args.queue,
+                error: format!("cannot duplicate the socket descriptor: {e}"),
+            }));
+            return;
+        }
+    };
+    if bound.send(Ok(Bound { socket, zero_copy })).is_err() || go.recv() != Ok(true) {
         return;
     }
     let mut handler = make_handler(args.queue);
@@ -242,7 +254,9 @@ pub(crate) fn run<H: FrameHandler>(
     handler.finish(now_ns());
 }
 
-/// The frame area handed to the kernel, mmapped so it is page aligned.
+/// The frame area handed to the kernel, mmapped so it is page aligned. Invariant: `ptr` is the
+/// start of a live private anonymous mapping of exactly `len` bytes, readable and writable,
+/// owned by this value and unmapped only in Drop.
 struct FrameArea {
     ptr: NonNull<u8>,
     len: usize,
@@ -250,6 +264,8 @@ struct FrameArea {
 
 impl FrameArea {
     fn new(len: usize) -> Result<FrameArea, std::io::Error> {
+        // SAFETY: a fresh anonymous mapping at an address the kernel chooses (NULL hint, no
+        // MAP_FIXED) cannot alias any existing Rust object; no pointer is passed in.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -272,12 +288,44 @@ impl FrameArea {
     fn as_slice_ptr(&self) -> NonNull<[u8]> {
         NonNull::slice_from_raw_parts(self.ptr, self.len)
     }
+
+    /// The bytes a received descriptor points at, or None when its kernel-supplied `addr` and
+    /// `len` are out of bounds (see [`desc_range`]).
+    ///
+    /// # Safety
+    ///
+    /// The descriptor must just have been read from the rx ring of the socket this area is the
+    /// UMEM of (the kernel has handed the frame to userspace), and the frame must not go back to
+    /// the fill ring while the returned slice lives, so the kernel does not write it meanwhile.
+    // SAFETY: (contract) the caller guarantees the frame is userspace's, as stated above.
+    unsafe fn received(&self, addr: u64, len: u32, frame_size: u32) -> Option<&[u8]> {
+        let range = desc_range(addr, len, frame_size, self.len)?;
+        let start = self.ptr.as_ptr().wrapping_add(range.start);
+        // SAFETY: `range` lies inside the live mapping of `self.len` bytes (checked just above),
+        // which the kernel or MAP_ANONYMOUS initialised; the caller guarantees no writes while the
+        // slice, which borrows `self`, lives.
+        Some(unsafe { std::slice::from_raw_parts(start, range.len()) })
+    }
 }
 
 impl Drop for FrameArea {
     fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, unmapped only here, and the
+        // Umem and rings that the kernel used it through are dropped before (QueueSocket's field
+        // order, and `open_with` declares `area` before the Umem).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
+}
+
+/// The bytes of the UMEM a received descriptor points at, or None when its kernel-supplied
+/// `addr`/`len` overflow, leave the area, or cross from the descriptor's frame into the next
+/// one. `frame_size` is a power of two (RingConfig::validate).
+fn desc_range(addr: u64, len: u32, frame_size: u32, area_len: usize) -> Option<Range<usize>> {
+    let start = usize::try_from(addr).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    let frame_size = usize::try_from(frame_size).ok()?;
+    let frame_end = (start - start.checked_rem(frame_size)?).checked_add(frame_size)?;
+    (end <= area_len && end <= frame_end).then_some(start..end)
 }
 
 /// One bound AF_XDP socket with its own UMEM. Field order is drop order: rings and sockets
@@ -356,11 +404,14 @@ impl QueueSocket {
                 },
             }
         };
-        let area = FrameArea::new(r.umem_bytes() as usize).map_err(|e| LiveError::Socket {
-            interface: args.interface.clone(),
-            queue: args.queue,
-            error: format!("cannot map {} bytes of UMEM: {e}", r.umem_bytes()),
-        })?;
+        let area = usize::try_from(r.umem_bytes())
+            .map_err(std::io::Error::other)
+            .and_then(FrameArea::new)
+            .map_err(|e| LiveError::Socket {
+                interface: args.interface.clone(),
+                queue: args.queue,
+                error: format!("cannot map {} bytes of UMEM: {e}", r.umem_bytes()),
+            })?;
         let config = UmemConfig {
             fill_size: r.fill_ring,
             complete_size: 64, // nothing is transmitted
@@ -368,7 +419,9 @@ impl QueueSocket {
             headroom: 0,
             flags: 0,
         };
-        // SAFETY: the area is page aligned, `umem_bytes` long, and outlives the Umem (field order).
+        // SAFETY: `area` is a page-aligned mapping of umem_frames * frame_size bytes, as
+        // `config` describes, and outlives the Umem: QueueSocket drops `area` last, and here
+        // `area` is declared first so it also drops last on every error return.
         let umem = unsafe { Umem::new(config, area.as_slice_ptr()) }.map_err(|e| err("register the UMEM", e))?;
         let mut info = IfInfo::invalid();
         info.from_ifindex(args.ifindex)
@@ -418,8 +471,12 @@ impl QueueSocket {
         Ok(q)
     }
 
-    fn fd(&self) -> i32 {
-        self.rx.as_raw_fd()
+    /// The socket's descriptor, borrowed from `self`.
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor is the socket xdpilone's RingRx holds (an Arc'd descriptor
+        // that is closed when its last holder drops); `self.rx` holds it for as long as `self`,
+        // and the BorrowedFd borrows `self`, so it cannot outlive the open descriptor.
+        unsafe { BorrowedFd::borrow_raw(self.rx.as_raw_fd()) }
     }
 
     /// Gives free frames back to the kernel. Returns how many went in.
@@ -427,11 +484,12 @@ impl QueueSocket {
         if self.free.is_empty() {
             return 0;
         }
-        let mut writer = self.device.fill(self.free.len() as u32);
-        let start = self.free.len() - writer.capacity().min(self.free.len() as u32) as usize;
+        let wanted = u32::try_from(self.free.len()).unwrap_or(u32::MAX);
+        let mut writer = self.device.fill(wanted);
+        let start = self.free.len() - (writer.capacity().min(wanted) as usize);
         let n = writer.insert(self.free[start..].iter().copied());
         writer.commit();
-        self.free.truncate(self.free.len() - n as usize);
+        self.free.truncate(self.free.len().saturating_sub(n as usize));
         n
     }
 
@@ -455,21 +513,22 @@ impl QueueSocket {
                 stats.fill_ring_empty_events += 1;
             }
             let ts = now_ns();
-            let base = self.area.ptr.as_ptr();
             let mut n = 0u32;
             {
                 let mut reader = self.rx.receive(batch);
                 while let Some(desc) = reader.read() {
-                    let len = desc.len as usize;
-                    let offset = desc.addr as usize;
                     self.free.push(desc.addr & !(u64::from(self.frame_size) - 1));
                     n += 1;
-                    if offset + len > self.area.len {
+                    // The frame goes back to the kernel in `refill` after this loop, which takes
+                    // `&mut self`: the borrow checker ends `frame` before that.
+                    // SAFETY: `desc` was just read from our rx ring (acquire in `receive`): the
+                    // kernel has finished the frame and writes it again only once it is refilled.
+                    let frame = unsafe { self.area.received(desc.addr, desc.len, self.frame_size) };
+                    // addr and len are the kernel's: out-of-bounds descriptors are skipped.
+                    let Some(frame) = frame else {
                         continue;
-                    }
-                    // SAFETY: the kernel finished writing this frame (acquire in `receive`) and does
-                    // not touch it until it is back in the fill ring, which happens after this loop.
-                    let frame = unsafe { std::slice::from_raw_parts(base.add(offset), len) };
+                    };
+                    let len = frame.len();
                     let more = desc.options & XDP_PKT_CONTD != 0;
                     if !more && self.partial.is_empty() && !self.partial_overflow {
                         stats.rx_packets += 1;
@@ -478,7 +537,7 @@ impl QueueSocket {
                         stats.rx_bytes += len as u64;
                         continue;
                     }
-                    if self.partial.len() + len <= MAX_PACKET {
+                    if self.partial.len().saturating_add(len) <= MAX_PACKET {
                         self.partial.extend_from_slice(frame);
                     } else {
                         self.partial_overflow = true;
@@ -526,10 +585,12 @@ impl QueueSocket {
             }
             if n == 0 {
                 let mut pfd = libc::pollfd {
-                    fd: self.fd(),
+                    fd: self.fd().as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 };
+                // SAFETY: `pfd` is one live, writable pollfd (nfds 1) for the duration of the
+                // call; its descriptor is open (borrowed from `self.rx`).
                 unsafe { libc::poll(&mut pfd, 1, 100) };
             }
         }
@@ -537,21 +598,9 @@ impl QueueSocket {
         args.counters.publish(&stats);
     }
 
+    /// XDP_STATISTICS of the socket (xdpilone's getsockopt wrapper, 5.9+ layout).
     fn kernel_stats(&self, stats: &mut QueueStats) {
-        let mut s = KernelXdpStatistics::default();
-        let mut len = std::mem::size_of::<KernelXdpStatistics>() as libc::socklen_t;
-        const SOL_XDP: libc::c_int = 283;
-        const XDP_STATISTICS: libc::c_int = 7;
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd(),
-                SOL_XDP,
-                XDP_STATISTICS,
-                (&mut s as *mut KernelXdpStatistics).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
+        if let Ok(s) = self.device.statistics_v2() {
             stats.kernel_rx_dropped = s.rx_dropped;
             stats.kernel_rx_invalid_descs = s.rx_invalid_descs;
             stats.kernel_rx_ring_full = s.rx_ring_full;
@@ -560,50 +609,45 @@ impl QueueSocket {
     }
 }
 
-/// `struct xdp_statistics` (linux/if_xdp.h, 5.9+ layout).
-#[repr(C)]
-#[derive(Default)]
-struct KernelXdpStatistics {
-    rx_dropped: u64,
-    rx_invalid_descs: u64,
-    tx_invalid_descs: u64,
-    rx_ring_full: u64,
-    rx_fill_ring_empty_descs: u64,
-    tx_ring_empty_descs: u64,
-}
-
+/// CLOCK_REALTIME in nanoseconds (what `SystemTime::now` reads on Linux); 0 before 1970.
 pub(crate) fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn pin_to_core(core: usize) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            tracing::warn!(
-                "could not pin worker to core {core}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+    if core >= libc::CPU_SETSIZE as usize {
+        tracing::warn!("could not pin worker to core {core}: beyond CPU_SETSIZE");
+        return;
+    }
+    // SAFETY: cpu_set_t is a plain array of integers; all-zero bytes are the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `core` is below CPU_SETSIZE (checked above), so the bit lies inside `set`.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t and the size passed is exactly its size; the kernel only
+    // reads it.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        tracing::warn!(
+            "could not pin worker to core {core}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
 /// CPUs this process may run on, in order.
 pub(crate) fn allowed_cores() -> Vec<usize> {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
+    // SAFETY: cpu_set_t is a plain array of integers; all-zero bytes are the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live, writable cpu_set_t and the size passed is exactly its size; the
+    // kernel writes at most that many bytes.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
     }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: every `c` is below CPU_SETSIZE, so the bit lies inside `set`.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
 /// Sleeps briefly; used by the control thread while quiescing.
@@ -633,6 +677,50 @@ mod tests {
             ..Default::default()
         };
         assert!(small_umem.validate().unwrap_err().to_string().contains("--umem-frames"));
+    }
+
+    #[test]
+    fn descriptors_are_bounds_checked_without_overflow() {
+        const FRAME: u32 = 2048;
+        let area = 4 * FRAME as usize;
+        // In the frame after the kernel's 256 bytes of headroom, up to the frame's end.
+        assert_eq!(desc_range(2048 + 256, 100, FRAME, area), Some(2304..2404));
+        assert_eq!(desc_range(3 * 2048 + 256, 2048 - 256, FRAME, area), Some(6400..8192));
+        assert_eq!(desc_range(8192, 1, FRAME, area), None, "a frame past the area");
+        assert_eq!(desc_range(8192, 0, FRAME, area), Some(8192..8192), "empty, as before");
+        assert_eq!(
+            desc_range(2048 + 256, 2048, FRAME, area),
+            None,
+            "crosses into the next frame"
+        );
+        assert_eq!(desc_range(7000, 2000, FRAME, area), None, "runs past the area");
+        // Sums that wrap around usize are out of bounds, not a small offset.
+        assert_eq!(desc_range(u64::MAX, 2, FRAME, area), None);
+        assert_eq!(desc_range(u64::MAX - 10, u32::MAX, FRAME, usize::MAX), None);
+        assert_eq!(desc_range(0, 10, 0, area), None, "no frame size: no division by zero");
+    }
+
+    #[test]
+    fn counter_sums_saturate() {
+        let s = QueueStats {
+            kernel_rx_dropped: u64::MAX,
+            kernel_rx_ring_full: 5,
+            ..Default::default()
+        };
+        assert_eq!(s.kernel_drops(), u64::MAX);
+    }
+
+    #[test]
+    fn now_is_after_2020() {
+        assert!(now_ns() > 1_577_836_800_000_000_000);
+    }
+
+    #[test]
+    fn allowed_cores_include_one_and_pinning_out_of_range_is_refused() {
+        let cores = allowed_cores();
+        assert!(!cores.is_empty());
+        assert!(cores.iter().all(|&c| c < libc::CPU_SETSIZE as usize));
+        pin_to_core(usize::MAX); // warns, no panic
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //! Needs root (netns, BPF). Skips with a reason otherwise; with CI=true a missing prerequisite
 //! fails instead.
 
-use std::os::fd::AsRawFd;
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xdpcarve_xdp::{FrameHandler, LiveCapture, LiveConfig, QueueSelection, XdpModeChoice};
 
 fn prerequisites() -> Result<(), String> {
+    // SAFETY: geteuid(2) takes no arguments and always succeeds.
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root".into());
     }
@@ -55,6 +58,8 @@ impl Netns {
     /// Moves the calling thread (and threads it spawns later) into the namespace.
     fn enter(&self) {
         let f = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        // SAFETY: setns(2) takes the descriptor of `f`, which is open for the whole call, and no
+        // pointers; it only changes this thread's network namespace.
         assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
     }
 }
@@ -167,17 +172,25 @@ fn ipv6(ext: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
 }
 
 fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
+    // SAFETY: socket(2) takes no pointers; it returns a new descriptor or -1.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
     assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by a successful socket(2) and nothing else refers to it, so
+    // the OwnedFd is its only owner and closes it once, on drop.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let c = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: sockaddr_ll is plain integers and byte arrays; all-zero bytes are a valid value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
+    // SAFETY: if_nametoindex only reads the NUL-terminated string, and `c` outlives the call.
     addr.sll_ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) } as i32;
     addr.sll_halen = 6;
     for f in frames {
+        // SAFETY: `f` is a live buffer of `f.len()` bytes that sendto(2) only reads, `addr` is a
+        // live sockaddr_ll of the size passed, and the descriptor is open (owned by `sock`).
         let n = unsafe {
             libc::sendto(
-                fd,
+                sock.as_raw_fd(),
                 f.as_ptr().cast(),
                 f.len(),
                 0,
@@ -187,7 +200,6 @@ fn send_frames(ifname: &str, frames: &[Vec<u8>]) {
         };
         assert_eq!(n as usize, f.len(), "sendto: {}", std::io::Error::last_os_error());
     }
-    unsafe { libc::close(fd) };
 }
 
 fn run_mode(mode: XdpModeChoice) {
