@@ -8,29 +8,27 @@ use sha1::Sha1;
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use xdpcarve_core::{Engine, EngineConfig, LinkType};
-use xdpcarve_files::{FileRecord, HashSet, Timestamp};
+use xdpcarve_contract::{FileConfig, FileRecord, HashSet, LinkType, Timestamp};
+use xdpcarve_core::{Engine, EngineConfig, Worker};
+use xdpcarve_protocols::ProtocolsConfig;
 
-/// Runs one engine over every frame and returns the records it produced (in finish order).
-/// Not inlined, so `valgrind --tool=callgrind --toggle-collect='*run_pipeline*'` measures
-/// exactly the carving and nothing of input generation.
+/// Runs one worker (the sensor's: engine, protocols, records into a `Vec`) over every frame and
+/// returns the records it produced (in finish order). Not inlined, so
+/// `valgrind --tool=callgrind --toggle-collect='*run_pipeline*'` measures exactly the carving and
+/// nothing of input generation.
 #[inline(never)]
 pub fn run_pipeline(frames: &[Frame<'_>], link: LinkType, hashes: HashSet) -> Vec<FileRecord> {
-    let mut cfg = EngineConfig::default();
-    cfg.app.files.hashes = hashes;
-    let mut engine = Engine::new(cfg);
-    let mut records = Vec::new();
-    let mut last = Timestamp::ZERO;
+    let cfg = EngineConfig {
+        files: FileConfig { hashes, ..FileConfig::default() },
+        protocols: xdpcarve_protocols::registry(&ProtocolsConfig::default()),
+        ..EngineConfig::default()
+    };
+    let mut worker = Worker::new(Engine::new(cfg), Vec::new());
     for f in frames {
-        last = Timestamp(f.ts_nanos);
-        engine.handle_packet(last, link, f.data);
-        if engine.has_records() {
-            records.extend(engine.drain_records());
-        }
+        worker.handle_packet(Timestamp(f.ts_nanos), link, f.data);
     }
-    engine.finish(last);
-    records.extend(engine.drain_records());
-    records
+    worker.finish(Timestamp::ZERO);
+    worker.into_sink()
 }
 
 /// Hashes every buffer with the chosen hashes, whole (the best case for a hash function), and
@@ -94,11 +92,7 @@ pub fn verify(manifest: &Manifest, records: &[FileRecord]) -> Result<(), String>
 /// the core to someone else, which on a shared 2-core machine happens all the time; wall time
 /// is reported next to it.
 pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    cpu_time::ThreadTime::now().as_duration()
 }
 
 /// Runs `f` and returns its (CPU, wall) time.

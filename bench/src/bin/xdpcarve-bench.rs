@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use xdpcarve_bench::bench::{self, CLASSIC_HASHES};
 use xdpcarve_bench::gen::{self, content::Kind, HttpStyle, PlanOptions};
 use xdpcarve_bench::pcap;
-use xdpcarve_core::LinkType;
-use xdpcarve_files::HashSet;
+use xdpcarve_contract::{HashSet, LinkType};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use pcap_file::pcap::PcapHeader;
 use pcap_file::pcapng::{PcapNgParser, RawBlock};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
-use xdpcarve_core::LinkType;
-use xdpcarve_files::Timestamp;
+use xdpcarve_contract::LinkType;
+use xdpcarve_contract::Timestamp;
 
 /// Largest record (pcap) or block (pcapng) accepted. The largest real snap length is 262144;
 /// pcapng blocks also carry name tables and comments, hence the headroom.
@@ -29,7 +29,7 @@ const PCAPNG_EPB: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{} is empty: not a capture file", path.display())]
     Empty { path: PathBuf },

@@ -1,8 +1,29 @@
-//! Counters of one worker. Plain integers owned by the worker (no atomics on the hot path); the
-//! runtime snapshots and merges them for the summary and the metrics endpoint.
-//!
-//! Each area has its own struct; add a counter by adding a line to its `counters!` block.
+//! Counters. Each layer (capture, TCP, files) and each protocol keeps its own struct of plain
+//! integers, owned by one worker (no atomics on the hot path), declared with [`counters!`]. The
+//! runtime reads them through [`CounterSet`], a snapshot of `area.name = value` triples that
+//! merges across workers and feeds the summary and `/metrics` without knowing which protocols
+//! exist.
 
+use std::collections::HashMap;
+
+/// Declares a struct of `u64` counters with a visitor and a merge.
+///
+/// ```
+/// xdpcarve_contract::counters! {
+///     /// Counters of a toy protocol.
+///     pub struct ToyStats {
+///         /// Messages seen.
+///         messages,
+///         errors,
+///     }
+/// }
+/// let mut s = ToyStats::default();
+/// s.messages += 2;
+/// let mut seen = Vec::new();
+/// s.for_each(|name, v| seen.push((name, v)));
+/// assert_eq!(seen, [("messages", 2), ("errors", 0)]);
+/// ```
+#[macro_export]
 macro_rules! counters {
     ($(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* $field:ident ),* $(,)? }) => {
         $(#[$m])*
@@ -10,166 +31,78 @@ macro_rules! counters {
         pub struct $name { $( $(#[$fm])* pub $field: u64, )* }
 
         impl $name {
-            /// Visits every counter by name.
+            /// Visits every counter by name, in declaration order.
             pub fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
                 $( f(stringify!($field), self.$field); )*
             }
             pub fn merge(&mut self, other: &Self) {
                 $( self.$field += other.$field; )*
             }
+            /// Adds every counter to `set` under `area`.
+            pub fn add_to(&self, area: &'static str, set: &mut $crate::CounterSet) {
+                self.for_each(|name, v| set.add(area, name, v));
+            }
         }
     };
 }
 
-counters! {
-    /// Link and network layer.
-    pub struct CaptureStats {
-        packets, bytes, ipv4, ipv6, vlan_tagged,
-        /// Frames that are not IP (ARP, LLDP, ...): skipped.
-        non_ip,
-        /// IP packets that are not TCP: skipped.
-        non_tcp,
-        /// IP fragments: not reassembled, skipped.
-        ip_fragments,
-        /// Headers that do not parse (bad lengths, bad versions): skipped.
-        malformed,
-        /// Frames cut short by the capture's snap length (payload beyond it is a gap).
-        snaplen_truncated,
-        /// Packets whose timestamp went backwards.
-        time_went_backwards,
+/// A snapshot of named counters: `(area, name, value)` in first-seen order. Two protocols may
+/// report into the same area (HTTP and SMTP both parse MIME): their values add up.
+#[derive(Clone, Debug, Default)]
+pub struct CounterSet {
+    entries: Vec<(&'static str, &'static str, u64)>,
+    index: HashMap<(&'static str, &'static str), usize>,
+}
+
+impl PartialEq for CounterSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
     }
 }
 
-counters! {
-    /// Flows and reassembly.
-    pub struct TcpStats {
-        flows_created, flows_closed, flows_timed_out,
-        /// Flows evicted to respect max_flows.
-        flows_evicted,
-        /// Flows picked up without seeing their SYN.
-        flows_midstream,
-        /// Flows whose ports match no app parser (counted, not tracked).
-        flows_ignored,
-        /// Flows on other ports recognised as HTTP or SMTP by their first bytes.
-        flows_detected,
-        segments, payload_bytes,
-        retransmitted_bytes,
-        /// Overlapping bytes whose content differed from what was already delivered.
-        overlaps_conflicting,
-        out_of_order_segments,
-        /// Holes skipped over, and the bytes they held.
-        gaps, gap_bytes,
-        /// Bytes dropped because the per-stream or global reassembly bound was hit.
-        depth_exceeded_bytes, memory_exceeded_bytes,
-        /// Bytes after an app parser declared the stream opaque (STARTTLS, CONNECT, upgrades).
-        opaque_bytes,
-        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
-        out_of_window_bytes,
-        rst, fin,
+impl Eq for CounterSet {}
+
+impl CounterSet {
+    pub fn new() -> Self {
+        CounterSet::default()
     }
-}
 
-counters! {
-    pub struct HttpStats {
-        requests, responses, pipelined_requests,
-        interim_responses,
-        malformed_requests, malformed_responses,
-        header_too_large,
-        /// Responses with no request to pair with (picked up mid-stream).
-        unmatched_responses,
-        chunked_errors,
-        decompress_errors,
-        /// Bodies whose decoding hit the size or ratio bound.
-        decompress_limited,
-        multipart_uploads,
-        partial_content,
-        /// CONNECT or Upgrade: the rest of the connection is not HTTP.
-        tunnels,
-        /// Requests dropped because `max_pipelined` were already waiting for a response.
-        pipeline_overflow,
-        /// Times the parser skipped ahead to find the next request/response start.
-        resyncs,
-        /// Gaps inside a body (the file goes on, with missing bytes).
-        body_gaps,
-        /// Bodies with a Content-Encoding we do not decode (br, compress, ...): hashed as sent.
-        unknown_encodings,
-        /// 206 holes given up because the out-of-order buffer was full.
-        range_gaps,
-        /// 206 objects evicted to respect `max_range_objects`.
-        range_evicted,
+    /// Adds `value` to `area.name`, creating it at the end if new.
+    pub fn add(&mut self, area: &'static str, name: &'static str, value: u64) {
+        match self.index.get(&(area, name)) {
+            Some(&i) => self.entries[i].2 += value,
+            None => {
+                self.index.insert((area, name), self.entries.len());
+                self.entries.push((area, name, value));
+            }
+        }
     }
-}
 
-counters! {
-    pub struct SmtpStats {
-        sessions, transactions, data_commands, bdat_chunks,
-        rejected_transactions,
-        starttls,
-        auth,
-        malformed_lines,
-        line_too_long,
-        rset,
-        unknown_commands,
-        /// Client lines skipped before the session could be followed (picked up mid-message).
-        midstream_lines,
+    /// Adds every counter of `other`.
+    pub fn merge(&mut self, other: &CounterSet) {
+        for &(area, name, v) in &other.entries {
+            self.add(area, name, v);
+        }
     }
-}
 
-counters! {
-    pub struct MimeStats {
-        messages, parts,
-        depth_exceeded,
-        header_too_large,
-        parts_exceeded,
-        line_too_long,
-        missing_final_boundary,
-        base64_invalid_chars,
-        qp_invalid_sequences,
-        encoded_word_errors,
-        /// Gaps that hit a header block or delimiter: parsing resumed at the next delimiter.
-        gap_resyncs,
+    /// The value of `area.name`, 0 if it was never reported.
+    pub fn get(&self, area: &str, name: &str) -> u64 {
+        self.index.get(&(area, name)).map_or(0, |&i| self.entries[i].2)
     }
-}
 
-counters! {
-    pub struct FileStats {
-        files, http_files, smtp_files,
-        bytes_hashed,
-        files_truncated,
-        files_with_gaps,
-        overflow_bytes,
-    }
-}
-
-/// All counters of one worker.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub capture: CaptureStats,
-    pub tcp: TcpStats,
-    pub http: HttpStats,
-    pub smtp: SmtpStats,
-    pub mime: MimeStats,
-    pub files: FileStats,
-}
-
-impl Stats {
-    /// Visits every counter as (area, name, value).
+    /// Visits every counter as (area, name, value), in first-seen order.
     pub fn for_each(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-        self.capture.for_each(|n, v| f("capture", n, v));
-        self.tcp.for_each(|n, v| f("tcp", n, v));
-        self.http.for_each(|n, v| f("http", n, v));
-        self.smtp.for_each(|n, v| f("smtp", n, v));
-        self.mime.for_each(|n, v| f("mime", n, v));
-        self.files.for_each(|n, v| f("files", n, v));
+        for &(area, name, v) in &self.entries {
+            f(area, name, v);
+        }
     }
 
-    pub fn merge(&mut self, other: &Stats) {
-        self.capture.merge(&other.capture);
-        self.tcp.merge(&other.tcp);
-        self.http.merge(&other.http);
-        self.smtp.merge(&other.smtp);
-        self.mime.merge(&other.mime);
-        self.files.merge(&other.files);
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -177,16 +110,37 @@ impl Stats {
 mod tests {
     use super::*;
 
+    crate::counters! {
+        pub struct DemoStats { gaps, files }
+    }
+
     #[test]
     fn merge_and_visit() {
-        let mut a = Stats::default();
-        a.tcp.gaps = 2;
-        let mut b = Stats::default();
-        b.tcp.gaps = 3;
-        b.files.files = 1;
+        let mut a = DemoStats::default();
+        a.gaps = 2;
+        let mut b = DemoStats::default();
+        b.gaps = 3;
+        b.files = 1;
         a.merge(&b);
+        let mut set = CounterSet::new();
+        a.add_to("tcp", &mut set);
+        b.add_to("mime", &mut set);
+        b.add_to("mime", &mut set);
         let mut seen = Vec::new();
-        a.for_each(|area, name, v| if v > 0 { seen.push((area, name, v)) });
-        assert_eq!(seen, vec![("tcp", "gaps", 5), ("files", "files", 1)]);
+        set.for_each(|area, name, v| {
+            if v > 0 {
+                seen.push((area, name, v))
+            }
+        });
+        assert_eq!(
+            seen,
+            vec![("tcp", "gaps", 5), ("tcp", "files", 1), ("mime", "gaps", 6), ("mime", "files", 2)]
+        );
+        assert_eq!(set.get("mime", "files"), 2);
+        assert_eq!(set.get("smtp", "files"), 0);
+        let mut total = set.clone();
+        total.merge(&set);
+        assert_eq!(total.get("tcp", "gaps"), 10);
+        assert_eq!(total.len(), 4);
     }
 }

@@ -2,24 +2,24 @@
 //! (`fuid`, `uid`, `seen_bytes` as `size`, `missing_bytes`, `total_bytes`, `depth`, `parent_fuid`)
 //! flattened the way the issue fixes them (`orig_h` rather than `id.orig_h`).
 
-use crate::time::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
-use std::net::IpAddr;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Http,
-    Smtp,
-}
+/// The protocol that carried a file (`http`, `smtp`, ...): the name its crate registers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Proto(Cow<'static, str>);
 
 impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Http => "http",
-            Proto::Smtp => "smtp",
-        }
+    pub const fn new(name: &'static str) -> Proto {
+        Proto(Cow::Borrowed(name))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -32,41 +32,93 @@ pub enum Direction {
     Download,
 }
 
-/// A connection's identity as the app layer and the records see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnMeta {
-    /// Zeek-style connection uid ("C" + base62), unique per sensor run.
-    pub uid: String,
-    pub orig_h: IpAddr,
-    pub orig_p: u16,
-    pub resp_h: IpAddr,
-    pub resp_p: u16,
-    /// Outer VLAN id if the packets were tagged.
-    pub vlan: Option<u16>,
-    pub start: Timestamp,
+/// A protocol's own fields of a record, in the order they were set, serialized flat into the
+/// record as Zeek's logs carry `http_*`/`smtp_*` columns. Each protocol crate owns its names
+/// (prefixed with the protocol's name) and a typed struct that writes them; unset fields are
+/// left out, as `null` columns are in Zeek's JSON logs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppFields(Vec<(Cow<'static, str>, Value)>);
+
+impl AppFields {
+    pub const fn new() -> Self {
+        AppFields(Vec::new())
+    }
+
+    /// Sets `name` (replacing an earlier value in place, keeping its position).
+    pub fn set(&mut self, name: &'static str, value: impl Into<Value>) {
+        let value = value.into();
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((Cow::Borrowed(name), value)),
+        }
+    }
+
+    /// Sets `name` when `value` is present.
+    pub fn set_opt<T: Into<Value>>(&mut self, name: &'static str, value: Option<T>) {
+        if let Some(v) = value {
+            self.set(name, v);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// A string field's value.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Value::as_str)
+    }
+
+    /// An integer field's value.
+    pub fn u64(&self, name: &str) -> Option<u64> {
+        self.get(name).and_then(Value::as_u64)
+    }
+
+    /// A list-of-strings field's values (empty when unset).
+    pub fn strs(&self, name: &str) -> Vec<&str> {
+        match self.get(name) {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (n.as_ref(), v))
+    }
 }
 
-/// HTTP transaction context of a file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpInfo {
-    pub method: Option<String>,
-    pub uri: Option<String>,
-    pub status: Option<u16>,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
-    pub referrer: Option<String>,
-    /// Content-Range of a 206 response, as "first-last/total".
-    pub range: Option<String>,
+impl Serialize for AppFields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name.as_ref(), value)?;
+        }
+        map.end()
+    }
 }
 
-/// SMTP transaction context of a file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmtpInfo {
-    pub helo: Option<String>,
-    pub mail_from: Option<String>,
-    pub rcpt_to: Vec<String>,
-    pub subject: Option<String>,
-    pub message_id: Option<String>,
+impl<'de> Deserialize<'de> for AppFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = AppFields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of protocol fields")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<AppFields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    fields.push((Cow::Owned(name), value));
+                }
+                Ok(AppFields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
 }
 
 /// What the application parser knows about a file when it starts (or learns before it ends).
@@ -84,8 +136,8 @@ pub struct FileMeta {
     pub parent_fuid: Option<String>,
     /// The file is one piece of a larger object (206 range that could not be completed).
     pub partial: bool,
-    pub http: Option<HttpInfo>,
-    pub smtp: Option<SmtpInfo>,
+    /// The protocol's own part of the record (`http_uri`, `smtp_mail_from`, ...).
+    pub fields: AppFields,
 }
 
 impl FileMeta {
@@ -99,8 +151,7 @@ impl FileMeta {
             depth: 0,
             parent_fuid: None,
             partial: false,
-            http: None,
-            smtp: None,
+            fields: AppFields::new(),
         }
     }
 }
@@ -151,31 +202,9 @@ pub struct FileRecord {
     pub sha256: Option<String>,
     pub blake3: Option<String>,
 
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_host: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_user_agent: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_referrer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub http_range: Option<String>,
-
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub smtp_helo: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub smtp_mail_from: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub smtp_rcpt_to: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub smtp_subject: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub smtp_message_id: Option<String>,
+    /// The protocol's part, flattened into the record (`http_uri`, `smtp_mail_from`, ...).
+    #[serde(flatten)]
+    pub fields: AppFields,
 }
 
 impl FileRecord {
@@ -215,6 +244,24 @@ impl fmt::Display for Proto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_fields_flatten_into_the_record_and_back() {
+        let mut f = AppFields::new();
+        f.set("toy_verb", "PUT");
+        f.set_opt("toy_code", Some(200u16));
+        f.set_opt::<String>("toy_none", None);
+        f.set("toy_list", vec!["a".to_string(), "b".to_string()]);
+        f.set("toy_verb", "GET");
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json, r#"{"toy_verb":"GET","toy_code":200,"toy_list":["a","b"]}"#);
+        assert_eq!(f.str("toy_verb"), Some("GET"));
+        assert_eq!(f.u64("toy_code"), Some(200));
+        assert_eq!(f.strs("toy_list"), ["a", "b"]);
+        assert!(f.strs("toy_none").is_empty());
+        let back: AppFields = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, f);
+    }
 
     #[test]
     fn zeek_ids_are_base62() {

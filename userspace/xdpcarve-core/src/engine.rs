@@ -1,30 +1,32 @@
-//! The engine of one worker: owns its flows, reassembly buffers, parsers and counters.
+//! The engine of one worker: owns its flows, reassembly buffers, protocols and counters.
 //! Single-threaded by design (one engine per queue/core, no locks); time is packet time.
+//!
+//! Sans-IO in quinn-proto's shape: the caller feeds packets ([`Engine::handle_packet`]), asks
+//! when the engine next needs time to pass without a packet ([`Engine::poll_timeout`]) and tells
+//! it when that time came ([`Engine::handle_timeout`]); finished records are drained after each
+//! call ([`Engine::drain_records`]). [`crate::Worker`] is that caller for every runtime.
 
+use std::any::Any;
 use std::time::Duration;
 
-use xdpcarve_files::app::mix;
-use xdpcarve_files::record::zeek_id;
-use xdpcarve_files::stats::TcpStats;
-use xdpcarve_files::{
-    AppConfig, AppContext, CloseReason, ConnMeta, FileRecord, FuidGen, RangedFiles, Side, Stats, StreamParser,
+use xdpcarve_contract::{
+    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, FileStats, IdGen, LinkType, Opener, Side,
     Timestamp,
 };
 
-use crate::app::{AppParser, PortMap};
-use crate::detect;
-use crate::flow::{Endpoint, FlowKey, FlowTable};
+use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable};
 use crate::reassembly::{MemoryBudget, Reassembled, Stream, StreamLimits};
-use crate::wire::{self, LinkType, Skip};
+use crate::registry::{ConnParser, Event, PortMap, ProtocolRegistry, RunningProtocol};
+use crate::stats::{CaptureStats, TcpStats};
+use crate::wire::{self, Skip};
 
 /// Knobs of one engine. The defaults are sized for one worker on a busy link.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    pub app: AppConfig,
-    /// Responder ports whose connections get the HTTP parser.
-    pub http_ports: Vec<u16>,
-    /// Responder ports whose connections get the SMTP parser.
-    pub smtp_ports: Vec<u16>,
+    /// What every file gets (hashes, size limit, sniffing).
+    pub files: FileConfig,
+    /// The protocols to run and their ports.
+    pub protocols: ProtocolRegistry,
     /// Connections tracked at most; past it the least recently active one is evicted.
     pub max_flows: usize,
     /// A connection with no packet for this long is closed (Zeek's tcp_inactivity_timeout).
@@ -35,19 +37,22 @@ pub struct EngineConfig {
     pub max_reassembly_memory: usize,
     /// Bytes of each direction reassembled at most (0 = unlimited).
     pub reassembly_depth: u64,
-    /// Also parse connections on other ports whose first bytes are an HTTP request line or an
-    /// SMTP greeting/HELO (as Suricata's and Zeek's protocol detection do).
+    /// Also parse connections on other ports that a protocol recognises by their first bytes
+    /// (an HTTP request line, an SMTP greeting or HELO), as Suricata's and Zeek's protocol
+    /// detection do.
     pub detect_other_ports: bool,
     /// Distinguishes the ids made by different workers.
     pub worker_id: u16,
+    /// Seed of the flow table's hasher. `None`: random per engine, so an attacker cannot aim many
+    /// flows at one bucket; set it for runs that must repeat exactly.
+    pub hash_seed: Option<u64>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            app: AppConfig::default(),
-            http_ports: vec![80, 8080],
-            smtp_ports: vec![25, 587],
+            files: FileConfig::default(),
+            protocols: ProtocolRegistry::new(),
             max_flows: 262_144,
             idle_timeout: Duration::from_secs(300),
             max_stream_buffer: 1 << 20,
@@ -55,6 +60,7 @@ impl Default for EngineConfig {
             reassembly_depth: 0,
             detect_other_ports: true,
             worker_id: 0,
+            hash_seed: None,
         }
     }
 }
@@ -78,90 +84,121 @@ enum ConnState {
 struct Conn {
     meta: ConnMeta,
     orig: Endpoint,
-    parser: Option<AppParser>,
+    parser: Option<ConnParser>,
     streams: [Stream; 2],
     last_seen: Timestamp,
     state: ConnState,
     /// FIN seen per side while opaque (streams are no longer fed then).
     opaque_fin: [bool; 2],
+    /// The originator's SYN and the responder's SYN-ACK were seen (handshake symmetry).
+    syn_seen: bool,
+    synack_seen: bool,
 }
 
 /// The packet-to-records engine of one worker.
 pub struct Engine {
     cfg: EngineConfig,
     ports: PortMap,
+    protocols: Vec<Box<dyn RunningProtocol>>,
     limits: StreamLimits,
     flows: FlowTable<Conn>,
     mem: MemoryBudget,
-    stats: Stats,
-    records: Vec<FileRecord>,
-    ranged: RangedFiles,
-    fuids: FuidGen,
-    conn_counter: u64,
+    capture: CaptureStats,
+    tcp: TcpStats,
+    files: FileSink,
+    conn_ids: IdGen,
     /// Latest packet time seen (never goes backwards).
     now: Timestamp,
     next_sweep: Timestamp,
 }
 
 /// Feeds one direction's reassembled bytes to the connection's parser.
-struct ParserSink<'a, 'c> {
-    parser: &'a mut AppParser,
+struct ParserSink<'a> {
+    proto: &'a mut dyn RunningProtocol,
+    parser: &'a mut dyn Any,
     side: Side,
-    cx: &'a mut AppContext<'c>,
+    conn: &'a ConnMeta,
+    now: Timestamp,
+    files: &'a mut FileSink,
+    tcp: &'a mut TcpStats,
 }
 
-impl Reassembled for ParserSink<'_, '_> {
+impl Reassembled for ParserSink<'_> {
     #[inline]
     fn data(&mut self, data: &[u8]) {
-        if self.parser.is_done() {
-            self.cx.stats.tcp.opaque_bytes += data.len() as u64;
-        } else {
-            self.parser.on_data(self.side, data, self.cx);
+        let (side, parser) = (self.side, &mut *self.parser);
+        let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+        if !self.proto.on_data(parser, side, data, ev) {
+            self.tcp.opaque_bytes += data.len() as u64;
         }
     }
     fn gap(&mut self, len: u64) {
-        if !self.parser.is_done() {
-            self.parser.on_gap(self.side, len, self.cx);
+        if !self.proto.is_done(self.parser) {
+            let (side, parser) = (self.side, &mut *self.parser);
+            let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+            self.proto.on_gap(parser, side, len, ev);
         }
     }
     fn end(&mut self) {
-        self.parser.on_end(self.side, self.cx);
+        let (side, parser) = (self.side, &mut *self.parser);
+        let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+        self.proto.on_end(parser, side, ev);
     }
     fn counters(&mut self) -> &mut TcpStats {
-        &mut self.cx.stats.tcp
+        self.tcp
     }
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
-        let ports = PortMap::new(&cfg.http_ports, &cfg.smtp_ports);
+        let (protocols, ports) = cfg.protocols.instantiate();
         let limits = StreamLimits {
             max_buffer: cfg.max_stream_buffer,
             depth: cfg.reassembly_depth,
         };
         let mem = MemoryBudget::new(cfg.max_reassembly_memory);
-        let fuids = FuidGen::new(cfg.worker_id);
+        let hasher = match cfg.hash_seed {
+            Some(seed) => FlowHasherBuilder::with_seed(seed),
+            None => FlowHasherBuilder::random(),
+        };
         Engine {
-            cfg,
             ports,
+            protocols,
             limits,
-            flows: FlowTable::new(),
+            flows: FlowTable::with_hasher(hasher),
             mem,
-            stats: Stats::default(),
-            records: Vec::new(),
-            ranged: RangedFiles::new(),
-            fuids,
-            conn_counter: 0,
+            capture: CaptureStats::default(),
+            tcp: TcpStats::default(),
+            files: FileSink::new(cfg.files.clone(), cfg.worker_id),
+            conn_ids: IdGen::new(cfg.worker_id),
             now: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
+            cfg,
         }
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn capture_stats(&self) -> &CaptureStats {
+        &self.capture
+    }
+    pub fn tcp_stats(&self) -> &TcpStats {
+        &self.tcp
+    }
+    pub fn file_stats(&self) -> &FileStats {
+        &self.files.stats
+    }
+    /// Every counter of this engine: capture, TCP, each protocol's own, files.
+    pub fn counters(&self) -> CounterSet {
+        let mut set = CounterSet::new();
+        self.capture.add_to("capture", &mut set);
+        self.tcp.add_to("tcp", &mut set);
+        for p in &self.protocols {
+            p.counters(&mut set);
+        }
+        self.files.stats.add_to("files", &mut set);
+        set
     }
     /// Connections tracked (including recently closed ones remembered for stragglers).
     pub fn active_flows(&self) -> usize {
@@ -171,29 +208,52 @@ impl Engine {
     pub fn reassembly_memory(&self) -> usize {
         self.mem.used
     }
+    /// Packet time as the engine knows it: the latest packet or timeout seen.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
     /// True when records are waiting to be drained.
     pub fn has_records(&self) -> bool {
-        !self.records.is_empty()
+        !self.files.records.is_empty()
     }
     /// Finished file records, oldest first.
     pub fn drain_records(&mut self) -> std::vec::Drain<'_, FileRecord> {
-        self.records.drain(..)
+        self.files.records.drain(..)
     }
 
-    /// Moves packet time forward (no-op if `ts` is earlier) and expires idle connections.
-    pub fn advance_time(&mut self, ts: Timestamp) {
-        if ts > self.now {
-            self.now = ts;
+    /// The packet time at which the engine has work even if no packet arrives (an idle
+    /// connection to expire, a protocol's timer), or `None` while it has nothing that expires.
+    /// Timers are checked at most once a second of packet time.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let flows = self.flows.oldest().map(|id| {
+            let conn = self.flows.get(id);
+            conn.last_seen.saturating_add(self.idle_limit(conn.state))
+        });
+        let protocols = self.protocols.iter().filter_map(|p| p.poll_timeout()).min();
+        let due = match (flows, protocols) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(due.max(self.next_sweep))
+    }
+
+    /// Packet time is `now` (no packet came since): runs every timer due by then. Time never
+    /// goes backwards; an earlier `now` changes nothing.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if now > self.now {
+            self.now = now;
         }
         if self.now >= self.next_sweep {
             self.next_sweep = self.now.saturating_add(SWEEP_INTERVAL);
             self.expire_idle();
-            let idle = self.cfg.idle_timeout;
-            self.ranged.expire(self.now, idle, &mut self.records, &mut self.stats);
+            for p in &mut self.protocols {
+                p.handle_timeout(self.now, &mut self.files);
+            }
         }
     }
 
-    /// Closes every connection (end of capture or shutdown) and flushes pending range files.
+    /// Closes every connection (end of capture or shutdown) and flushes what protocols hold
+    /// across connections (206 objects).
     pub fn finish(&mut self, ts: Timestamp) {
         if ts > self.now {
             self.now = ts;
@@ -201,33 +261,35 @@ impl Engine {
         for id in self.flows.ids_oldest_first() {
             self.close(id, CloseReason::Shutdown, false);
         }
-        self.ranged.flush_all(self.now, &mut self.records, &mut self.stats);
+        for p in &mut self.protocols {
+            p.finish(self.now, &mut self.files);
+        }
     }
 
     /// Processes one captured frame.
     pub fn handle_packet(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) {
-        self.stats.capture.packets += 1;
-        self.stats.capture.bytes += frame.len() as u64;
+        self.capture.packets += 1;
+        self.capture.bytes += frame.len() as u64;
         if ts < self.now {
-            self.stats.capture.time_went_backwards += 1;
+            self.capture.time_went_backwards += 1;
         }
-        self.advance_time(ts);
+        // Timers due by this packet's time fire before it is processed.
+        self.handle_timeout(ts);
         let pkt = match wire::parse_tcp(link, frame) {
             Ok(p) => p,
             Err(skip) => {
-                let c = &mut self.stats.capture;
+                let c = &mut self.capture;
                 match skip {
                     Skip::NonIp => c.non_ip += 1,
                     Skip::NonTcp => c.non_tcp += 1,
                     Skip::Fragment => c.ip_fragments += 1,
                     Skip::Malformed(_) => c.malformed += 1,
                 }
-                // Count the IP version of IP packets we skip too.
                 return;
             }
         };
         {
-            let c = &mut self.stats.capture;
+            let c = &mut self.capture;
             if pkt.is_ipv6() {
                 c.ipv6 += 1;
             } else {
@@ -255,7 +317,7 @@ impl Engine {
                         // Port reuse: a new connection on the same 5-tuple.
                         self.flows.remove(id);
                     } else {
-                        self.stats.tcp.retransmitted_bytes += pkt.payload.len() as u64;
+                        self.tcp.retransmitted_bytes += pkt.payload.len() as u64;
                         return;
                     }
                     match self.new_conn(key, src, dst, pkt) {
@@ -276,9 +338,25 @@ impl Engine {
         let conn = self.flows.get_mut(id);
         conn.last_seen = now;
         let side = if src == conn.orig { Side::Orig } else { Side::Resp };
-        let tcp = &mut self.stats.tcp;
+        let tcp = &mut self.tcp;
         tcp.segments += 1;
         tcp.payload_bytes += pkt.payload.len() as u64;
+        if flags.syn() {
+            // Handshake symmetry: live, a worker that sees a SYN-ACK without its SYN is missing a
+            // direction (the NIC's RSS hash is not symmetric).
+            match (flags.ack(), side) {
+                (false, Side::Orig) => conn.syn_seen = true,
+                (true, Side::Resp) if !conn.synack_seen => {
+                    conn.synack_seen = true;
+                    if conn.syn_seen {
+                        tcp.handshakes += 1;
+                    } else {
+                        tcp.synack_without_syn += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
 
         if conn.state == ConnState::Opaque {
             tcp.opaque_bytes += pkt.payload.len() as u64;
@@ -295,29 +373,29 @@ impl Engine {
             return;
         }
 
-        let Conn {
-            meta, parser, streams, ..
-        } = conn;
-        let parser = parser.as_mut().expect("active connection has a parser");
-        let limits = self.limits;
-        let mem = &mut self.mem;
-        let mut cx = AppContext {
-            conn: meta,
-            now,
-            cfg: &self.cfg.app,
-            stats: &mut self.stats,
-            records: &mut self.records,
-            ranged: &mut self.ranged,
-            fuids: &mut self.fuids,
-        };
-
         if flags.rst() {
-            cx.stats.tcp.rst += 1;
-            drop(cx);
+            tcp.rst += 1;
             // The connection is gone: deliver what is buffered (holes as gaps), end both sides.
             self.close(id, CloseReason::Finished, true);
             return;
         }
+        let Conn {
+            meta, parser, streams, ..
+        } = conn;
+        let parser = parser.as_mut().expect("active connection has a parser");
+        let proto = &mut *self.protocols[parser.proto as usize];
+        let parser = &mut *parser.state;
+        let limits = self.limits;
+        let mem = &mut self.mem;
+        let mut sink = ParserSink {
+            proto,
+            parser,
+            side,
+            conn: meta,
+            now,
+            files: &mut self.files,
+            tcp,
+        };
         if flags.syn() {
             streams[side.index()].syn(pkt.seq);
             if flags.ack() {
@@ -328,27 +406,17 @@ impl Engine {
         if !pkt.payload.is_empty() || pkt.missing_tail > 0 || flags.fin() {
             // Data on a SYN (TCP Fast Open) starts after the SYN's sequence number.
             let seq = if flags.syn() { pkt.seq.wrapping_add(1) } else { pkt.seq };
-            let mut sink = ParserSink {
-                parser,
-                side,
-                cx: &mut cx,
-            };
             streams[side.index()].segment(seq, pkt.payload, pkt.missing_tail, flags.fin(), &limits, mem, &mut sink);
         }
         if flags.ack() {
             streams[side.other().index()].acked(pkt.ack);
         }
         for s in [Side::Orig, Side::Resp] {
-            let mut sink = ParserSink {
-                parser,
-                side: s,
-                cx: &mut cx,
-            };
+            sink.side = s;
             streams[s.index()].tick(&limits, mem, &mut sink);
         }
-        let done = parser.is_done();
+        let done = sink.proto.is_done(sink.parser);
         let both_ended = streams[0].is_ended() && streams[1].is_ended();
-        drop(cx);
         if done {
             let conn = self.flows.get_mut(id);
             conn.state = ConnState::Opaque;
@@ -381,24 +449,27 @@ impl Engine {
         } else {
             (dst, src)
         };
-        let kind = match self.ports.get(resp.port) {
-            Some(kind) => kind,
+        let proto = match self.ports.get(resp.port) {
+            Some(proto) => proto,
             None => {
                 let detected = match self.cfg.detect_other_ports && has_data {
-                    true => detect::detect(pkt.payload),
+                    true => self.cfg.protocols.detect(pkt.payload),
                     false => None,
                 };
-                let Some((kind, sender_is_client)) = detected else {
+                let Some((proto, opener)) = detected else {
                     if flags.syn() && !flags.ack() {
-                        self.stats.tcp.flows_ignored += 1;
+                        self.tcp.flows_ignored += 1;
                     }
                     return None;
                 };
-                (orig, resp) = if sender_is_client { (src, dst) } else { (dst, src) };
-                self.stats.tcp.flows_detected += 1;
+                (orig, resp) = match opener {
+                    Opener::Client => (src, dst),
+                    Opener::Server => (dst, src),
+                };
+                self.tcp.flows_detected += 1;
                 // Not a mid-stream pickup: detection looks at the first bytes of a session.
                 handshake = true;
-                kind
+                proto
             }
         };
         let (orig_ip, resp_ip) = if orig == src {
@@ -409,15 +480,13 @@ impl Engine {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             if let Some(oldest) = self.flows.oldest() {
                 if self.flows.get(oldest).state != ConnState::Closed {
-                    self.stats.tcp.flows_evicted += 1;
+                    self.tcp.flows_evicted += 1;
                 }
                 self.close(oldest, CloseReason::Evicted, false);
             }
         }
-        self.conn_counter += 1;
-        let uid = zeek_id('C', mix(((self.cfg.worker_id as u64) << 48) | self.conn_counter));
         let meta = ConnMeta {
-            uid,
+            uid: self.conn_ids.next_id('C'),
             orig_h: orig_ip,
             orig_p: orig.port,
             resp_h: resp_ip,
@@ -425,16 +494,19 @@ impl Engine {
             vlan: pkt.vlan,
             start: self.now,
         };
+        let state = self.protocols[proto as usize].new_parser(&meta);
         let conn = Conn {
             meta,
             orig,
-            parser: Some(AppParser::new(kind, &self.cfg.app)),
+            parser: Some(ConnParser { proto, state }),
             streams: [Stream::new(), Stream::new()],
             last_seen: self.now,
             state: ConnState::Active,
             opaque_fin: [false, false],
+            syn_seen: false,
+            synack_seen: false,
         };
-        let tcp = &mut self.stats.tcp;
+        let tcp = &mut self.tcp;
         tcp.flows_created += 1;
         if !handshake {
             tcp.flows_midstream += 1;
@@ -451,37 +523,41 @@ impl Engine {
             return;
         }
         let Conn {
-            meta, parser, streams, ..
+            meta,
+            parser,
+            streams,
+            syn_seen,
+            synack_seen,
+            ..
         } = conn;
+        if *syn_seen && !*synack_seen {
+            self.tcp.syn_without_synack += 1;
+        }
         if let Some(mut parser) = parser.take() {
-            let mut cx = AppContext {
+            let proto = &mut *self.protocols[parser.proto as usize];
+            let mut sink = ParserSink {
+                proto,
+                parser: &mut *parser.state,
+                side: Side::Orig,
                 conn: meta,
                 now: self.now,
-                cfg: &self.cfg.app,
-                stats: &mut self.stats,
-                records: &mut self.records,
-                ranged: &mut self.ranged,
-                fuids: &mut self.fuids,
+                files: &mut self.files,
+                tcp: &mut self.tcp,
             };
             for side in [Side::Orig, Side::Resp] {
-                let mut sink = ParserSink {
-                    parser: &mut parser,
-                    side,
-                    cx: &mut cx,
-                };
+                sink.side = side;
                 streams[side.index()].flush(rst, &self.limits, &mut self.mem, &mut sink);
             }
-            parser.on_close(reason, &mut cx);
+            let ev = Event { conn: meta, now: self.now, files: sink.files };
+            sink.proto.on_close(sink.parser, reason, ev);
         }
         for s in streams.iter_mut() {
             s.release(&mut self.mem);
         }
-        let tcp = &mut self.stats.tcp;
+        let tcp = &mut self.tcp;
         tcp.flows_closed += 1;
-        match reason {
-            CloseReason::Timeout => tcp.flows_timed_out += 1,
-            CloseReason::Finished => {}
-            CloseReason::Evicted | CloseReason::Shutdown => {}
+        if reason == CloseReason::Timeout {
+            tcp.flows_timed_out += 1;
         }
         if reason == CloseReason::Finished {
             let conn = self.flows.get_mut(id);
@@ -492,17 +568,20 @@ impl Engine {
         }
     }
 
+    /// How long a connection in `state` may stay idle.
+    fn idle_limit(&self, state: ConnState) -> Duration {
+        match state {
+            ConnState::Closed => CLOSED_LINGER.min(self.cfg.idle_timeout),
+            _ => self.cfg.idle_timeout,
+        }
+    }
+
     /// Closes connections idle past the timeout, oldest first, and forgets finished ones whose
     /// linger time passed.
     fn expire_idle(&mut self) {
         while let Some(id) = self.flows.oldest() {
             let conn = self.flows.get(id);
-            let idle = self.now.since(conn.last_seen);
-            let limit = match conn.state {
-                ConnState::Closed => CLOSED_LINGER.min(self.cfg.idle_timeout),
-                _ => self.cfg.idle_timeout,
-            };
-            if idle < limit {
+            if self.now.since(conn.last_seen) < self.idle_limit(conn.state) {
                 break;
             }
             if conn.state == ConnState::Closed {

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use xdpcarve_egress::config::EgressConfig;
 use xdpcarve_egress::{Egress, MetricsHub, QueueMode};
-use xdpcarve_files::FileRecord;
+use xdpcarve_contract::FileRecord;
 
 #[derive(Default)]
 struct Received {

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use xdpcarve_files::FileRecord;
+use xdpcarve_contract::FileRecord;
 
 /// 16 bytes identify a file: the md5, or when md5 is not computed, a prefix of another hash.
 pub type DedupKey = [u8; 16];

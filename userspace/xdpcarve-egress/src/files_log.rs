@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use xdpcarve_files::FileRecord;
+use xdpcarve_contract::FileRecord;
 
 enum Target {
     Stdout(BufWriter<Stdout>),

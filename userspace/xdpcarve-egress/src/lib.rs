@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use webhook::{Delivery, Webhook};
-use xdpcarve_files::FileRecord;
+use xdpcarve_contract::FileRecord;
 
 /// An error that stops the sensor from starting (or finishing) egress; the text is for a person.
 #[derive(Debug, thiserror::Error)]

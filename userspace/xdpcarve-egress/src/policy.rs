@@ -3,7 +3,7 @@
 
 use crate::config::PolicyConfig;
 use regex::{Regex, RegexBuilder};
-use xdpcarve_files::FileRecord;
+use xdpcarve_contract::FileRecord;
 
 /// What the policy says about one record.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -122,14 +122,14 @@ pub fn mime_family(mime: Option<&str>) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use xdpcarve_files::{Direction, Proto};
+    use xdpcarve_contract::{Direction, Proto};
 
     pub(crate) fn record(mime: Option<&str>, size: u64, md5: Option<&str>) -> FileRecord {
         FileRecord {
             ts: "2024-01-01T00:00:00.000000Z".into(),
             fuid: "F1".into(),
             uid: "C1".into(),
-            proto: Proto::Http,
+            proto: Proto::new("http"),
             orig_h: "10.0.0.1".into(),
             orig_p: 40000,
             resp_h: "10.0.0.2".into(),
@@ -155,18 +155,7 @@ pub(crate) mod tests {
             sha1: None,
             sha256: None,
             blake3: None,
-            http_method: None,
-            http_uri: None,
-            http_status: None,
-            http_host: None,
-            http_user_agent: None,
-            http_referrer: None,
-            http_range: None,
-            smtp_helo: None,
-            smtp_mail_from: None,
-            smtp_rcpt_to: Vec::new(),
-            smtp_subject: None,
-            smtp_message_id: None,
+            fields: Default::default(),
         }
     }
 

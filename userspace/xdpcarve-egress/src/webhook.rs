@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use xdpcarve_files::{FileRecord, Proto};
+use xdpcarve_contract::{FileRecord, Proto};
 
 /// Environment variable read for the `Authorization` value when no token file is given.
 pub const TOKEN_ENV: &str = "XDPCARVE_WEBHOOK_TOKEN";
@@ -55,7 +55,7 @@ impl SubmissionItem {
             ts: r.ts.clone(),
             fuid: r.fuid.clone(),
             uid: r.uid.clone(),
-            proto: r.proto,
+            proto: r.proto.clone(),
             orig_h: r.orig_h.clone(),
             orig_p: r.orig_p,
             resp_h: r.resp_h.clone(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use xdpcarve_egress::config::{EgressConfig, PolicyConfig};
 use xdpcarve_egress::{Egress, EgressSummary, MetricsHub, QueueMode, SubmissionItem, WebhookFormat};
-use xdpcarve_files::{Direction, FileRecord, Proto};
+use xdpcarve_contract::{Direction, FileRecord, Proto};
 
 struct Receiver {
     child: Child,
@@ -81,7 +81,7 @@ fn record(n: u64, mime: &str, md5: Option<String>) -> FileRecord {
     );
     let mut r: FileRecord = serde_json::from_str(&line).unwrap();
     r.md5 = md5;
-    assert_eq!(r.proto, Proto::Http);
+    assert_eq!(r.proto, Proto::new("http"));
     assert_eq!(r.direction, Direction::Download);
     r
 }
@@ -167,7 +167,7 @@ fn batches_unique_matching_hashes_with_auth() {
         assert!(!items.is_empty() && items.len() <= 7);
         assert!(items
             .iter()
-            .all(|i| i.sensor == "test-sensor" && i.resp_p == 80 && i.proto == Proto::Http));
+            .all(|i| i.sensor == "test-sensor" && i.resp_p == 80 && i.proto == Proto::new("http")));
     }
     let text = hub.render();
     assert!(text.contains("xdpcarve_submissions_sent_total 100\n"), "{text}");

@@ -1,10 +1,8 @@
 //! Streaming analysis of one file: hashes computed as bytes arrive, a bounded copy of the first
 //! bytes for sniffing, and accounting of what was missed. No file is ever held whole.
 
-use crate::config::FileConfig;
-use crate::record::{ConnMeta, Direction, FileMeta, FileRecord};
 use crate::sniff;
-use crate::time::Timestamp;
+use xdpcarve_contract::{AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp};
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
@@ -129,6 +127,36 @@ impl FileAnalyzer {
         }
     }
 
+    /// Starts analysing a new file of the connection `cx` is about.
+    pub fn open<S>(cx: &mut AppContext<'_, S>, meta: FileMeta) -> Self {
+        let fuid = cx.files.next_fuid();
+        FileAnalyzer::new(cx.conn, meta, fuid, cx.now, &cx.files.config)
+    }
+
+    /// Finishes the file and leaves its record in `cx.files`.
+    pub fn close<S>(self, cx: &mut AppContext<'_, S>, end: FileEnd) {
+        self.close_into(cx.files, cx.now, end);
+    }
+
+    /// Finishes the file and leaves its record in `files`, counted in `files.stats`: the one
+    /// place every record is counted, whether it leaves through a connection's event or not
+    /// (206 objects flushed late).
+    pub fn close_into(self, files: &mut FileSink, now: Timestamp, end: FileEnd) {
+        let hashed = self.hashed_bytes();
+        let rec = self.finish(now, end);
+        let s = &mut files.stats;
+        s.files += 1;
+        s.bytes_hashed += hashed;
+        if rec.truncated {
+            s.files_truncated += 1;
+        }
+        if rec.missing_bytes > 0 {
+            s.files_with_gaps += 1;
+        }
+        s.overflow_bytes += rec.overflow_bytes;
+        files.records.push(rec);
+    }
+
     pub fn fuid(&self) -> &str {
         &self.fuid
     }
@@ -191,7 +219,7 @@ impl FileAnalyzer {
         self.hashed
     }
 
-    pub fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
+    fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
         let FileAnalyzer { conn, meta, fuid, start, hashers, sniff, size, missing_bytes, overflow_bytes, limit_hit, .. } =
             self;
         let truncated_reason = match end {
@@ -213,8 +241,6 @@ impl FileAnalyzer {
             .as_deref()
             .and_then(|f| mime_guess::from_path(f).first_raw())
             .map(str::to_owned);
-        let http = meta.http.unwrap_or_default();
-        let smtp = meta.smtp.unwrap_or_default();
         FileRecord {
             ts: start.rfc3339(),
             fuid,
@@ -245,18 +271,7 @@ impl FileAnalyzer {
             sha1,
             sha256,
             blake3,
-            http_method: http.method,
-            http_uri: http.uri,
-            http_status: http.status,
-            http_host: http.host,
-            http_user_agent: http.user_agent,
-            http_referrer: http.referrer,
-            http_range: http.range,
-            smtp_helo: smtp.helo,
-            smtp_mail_from: smtp.mail_from,
-            smtp_rcpt_to: smtp.rcpt_to,
-            smtp_subject: smtp.subject,
-            smtp_message_id: smtp.message_id,
+            fields: meta.fields,
         }
     }
 }
@@ -274,8 +289,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HashSet;
-    use crate::record::Proto;
+    use xdpcarve_contract::{HashSet, Proto};
 
     fn conn() -> ConnMeta {
         ConnMeta {
@@ -290,7 +304,7 @@ mod tests {
     }
 
     fn analyzer(cfg: &FileConfig) -> FileAnalyzer {
-        let mut meta = FileMeta::new(Proto::Http, Direction::Download);
+        let mut meta = FileMeta::new(Proto::new("http"), Direction::Download);
         meta.filename = Some("a.pdf".into());
         FileAnalyzer::new(&conn(), meta, "F1".into(), Timestamp::from_secs(5), cfg)
     }

@@ -2,10 +2,17 @@
 //! Content-Encoding decoding, then a file, a multipart/form-data parser, or a 206 range object.
 
 use crate::chunked::Dechunker;
+use crate::ranged::{RangeKey, RangePiece};
+use crate::HttpContext;
+use xdpcarve_contract::FileMeta;
 use xdpcarve_files::decode::inflate::{InflateError, Inflater};
-use xdpcarve_files::ranged::{RangeKey, RangePiece};
-use xdpcarve_files::{AppContext, FileAnalyzer, FileEnd, FileMeta};
-use xdpcarve_mime::{MimeParser, MimeStart};
+use xdpcarve_files::{FileAnalyzer, FileEnd};
+use xdpcarve_mime::{MimeContext, MimeParser, MimeStart};
+
+/// The event as the MIME parser of a form upload sees it.
+fn mime_cx<'b>(cx: &'b mut HttpContext<'_>) -> MimeContext<'b> {
+    cx.with_state(|http| &mut http.mime)
+}
 
 /// How the end of the body is found.
 pub enum Framing {
@@ -68,7 +75,7 @@ impl Content {
         }
     }
 
-    fn open(&mut self, cx: &mut AppContext<'_>) {
+    fn open(&mut self, cx: &mut HttpContext<'_>) {
         if self.opened {
             return;
         }
@@ -76,7 +83,7 @@ impl Content {
         match &mut self.sink {
             Sink::File { meta, file } => {
                 if let Some(m) = meta.take() {
-                    *file = Some(cx.open_file(m));
+                    *file = Some(FileAnalyzer::open(cx, m));
                 }
             }
             Sink::Form {
@@ -87,9 +94,9 @@ impl Content {
                 envelope,
             } => {
                 if let Some(mut t) = template.take() {
-                    cx.stats.http.multipart_uploads += 1;
+                    cx.state.stats.multipart_uploads += 1;
                     if let Some(m) = envelope_meta.take() {
-                        let env = cx.open_file(m);
+                        let env = FileAnalyzer::open(cx, m);
                         t.parent_fuid = Some(env.fuid().to_owned());
                         *envelope = Some(env);
                     }
@@ -108,22 +115,22 @@ impl Content {
                 meta,
                 piece,
             } => {
-                if !cx.ranged.contains(key) {
+                if !cx.state.ranged.contains(key) {
                     let Some(m) = meta.take() else { return };
-                    let f = cx.open_file(m);
-                    let max = cx.cfg.http.max_range_objects;
-                    if let Some(evicted) = cx.ranged.add_object(key.clone(), f, cx.now, max) {
-                        cx.stats.http.range_evicted += 1;
-                        cx.close_file(evicted, FileEnd::Truncated("range_evicted"));
+                    let f = FileAnalyzer::open(cx, m);
+                    let max = cx.state.cfg.max_range_objects;
+                    if let Some(evicted) = cx.state.ranged.add_object(key.clone(), f, cx.now, max) {
+                        cx.state.stats.range_evicted += 1;
+                        evicted.close(cx, FileEnd::Truncated("range_evicted"));
                     }
                 }
-                *piece = cx.ranged.start_piece(key, *first, *last, cx.now);
+                *piece = cx.state.ranged.start_piece(key, *first, *last, cx.now);
             }
         }
     }
 
     /// Body bytes with the transfer framing removed.
-    pub fn data(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+    pub fn data(&mut self, data: &[u8], cx: &mut HttpContext<'_>) {
         if data.is_empty() {
             return;
         }
@@ -140,11 +147,11 @@ impl Content {
                 if let Err(e) = dec.decode_with(data, |d| write(sink, d, cx)) {
                     *spoiled = Some(match e {
                         InflateError::Corrupt => {
-                            cx.stats.http.decompress_errors += 1;
+                            cx.state.stats.decompress_errors += 1;
                             "decompression_error"
                         }
                         InflateError::Limit => {
-                            cx.stats.http.decompress_limited += 1;
+                            cx.state.stats.decompress_limited += 1;
                             "decompression_limit"
                         }
                     });
@@ -154,12 +161,12 @@ impl Content {
     }
 
     /// `len` body bytes (as sent, before decoding) were lost.
-    pub fn gap(&mut self, len: u64, cx: &mut AppContext<'_>) {
+    pub fn gap(&mut self, len: u64, cx: &mut HttpContext<'_>) {
         if len == 0 {
             return;
         }
         self.open(cx);
-        cx.stats.http.body_gaps += 1;
+        cx.state.stats.body_gaps += 1;
         if self.decoder.is_some() {
             // A hole in compressed data ends decoding: nothing after it can be inflated. The raw
             // length is the best estimate of what is missing.
@@ -182,13 +189,13 @@ impl Content {
                     e.gap(len);
                 }
                 if let Some(p) = parser {
-                    p.gap(len, cx);
+                    p.gap(len, &mut mime_cx(cx));
                 }
             }
             Sink::Range { piece, .. } => {
                 if let Some(p) = piece {
-                    if let Some(f) = cx.ranged.gap(p, len, cx.now) {
-                        cx.close_file(f, FileEnd::Complete);
+                    if let Some(f) = cx.state.ranged.gap(p, len, cx.now) {
+                        f.close(cx, FileEnd::Complete);
                     }
                 }
             }
@@ -196,7 +203,7 @@ impl Content {
     }
 
     /// The body ended (`Complete`: its framing said so) or was cut off.
-    pub fn end(self, end: FileEnd, cx: &mut AppContext<'_>) {
+    pub fn end(self, end: FileEnd, cx: &mut HttpContext<'_>) {
         let Content {
             sink,
             decoder,
@@ -213,22 +220,22 @@ impl Content {
         if let (FileEnd::Complete, Some(dec)) = (end, &decoder) {
             if !dec.is_finished() {
                 // Framing complete but the compressed stream is not: the decoded bytes are a prefix.
-                cx.stats.http.decompress_errors += 1;
+                cx.state.stats.decompress_errors += 1;
                 end = FileEnd::Truncated("decompression_incomplete");
             }
         }
         match sink {
             Sink::File { file, .. } => {
                 if let Some(f) = file {
-                    cx.close_file(f, end);
+                    f.close(cx, end);
                 }
             }
             Sink::Form { parser, envelope, .. } => {
                 if let Some(mut p) = parser {
-                    p.finish(end, cx);
+                    p.finish(end, &mut mime_cx(cx));
                 }
                 if let Some(e) = envelope {
-                    cx.close_file(e, end);
+                    e.close(cx, end);
                 }
             }
             // An unfinished piece leaves the object waiting for the rest (another response or
@@ -238,7 +245,7 @@ impl Content {
     }
 }
 
-fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
+fn write(sink: &mut Sink, data: &[u8], cx: &mut HttpContext<'_>) {
     match sink {
         Sink::File { file, .. } => {
             if let Some(f) = file {
@@ -250,14 +257,14 @@ fn write(sink: &mut Sink, data: &[u8], cx: &mut AppContext<'_>) {
                 e.update(data);
             }
             if let Some(p) = parser {
-                p.feed(data, cx);
+                p.feed(data, &mut mime_cx(cx));
             }
         }
         Sink::Range { piece, .. } => {
             if let Some(p) = piece {
-                let max = cx.cfg.http.max_range_buffer;
-                if let Some(f) = cx.ranged.write(p, data, cx.now, max, &mut cx.stats.http) {
-                    cx.close_file(f, FileEnd::Complete);
+                let max = cx.state.cfg.max_range_buffer;
+                if let Some(f) = cx.state.ranged.write(p, data, cx.now, max, &mut cx.state.stats) {
+                    f.close(cx, FileEnd::Complete);
                 }
             }
         }

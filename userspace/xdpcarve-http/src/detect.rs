@@ -1,24 +1,14 @@
-//! Protocol detection for connections on ports with no configured parser: the first payload of
-//! a session says what it is. Only unambiguous openings are accepted, so arbitrary traffic on
-//! other ports is not mistaken for HTTP or SMTP.
+//! Recognising HTTP on a port not configured for it: the session's first payload is a request
+//! line. Only unambiguous openings are accepted, so other traffic is not mistaken for HTTP.
 
-use crate::app::AppKind;
+use xdpcarve_contract::Opener;
 
 /// Bytes of the first line examined at most.
 const MAX_LINE: usize = 4096;
 
-/// Recognises the first payload of a session: `Some((kind, sent_by_client))`.
-pub fn detect(payload: &[u8]) -> Option<(AppKind, bool)> {
-    if is_http_request(payload) {
-        return Some((AppKind::Http, true));
-    }
-    if is_smtp_greeting(payload) {
-        return Some((AppKind::Smtp, false));
-    }
-    if starts_with_ignore_case(payload, b"EHLO ") || starts_with_ignore_case(payload, b"HELO ") {
-        return Some((AppKind::Smtp, true));
-    }
-    None
+/// `Some(Opener::Client)` when `payload` opens an HTTP session.
+pub fn detect(payload: &[u8]) -> Option<Opener> {
+    is_http_request(payload).then_some(Opener::Client)
 }
 
 /// `METHOD SP target SP HTTP/1.x` — or, when the line is longer than the segment, a well-known
@@ -43,46 +33,22 @@ fn is_http_request(p: &[u8]) -> bool {
     }
 }
 
-/// `220 host ESMTP ...` / `220-...` with "SMTP" in the first line.
-fn is_smtp_greeting(p: &[u8]) -> bool {
-    if p.len() < 5 || &p[..3] != b"220" || !(p[3] == b' ' || p[3] == b'-') {
-        return false;
-    }
-    let line = &p[..p
-        .iter()
-        .take(MAX_LINE)
-        .position(|&b| b == b'\n')
-        .unwrap_or(p.len().min(MAX_LINE))];
-    line.windows(4).any(|w| w.eq_ignore_ascii_case(b"smtp"))
-}
-
-fn starts_with_ignore_case(p: &[u8], prefix: &[u8]) -> bool {
-    p.len() >= prefix.len() && p[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn recognises_session_openings() {
-        assert_eq!(
-            detect(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some((AppKind::Http, true))
-        );
-        assert_eq!(detect(b"PROPFIND /dav HTTP/1.1\r\n"), Some((AppKind::Http, true)));
-        assert_eq!(detect(b"POST /upload?very-long-uri"), Some((AppKind::Http, true)));
-        assert_eq!(
-            detect(b"220 mx.example.com ESMTP Postfix\r\n"),
-            Some((AppKind::Smtp, false))
-        );
-        assert_eq!(detect(b"ehlo client.example\r\n"), Some((AppKind::Smtp, true)));
+    fn recognises_request_lines() {
+        assert_eq!(detect(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"), Some(Opener::Client));
+        assert_eq!(detect(b"PROPFIND /dav HTTP/1.1\r\n"), Some(Opener::Client));
+        assert_eq!(detect(b"POST /upload?very-long-uri"), Some(Opener::Client));
     }
 
     #[test]
     fn ignores_other_traffic() {
         assert_eq!(detect(b"SSH-2.0-OpenSSH_9.6\r\n"), None);
-        assert_eq!(detect(b"220 (vsFTPd 3.0.3)\r\n"), None);
+        assert_eq!(detect(b"220 mx.example.com ESMTP Postfix\r\n"), None);
+        assert_eq!(detect(b"ehlo client.example\r\n"), None);
         assert_eq!(detect(b"HTTP/1.1 200 OK\r\n"), None);
         assert_eq!(detect(b"GET"), None);
         assert_eq!(detect(b"\x16\x03\x01\x02\x00\x01"), None);

@@ -9,7 +9,7 @@
 //! part with a filename is a file (depth 1) whose `parent_fuid` is the envelope, which is recorded
 //! too (depth 0, declared multipart/form-data; the corpus expects the raw body as tshark exports
 //! it). Empty bodies leave no record. 206 pieces are placed into one object per resource via
-//! [`xdpcarve_files::RangedFiles`] when Content-Range gives the total and the body is not
+//! [`RangedFiles`] (HTTP's per-worker state, [`Http`]) when Content-Range gives the total and the body is not
 //! content-encoded; other 206 shapes (multipart/byteranges, `*` total, encoded) are files of their
 //! own marked `partial`. CONNECT (2xx) and 101 Switching Protocols end parsing (`is_done`).
 //!
@@ -20,20 +20,36 @@
 //! framing or a hole outside a body makes it skip ahead to the next line that starts a request
 //! (`GET `, `POST `, ...) or a response (`HTTP/1.`), counting `resyncs`.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod chunked;
+mod detect;
 mod head;
+pub mod info;
+pub mod ranged;
+mod state;
+
+pub use info::HttpInfo;
+pub use ranged::RangedFiles;
+pub use state::{Http, HttpConfig, HttpStats};
 
 use body::{Body, Content, Framing, Sink};
 use chunked::{Dechunker, Step};
 use head::{disposition_filename, parse_content_range, uri_filename, Head};
 use memchr::memchr;
+use ranged::RangeKey;
 use std::collections::VecDeque;
+use xdpcarve_contract::{AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
 use xdpcarve_files::decode::inflate::{Coding, Inflater};
-use xdpcarve_files::ranged::RangeKey;
-use xdpcarve_files::{
-    AppConfig, AppContext, CloseReason, Direction, FileEnd, FileMeta, HttpInfo, Proto, Side, StreamParser,
-};
+use xdpcarve_files::FileEnd;
+
+/// The name HTTP registers: `proto` of its records, area of its counters.
+pub const NAME: &str = "http";
+pub const PROTO: Proto = Proto::new(NAME);
+
+/// The context of HTTP events.
+pub type HttpContext<'a> = AppContext<'a, Http>;
 
 /// Headers per message handed to httparse; more is malformed (a header flood).
 const MAX_HEADERS: usize = 128;
@@ -124,7 +140,7 @@ pub struct HttpParser {
 }
 
 impl HttpParser {
-    pub fn new(cfg: &AppConfig) -> Self {
+    pub fn new(cfg: &HttpConfig) -> Self {
         let mut parse_cfg = httparse::ParserConfig::default();
         parse_cfg
             .allow_spaces_after_header_name_in_responses(true)
@@ -137,14 +153,14 @@ impl HttpParser {
             halves: [Half::new(), Half::new()],
             pending: VecDeque::new(),
             tunnel: false,
-            max_header_bytes: cfg.http.max_header_bytes.max(64),
-            max_pipelined: cfg.http.max_pipelined.max(1),
+            max_header_bytes: cfg.max_header_bytes.max(64),
+            max_pipelined: cfg.max_pipelined.max(1),
             parse_cfg,
         }
     }
 
     /// Reads (part of) a header block; returns the bytes consumed.
-    fn read_headers(&mut self, side: Side, input: &[u8], cx: &mut AppContext<'_>) -> usize {
+    fn read_headers(&mut self, side: Side, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
         let max = self.max_header_bytes;
         let h = &mut self.halves[side.index()];
         let mut i = 0;
@@ -169,8 +185,8 @@ impl HttpParser {
             probe[have..have + more].copy_from_slice(&input[i..i + more]);
             if plausible_start(side, &probe[..have + more]) == Some(false) {
                 match side {
-                    Side::Orig => cx.stats.http.malformed_requests += 1,
-                    Side::Resp => cx.stats.http.malformed_responses += 1,
+                    Side::Orig => cx.state.stats.malformed_requests += 1,
+                    Side::Resp => cx.state.stats.malformed_responses += 1,
                 }
                 self.start_resync(side, false, cx);
                 return i;
@@ -179,7 +195,7 @@ impl HttpParser {
         let h = &mut self.halves[side.index()];
         let (end, found) = scan_header_end(&mut h.eol, &input[i..]);
         if h.hdr.len() + end > max {
-            cx.stats.http.header_too_large += 1;
+            cx.state.stats.header_too_large += 1;
             self.start_resync(side, false, cx);
             return i + end;
         }
@@ -202,8 +218,8 @@ impl HttpParser {
             },
             None => {
                 match side {
-                    Side::Orig => cx.stats.http.malformed_requests += 1,
-                    Side::Resp => cx.stats.http.malformed_responses += 1,
+                    Side::Orig => cx.state.stats.malformed_requests += 1,
+                    Side::Resp => cx.state.stats.malformed_responses += 1,
                 }
                 self.start_resync(side, false, cx);
             }
@@ -211,8 +227,8 @@ impl HttpParser {
         i + end
     }
 
-    fn on_request(&mut self, head: Head, cx: &mut AppContext<'_>) {
-        cx.stats.http.requests += 1;
+    fn on_request(&mut self, head: Head, cx: &mut HttpContext<'_>) {
+        cx.state.stats.requests += 1;
         let kind = if head.method.eq_ignore_ascii_case("HEAD") {
             MethodKind::Head
         } else if head.method.eq_ignore_ascii_case("CONNECT") {
@@ -231,22 +247,22 @@ impl HttpParser {
         };
         if self.pending.len() >= self.max_pipelined {
             self.pending.pop_front();
-            cx.stats.http.pipeline_overflow += 1;
+            cx.state.stats.pipeline_overflow += 1;
         }
         if !self.pending.is_empty() {
-            cx.stats.http.pipelined_requests += 1;
+            cx.state.stats.pipelined_requests += 1;
         }
         let framing = if head.is_chunked() {
             Some(Framing::Chunked(Dechunker::new(self.max_header_bytes)))
         } else if head.transfer_encoding.is_some() {
             // A request body with a transfer coding other than chunked cannot be delimited.
-            cx.stats.http.malformed_requests += 1;
+            cx.state.stats.malformed_requests += 1;
             None
         } else {
             match head.content_length {
                 Some(Ok(n)) if n > 0 => Some(Framing::Length(n)),
                 Some(Err(())) => {
-                    cx.stats.http.malformed_requests += 1;
+                    cx.state.stats.malformed_requests += 1;
                     None
                 }
                 _ => None,
@@ -257,8 +273,8 @@ impl HttpParser {
             Some(framing) => {
                 let content = match head.form_data_boundary() {
                     Some(boundary) => {
-                        let mut template = FileMeta::new(Proto::Http, Direction::Upload);
-                        template.http = Some(info.clone());
+                        let mut template = FileMeta::new(PROTO, Direction::Upload);
+                        info.clone().write_fields(&mut template.fields);
                         let mut envelope = file_meta(Direction::Upload, &head, info.clone(), false);
                         envelope.filename = None;
                         Content::new(
@@ -293,25 +309,25 @@ impl HttpParser {
         self.pending.push_back(Pending { info, kind });
     }
 
-    fn on_response(&mut self, head: Head, cx: &mut AppContext<'_>) {
+    fn on_response(&mut self, head: Head, cx: &mut HttpContext<'_>) {
         let status = head.status;
         let resp = Side::Resp.index();
         if (100..200).contains(&status) {
             if status == 101 {
-                cx.stats.http.tunnels += 1;
+                cx.state.stats.tunnels += 1;
                 self.tunnel = true;
             } else {
                 // 100 Continue and friends: the final response is still to come.
-                cx.stats.http.interim_responses += 1;
+                cx.state.stats.interim_responses += 1;
                 self.halves[resp].phase = Phase::Start;
             }
             return;
         }
-        cx.stats.http.responses += 1;
+        cx.state.stats.responses += 1;
         let (mut info, kind) = match self.pending.pop_front() {
             Some(p) => (p.info, p.kind),
             None => {
-                cx.stats.http.unmatched_responses += 1;
+                cx.state.stats.unmatched_responses += 1;
                 (HttpInfo::default(), MethodKind::Other)
             }
         };
@@ -319,7 +335,7 @@ impl HttpParser {
         self.halves[resp].phase = Phase::Start;
         if kind == MethodKind::Connect {
             if (200..300).contains(&status) {
-                cx.stats.http.tunnels += 1;
+                cx.state.stats.tunnels += 1;
                 self.tunnel = true;
                 return;
             }
@@ -340,14 +356,14 @@ impl HttpParser {
                 Some(Ok(0)) => return,
                 Some(Ok(n)) => Framing::Length(n),
                 Some(Err(())) => {
-                    cx.stats.http.malformed_responses += 1;
+                    cx.state.stats.malformed_responses += 1;
                     Framing::UntilClose
                 }
                 None => Framing::UntilClose,
             }
         };
         let content = if status == 206 {
-            cx.stats.http.partial_content += 1;
+            cx.state.stats.partial_content += 1;
             self.partial_content(&head, info, cx)
         } else {
             let (decoder, decoded) = decoder_for(&head, cx);
@@ -368,7 +384,7 @@ impl HttpParser {
     /// A 206 body: a piece of a ranged object when the range and resource are known; otherwise
     /// (multipart/byteranges, `*` total, an encoded representation, no request seen) a file of
     /// its own, marked partial.
-    fn partial_content(&self, head: &Head, mut info: HttpInfo, cx: &mut AppContext<'_>) -> Content {
+    fn partial_content(&self, head: &Head, mut info: HttpInfo, cx: &mut HttpContext<'_>) -> Content {
         let cr = head.content_range.as_deref().and_then(parse_content_range);
         info.range = cr.map(|c| match c.total {
             Some(t) => format!("{}-{}/{}", c.first, c.last, t),
@@ -378,14 +394,11 @@ impl HttpParser {
             .content_encoding
             .as_deref()
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let (uri, host) = (info.uri.clone(), info.host.clone());
         let mut meta = file_meta(Direction::Download, head, info, encoded);
-        if let (Some(cr), Some(uri), false) = (cr, meta.http.as_ref().and_then(|i| i.uri.clone()), encoded) {
+        if let (Some(cr), Some(uri), false) = (cr, uri, encoded) {
             if let Some(total) = cr.total {
-                let host = meta
-                    .http
-                    .as_ref()
-                    .and_then(|i| i.host.clone())
-                    .unwrap_or_else(|| cx.conn.resp_h.to_string());
+                let host = host.unwrap_or_else(|| cx.conn.resp_h.to_string());
                 let key = RangeKey {
                     host,
                     uri,
@@ -407,7 +420,7 @@ impl HttpParser {
         }
         meta.partial = true;
         if encoded {
-            cx.stats.http.unknown_encodings += 1;
+            cx.state.stats.unknown_encodings += 1;
         }
         Content::new(
             Sink::File {
@@ -419,7 +432,7 @@ impl HttpParser {
     }
 
     /// Feeds body bytes; returns the bytes consumed.
-    fn read_body(&mut self, side: Side, input: &[u8], cx: &mut AppContext<'_>) -> usize {
+    fn read_body(&mut self, side: Side, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
         let h = &mut self.halves[side.index()];
         let Some(body) = h.body.as_mut() else {
             h.phase = Phase::Start;
@@ -453,7 +466,7 @@ impl HttpParser {
                             return used;
                         }
                         Step::Error => {
-                            cx.stats.http.chunked_errors += 1;
+                            cx.state.stats.chunked_errors += 1;
                             self.end_body(side, FileEnd::Truncated("chunked_error"), cx);
                             self.start_resync(side, false, cx);
                             return used;
@@ -465,7 +478,7 @@ impl HttpParser {
         }
     }
 
-    fn end_body(&mut self, side: Side, end: FileEnd, cx: &mut AppContext<'_>) {
+    fn end_body(&mut self, side: Side, end: FileEnd, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[side.index()];
         if let Some(body) = h.body.take() {
             body.content.end(end, cx);
@@ -476,8 +489,8 @@ impl HttpParser {
     }
 
     /// Drops the message in progress and skips to the next line that starts one.
-    fn start_resync(&mut self, side: Side, at_line_start: bool, cx: &mut AppContext<'_>) {
-        cx.stats.http.resyncs += 1;
+    fn start_resync(&mut self, side: Side, at_line_start: bool, cx: &mut HttpContext<'_>) {
+        cx.state.stats.resyncs += 1;
         let h = &mut self.halves[side.index()];
         release_header_buffer(&mut h.hdr);
         h.eol = 0;
@@ -532,7 +545,9 @@ impl HttpParser {
 }
 
 impl StreamParser for HttpParser {
-    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut AppContext<'_>) {
+    type State = Http;
+
+    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut HttpContext<'_>) {
         let mut input = data;
         while !input.is_empty() && !self.tunnel {
             let phase = self.halves[from.index()].phase;
@@ -551,7 +566,7 @@ impl StreamParser for HttpParser {
         }
     }
 
-    fn on_gap(&mut self, from: Side, len: u64, cx: &mut AppContext<'_>) {
+    fn on_gap(&mut self, from: Side, len: u64, cx: &mut HttpContext<'_>) {
         if self.tunnel || len == 0 {
             return;
         }
@@ -596,7 +611,7 @@ impl StreamParser for HttpParser {
         }
     }
 
-    fn on_end(&mut self, from: Side, cx: &mut AppContext<'_>) {
+    fn on_end(&mut self, from: Side, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[from.index()];
         if h.phase == Phase::Body {
             let until_close = matches!(h.body.as_ref().map(|b| &b.framing), Some(Framing::UntilClose));
@@ -612,7 +627,7 @@ impl StreamParser for HttpParser {
         h.phase = Phase::Ended;
     }
 
-    fn on_close(&mut self, reason: CloseReason, cx: &mut AppContext<'_>) {
+    fn on_close(&mut self, reason: CloseReason, cx: &mut HttpContext<'_>) {
         for side in [Side::Orig, Side::Resp] {
             let h = &mut self.halves[side.index()];
             let until_close = matches!(h.body.as_ref().map(|b| &b.framing), Some(Framing::UntilClose));
@@ -738,7 +753,7 @@ fn parse_head(cfg: &httparse::ParserConfig, side: Side, block: &[u8]) -> Option<
 }
 
 /// The Content-Encoding decoder for a body, and whether the content will be decoded.
-fn decoder_for(head: &Head, cx: &mut AppContext<'_>) -> (Option<Inflater>, bool) {
+fn decoder_for(head: &Head, cx: &mut HttpContext<'_>) -> (Option<Inflater>, bool) {
     let Some(ce) = head.content_encoding.as_deref() else {
         return (None, false);
     };
@@ -751,20 +766,20 @@ fn decoder_for(head: &Head, cx: &mut AppContext<'_>) -> (Option<Inflater>, bool)
         [] => (None, false),
         [one] => match Coding::from_token(one) {
             Some(c) => {
-                let h = &cx.cfg.http;
+                let h = &cx.state.cfg;
                 (
                     Some(Inflater::new(c, h.max_decompressed_bytes, h.max_decompression_ratio)),
                     true,
                 )
             }
             None => {
-                cx.stats.http.unknown_encodings += 1;
+                cx.state.stats.unknown_encodings += 1;
                 (None, false)
             }
         },
         // Stacked codings (rare): hashed as sent.
         _ => {
-            cx.stats.http.unknown_encodings += 1;
+            cx.state.stats.unknown_encodings += 1;
             (None, false)
         }
     }
@@ -773,7 +788,7 @@ fn decoder_for(head: &Head, cx: &mut AppContext<'_>) -> (Option<Inflater>, bool)
 /// The metadata of a body file. `decoded`: Content-Length counts encoded bytes, so it is not the
 /// file's size and is left out.
 fn file_meta(direction: Direction, head: &Head, info: HttpInfo, decoded: bool) -> FileMeta {
-    let mut m = FileMeta::new(Proto::Http, direction);
+    let mut m = FileMeta::new(PROTO, direction);
     m.declared_mime_type = head.mime_type();
     m.filename = head
         .content_disposition
@@ -783,7 +798,7 @@ fn file_meta(direction: Direction, head: &Head, info: HttpInfo, decoded: bool) -
     if !decoded {
         m.total_bytes = head.content_length.and_then(Result::ok);
     }
-    m.http = Some(info);
+    info.write_fields(&mut m.fields);
     m
 }
 

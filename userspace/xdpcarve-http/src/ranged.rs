@@ -8,13 +8,12 @@
 //! An object whose bytes `0..total` were all accounted for is finished at once; incomplete ones
 //! leave by [`RangedFiles::expire`] or [`RangedFiles::flush_all`] as partial, truncated records.
 
-use crate::analyzer::{FileAnalyzer, FileEnd};
-use crate::app::finish_file;
-use crate::record::{FileRecord, HttpInfo};
-use crate::stats::{HttpStats, Stats};
-use crate::time::Timestamp;
+use crate::info::RANGE;
+use crate::state::HttpStats;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
+use xdpcarve_contract::{FileSink, Timestamp};
+use xdpcarve_files::{FileAnalyzer, FileEnd};
 
 /// Identity of a ranged object. Pieces with equal keys are parts of the same bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +69,7 @@ struct RangedObject {
     held: BTreeMap<u64, Held>,
     /// Data bytes in `held`.
     buffered: usize,
-    /// Span of the Content-Ranges seen, for `HttpInfo::range`.
+    /// Span of the Content-Ranges seen, for `http_range`.
     lo: u64,
     hi: u64,
     last_seen: Timestamp,
@@ -177,7 +176,7 @@ impl RangedObject {
 
     /// Turns the object into its final record: everything held is placed, every byte never seen
     /// counts as missing.
-    fn into_record(mut self, now: Timestamp, end: FileEnd, stats: &mut Stats) -> FileRecord {
+    fn close_into(mut self, files: &mut FileSink, now: Timestamp, end: FileEnd) {
         let mut ignore = HttpStats::default();
         while let Some((&start, _)) = self.held.first_key_value() {
             self.skip_to(start, &mut ignore);
@@ -192,8 +191,8 @@ impl RangedObject {
         let meta = self.file.meta_mut();
         meta.partial = matches!(end, FileEnd::Truncated(_));
         meta.total_bytes = Some(total);
-        meta.http.get_or_insert_with(HttpInfo::default).range = Some(format!("{lo}-{hi}/{total}"));
-        finish_file(self.file, now, end, stats)
+        meta.fields.set(RANGE, format!("{lo}-{hi}/{total}"));
+        self.file.close_into(files, now, end);
     }
 }
 
@@ -342,7 +341,7 @@ impl RangedFiles {
         let meta = file.meta_mut();
         meta.partial = false;
         meta.total_bytes = Some(total);
-        meta.http.get_or_insert_with(HttpInfo::default).range = Some(format!("{lo}-{hi}/{total}"));
+        meta.fields.set(RANGE, format!("{lo}-{hi}/{total}"));
         Some(file)
     }
 
@@ -353,18 +352,22 @@ impl RangedFiles {
         Some(o)
     }
 
-    /// Emits every object still incomplete as a partial, truncated record (end of capture),
-    /// counted in `stats.files`.
-    pub fn flush_all(&mut self, now: Timestamp, out: &mut Vec<FileRecord>, stats: &mut Stats) {
+    /// Emits every object still incomplete as a partial, truncated record (end of capture).
+    pub fn flush_all(&mut self, now: Timestamp, files: &mut FileSink) {
         let mut ids: Vec<u64> = self.objects.keys().copied().collect();
         ids.sort_unstable(); // deterministic record order
         for id in ids {
-            self.emit_incomplete(id, now, out, stats);
+            self.emit_incomplete(id, now, files);
         }
     }
 
-    /// Emits objects with no new piece for `idle`, counted in `stats.files`.
-    pub fn expire(&mut self, now: Timestamp, idle: Duration, out: &mut Vec<FileRecord>, stats: &mut Stats) {
+    /// When the idlest object will have been idle for `idle`, if there is one.
+    pub fn next_expiry(&self, idle: Duration) -> Option<Timestamp> {
+        self.objects.values().map(|o| o.last_seen).min().map(|t| t.saturating_add(idle))
+    }
+
+    /// Emits objects with no new piece for `idle`.
+    pub fn expire(&mut self, now: Timestamp, idle: Duration, files: &mut FileSink) {
         let mut ids: Vec<u64> = self
             .objects
             .iter()
@@ -373,13 +376,13 @@ impl RangedFiles {
             .collect();
         ids.sort_unstable();
         for id in ids {
-            self.emit_incomplete(id, now, out, stats);
+            self.emit_incomplete(id, now, files);
         }
     }
 
-    fn emit_incomplete(&mut self, id: u64, now: Timestamp, out: &mut Vec<FileRecord>, stats: &mut Stats) {
+    fn emit_incomplete(&mut self, id: u64, now: Timestamp, files: &mut FileSink) {
         if let Some(o) = self.remove(id) {
-            out.push(o.into_record(now, FileEnd::Truncated("range_incomplete"), stats));
+            o.close_into(files, now, FileEnd::Truncated("range_incomplete"));
         }
     }
 }
@@ -387,9 +390,19 @@ impl RangedFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FileConfig;
-    use crate::record::{ConnMeta, Direction, FileMeta, Proto};
     use sha2::{Digest, Sha256};
+    use xdpcarve_contract::{ConnMeta, Direction, FileConfig, FileMeta, FileRecord};
+
+    fn sink() -> FileSink {
+        FileSink::new(FileConfig::default(), 0)
+    }
+
+    /// Closes a finished object's file and returns its record.
+    fn finish(f: FileAnalyzer, now: Timestamp) -> FileRecord {
+        let mut files = sink();
+        f.close_into(&mut files, now, FileEnd::Complete);
+        files.records.pop().expect("one record")
+    }
 
     fn conn() -> ConnMeta {
         ConnMeta {
@@ -413,7 +426,7 @@ mod tests {
     }
 
     fn file() -> FileAnalyzer {
-        let meta = FileMeta::new(Proto::Http, Direction::Download);
+        let meta = FileMeta::new(crate::PROTO, Direction::Download);
         FileAnalyzer::new(
             &conn(),
             meta,
@@ -428,7 +441,7 @@ mod tests {
     }
 
     fn sha(d: &[u8]) -> String {
-        crate::analyzer::hex(&Sha256::digest(d))
+        xdpcarve_files::hex(&Sha256::digest(d))
     }
 
     /// Sends `pieces` (first, last) in the given order, each in `seg`-byte segments, interleaving
@@ -452,7 +465,7 @@ mod tests {
             };
             for s in d[a..=b].chunks(seg) {
                 if let Some(f) = r.write(&mut p, s, Timestamp::from_secs(3), max_buffer, &mut stats) {
-                    done = Some(f.finish(Timestamp::from_secs(4), FileEnd::Complete));
+                    done = Some(finish(f, Timestamp::from_secs(4)));
                 }
             }
         }
@@ -466,7 +479,7 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!(rec.size, 1000);
         assert_eq!(rec.sha256.unwrap(), sha(&data(1000)));
-        assert_eq!(rec.http_range.as_deref(), Some("0-999/1000"));
+        assert_eq!(rec.fields.str("http_range"), Some("0-999/1000"));
         assert!(!rec.partial && !rec.truncated);
     }
 
@@ -501,28 +514,29 @@ mod tests {
     fn incomplete_objects_flush_as_partial() {
         let (mut r, rec) = run(1000, &[(0, 299), (600, 699)], 50, 1 << 20);
         assert!(rec.is_none());
-        let mut out = Vec::new();
-        let mut stats = Stats::default();
-        r.flush_all(Timestamp::from_secs(9), &mut out, &mut stats);
+        let mut files = sink();
+        r.flush_all(Timestamp::from_secs(9), &mut files);
+        let out = &files.records;
         assert_eq!(out.len(), 1);
         let rec = &out[0];
         assert!(rec.partial && rec.truncated);
         assert_eq!(rec.truncated_reason.as_deref(), Some("range_incomplete"));
         assert_eq!((rec.size, rec.missing_bytes), (400, 600));
-        assert_eq!(rec.http_range.as_deref(), Some("0-699/1000"));
-        assert_eq!((stats.files.files, stats.files.files_truncated), (1, 1));
+        assert_eq!(rec.fields.str("http_range"), Some("0-699/1000"));
+        assert_eq!((files.stats.files, files.stats.files_truncated), (1, 1));
         assert!(r.is_empty());
     }
 
     #[test]
     fn expire_only_idle_objects() {
         let (mut r, _) = run(1000, &[(0, 10)], 50, 1 << 20);
-        let mut out = Vec::new();
-        let mut stats = Stats::default();
-        r.expire(Timestamp::from_secs(5), Duration::from_secs(10), &mut out, &mut stats);
-        assert!(out.is_empty());
-        r.expire(Timestamp::from_secs(20), Duration::from_secs(10), &mut out, &mut stats);
-        assert_eq!(out.len(), 1);
+        let mut files = sink();
+        assert_eq!(r.next_expiry(Duration::from_secs(10)), Some(Timestamp::from_secs(13)));
+        r.expire(Timestamp::from_secs(5), Duration::from_secs(10), &mut files);
+        assert!(files.records.is_empty());
+        r.expire(Timestamp::from_secs(20), Duration::from_secs(10), &mut files);
+        assert_eq!(files.records.len(), 1);
+        assert_eq!(r.next_expiry(Duration::from_secs(10)), None);
     }
 
     #[test]
@@ -550,10 +564,10 @@ mod tests {
         }
         assert_eq!(r.buffered, 400);
         assert_eq!(s.range_gaps, 1);
-        let mut out = Vec::new();
-        r.flush_all(Timestamp::ZERO, &mut out, &mut Stats::default());
+        let mut files = sink();
+        r.flush_all(Timestamp::ZERO, &mut files);
         assert_eq!(r.buffered, 0);
-        assert!(out.iter().all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
+        assert!(files.records.iter().all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
     }
 
     #[test]
@@ -568,7 +582,7 @@ mod tests {
         let f = r
             .write(&mut p, &d[60..], Timestamp::ZERO, 1000, &mut s)
             .expect("complete");
-        let rec = f.finish(Timestamp::ZERO, FileEnd::Complete);
+        let rec = finish(f, Timestamp::ZERO);
         assert_eq!((rec.size, rec.missing_bytes), (80, 20));
     }
 }

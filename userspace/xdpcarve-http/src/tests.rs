@@ -5,15 +5,13 @@ use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
 use flate2::Compression;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use xdpcarve_files::{ConnMeta, FileRecord, FuidGen, RangedFiles, Stats, Timestamp};
+use xdpcarve_contract::{ConnMeta, FileConfig, FileSink, Timestamp};
+use xdpcarve_mime::MimeConfig;
 
 /// Owns everything an `AppContext` borrows.
 struct Harness {
-    cfg: AppConfig,
-    stats: Stats,
-    records: Vec<FileRecord>,
-    ranged: RangedFiles,
-    fuids: FuidGen,
+    http: Http,
+    files: FileSink,
     conn: ConnMeta,
     now: Timestamp,
 }
@@ -32,31 +30,25 @@ fn conn(port: u16) -> ConnMeta {
 
 impl Harness {
     fn new() -> Self {
-        Self::with(AppConfig::default())
+        Self::with(HttpConfig::default())
     }
-    fn with(cfg: AppConfig) -> Self {
+    fn with(cfg: HttpConfig) -> Self {
         Harness {
-            cfg,
-            stats: Stats::default(),
-            records: Vec::new(),
-            ranged: RangedFiles::new(),
-            fuids: FuidGen::new(0),
+            http: Http::new(cfg, MimeConfig::default()),
+            files: FileSink::new(FileConfig::default(), 0),
             conn: conn(40000),
             now: Timestamp::from_secs(100),
         }
     }
     fn parser(&self) -> HttpParser {
-        HttpParser::new(&self.cfg)
+        HttpParser::new(&self.http.cfg)
     }
-    fn cx(&mut self) -> AppContext<'_> {
+    fn cx(&mut self) -> HttpContext<'_> {
         AppContext {
             conn: &self.conn,
             now: self.now,
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-            records: &mut self.records,
-            ranged: &mut self.ranged,
-            fuids: &mut self.fuids,
+            files: &mut self.files,
+            state: &mut self.http,
         }
     }
     fn send(&mut self, p: &mut HttpParser, side: Side, bytes: &[u8]) {
@@ -139,26 +131,26 @@ fn simple_get_carves_the_response_body() {
     h.send(&mut p, Side::Orig, &get("/dir/file%20one.bin?x=1"));
     h.send(&mut p, Side::Resp, &ok("Application/Octet-Stream; charset=x", &body));
     assert_eq!(
-        h.records.len(),
+        h.files.records.len(),
         1,
         "the file is closed when its Content-Length is reached"
     );
     h.finish(p);
-    let r = &h.records[0];
+    let r = &h.files.records[0];
     assert_eq!(r.sha256.as_deref(), Some(sha(&body).as_str()));
     assert_eq!(r.size, 5000);
     assert_eq!(r.total_bytes, Some(5000));
     assert_eq!(r.filename.as_deref(), Some("file one.bin"));
     assert_eq!(r.declared_mime_type.as_deref(), Some("application/octet-stream"));
     assert_eq!(r.direction, Direction::Download);
-    assert_eq!(r.http_method.as_deref(), Some("GET"));
-    assert_eq!(r.http_uri.as_deref(), Some("/dir/file%20one.bin?x=1"));
-    assert_eq!(r.http_status, Some(200));
-    assert_eq!(r.http_host.as_deref(), Some("example.com"));
-    assert_eq!(r.http_user_agent.as_deref(), Some("test/1.0"));
-    assert_eq!(r.http_referrer.as_deref(), Some("http://r/"));
+    assert_eq!(r.fields.str("http_method"), Some("GET"));
+    assert_eq!(r.fields.str("http_uri"), Some("/dir/file%20one.bin?x=1"));
+    assert_eq!(r.fields.u64("http_status"), Some(200));
+    assert_eq!(r.fields.str("http_host"), Some("example.com"));
+    assert_eq!(r.fields.str("http_user_agent"), Some("test/1.0"));
+    assert_eq!(r.fields.str("http_referrer"), Some("http://r/"));
     assert!(!r.truncated);
-    assert_eq!((h.stats.http.requests, h.stats.http.responses), (1, 1));
+    assert_eq!((h.http.stats.requests, h.http.stats.responses), (1, 1));
 }
 
 #[test]
@@ -177,16 +169,16 @@ fn every_split_point_gives_the_same_record() {
         h.send_split(&mut p, Side::Orig, &post, n);
         h.send_split(&mut p, Side::Resp, &resp, n);
         h.finish(p);
-        assert_eq!(h.records.len(), 3, "split {n}");
-        let up = &h.records[0];
+        assert_eq!(h.files.records.len(), 3, "split {n}");
+        let up = &h.files.records[0];
         assert_eq!((up.direction, up.size), (Direction::Upload, 11), "split {n}");
         assert_eq!(up.sha256.as_deref(), Some(sha(b"hello world").as_str()));
-        assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"ok").as_str()));
-        let pdf = &h.records[2];
+        assert_eq!(h.files.records[1].sha256.as_deref(), Some(sha(b"ok").as_str()));
+        let pdf = &h.files.records[2];
         assert_eq!(pdf.sha256.as_deref(), Some(sha(&body).as_str()), "split {n}");
         assert_eq!(pdf.filename.as_deref(), Some("second.pdf"));
         assert_eq!(pdf.mime_type.as_deref(), Some("application/pdf"));
-        assert_eq!(h.stats.http.resyncs, 0);
+        assert_eq!(h.http.stats.resyncs, 0);
     }
 }
 
@@ -201,12 +193,12 @@ fn one_byte_at_a_time_chunked_with_extensions_and_trailers() {
     h.send(&mut p, Side::Orig, &[get("/a"), get("/b")].concat());
     h.send_split(&mut p, Side::Resp, &resp, 1);
     h.finish(p);
-    assert_eq!(h.records.len(), 2);
-    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
-    assert_eq!(h.records[0].total_bytes, None);
-    assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"next").as_str()));
-    assert_eq!(h.records[1].http_uri.as_deref(), Some("/b"));
-    assert_eq!(h.stats.http.chunked_errors, 0);
+    assert_eq!(h.files.records.len(), 2);
+    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(h.files.records[0].total_bytes, None);
+    assert_eq!(h.files.records[1].sha256.as_deref(), Some(sha(b"next").as_str()));
+    assert_eq!(h.files.records[1].fields.str("http_uri"), Some("/b"));
+    assert_eq!(h.http.stats.chunked_errors, 0);
 }
 
 #[test]
@@ -230,13 +222,14 @@ fn pipelined_requests_pair_fifo_including_head() {
     h.send(&mut p, Side::Resp, &resps);
     h.finish(p);
     let got: Vec<_> = h
+        .files
         .records
         .iter()
-        .map(|r| (r.http_uri.clone().unwrap(), r.size))
+        .map(|r| (r.fields.str("http_uri").unwrap().to_string(), r.size))
         .collect();
     assert_eq!(got, vec![("/one".to_string(), 5), ("/three".to_string(), 5)]);
-    assert_eq!(h.stats.http.pipelined_requests, 2);
-    assert_eq!(h.stats.http.responses, 3);
+    assert_eq!(h.http.stats.pipelined_requests, 2);
+    assert_eq!(h.http.stats.responses, 3);
 }
 
 #[test]
@@ -257,9 +250,9 @@ fn no_body_for_204_304_and_empty_bodies() {
     .concat();
     h.send(&mut p, Side::Resp, &resps);
     h.finish(p);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].http_uri.as_deref(), Some("/d"));
-    assert_eq!(h.records[0].size, 6);
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].fields.str("http_uri"), Some("/d"));
+    assert_eq!(h.files.records[0].size, 6);
 }
 
 #[test]
@@ -279,21 +272,21 @@ fn several_100_continue_before_the_final_response() {
     h.send(&mut p, Side::Orig, &body[1000..]);
     h.send(&mut p, Side::Resp, &ok("text/html", b"<p>stored</p>"));
     h.finish(p);
-    assert_eq!(h.records.len(), 2);
-    let up = &h.records[0];
+    assert_eq!(h.files.records.len(), 2);
+    let up = &h.files.records[0];
     assert_eq!(
         (up.direction, up.size, up.filename.as_deref()),
         (Direction::Upload, 4000, Some("data.bin"))
     );
     assert_eq!(up.sha256.as_deref(), Some(sha(&body).as_str()));
-    assert_eq!(up.http_method.as_deref(), Some("PUT"));
-    let down = &h.records[1];
+    assert_eq!(up.fields.str("http_method"), Some("PUT"));
+    let down = &h.files.records[1];
     assert_eq!(
-        (down.http_status, down.http_uri.as_deref()),
+        (down.fields.u64("http_status"), down.fields.str("http_uri")),
         (Some(200), Some("/up/data.bin"))
     );
-    assert_eq!(h.stats.http.interim_responses, 3);
-    assert_eq!(h.stats.http.unmatched_responses, 0);
+    assert_eq!(h.http.stats.interim_responses, 3);
+    assert_eq!(h.http.stats.unmatched_responses, 0);
 }
 
 #[test]
@@ -306,20 +299,20 @@ fn close_delimited_body_complete_on_fin_truncated_on_timeout() {
     let mut p = h.parser();
     h.send(&mut p, Side::Orig, &get("/img.gif"));
     h.send_split(&mut p, Side::Resp, &resp, 1460);
-    assert!(h.records.is_empty(), "no end yet");
+    assert!(h.files.records.is_empty(), "no end yet");
     h.finish(p);
-    assert_eq!(h.records.len(), 1);
-    assert!(!h.records[0].truncated);
-    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert_eq!(h.files.records.len(), 1);
+    assert!(!h.files.records[0].truncated);
+    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(&body).as_str()));
 
     let mut h = Harness::new();
     let mut p = h.parser();
     h.send(&mut p, Side::Orig, &get("/img.gif"));
     h.send(&mut p, Side::Resp, &resp);
     h.close(&mut p, CloseReason::Timeout);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("timeout"));
-    assert!(h.records[0].sha256.is_none());
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("timeout"));
+    assert!(h.files.records[0].sha256.is_none());
 }
 
 #[test]
@@ -333,7 +326,7 @@ fn content_length_body_cut_short_is_truncated() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
     );
     h.finish(p);
-    let r = &h.records[0];
+    let r = &h.files.records[0];
     assert_eq!(
         (r.size, r.truncated, r.truncated_reason.as_deref()),
         (9, true, Some("conn_closed"))
@@ -379,8 +372,8 @@ fn gzip_and_deflate_bodies_are_hashed_decoded() {
             h.send(&mut p, Side::Orig, &get("/page"));
             h.send_split(&mut p, Side::Resp, &resp, 77);
             h.finish(p);
-            assert_eq!(h.records.len(), 1, "{coding} chunked={chunk}");
-            let r = &h.records[0];
+            assert_eq!(h.files.records.len(), 1, "{coding} chunked={chunk}");
+            let r = &h.files.records[0];
             assert_eq!(
                 r.sha256.as_deref(),
                 Some(sha(&body).as_str()),
@@ -394,8 +387,8 @@ fn gzip_and_deflate_bodies_are_hashed_decoded() {
 #[test]
 fn decompression_bomb_is_bounded() {
     let bomb = gzip(&vec![0u8; 20 << 20]);
-    let mut cfg = AppConfig::default();
-    cfg.http.max_decompressed_bytes = 5 << 20;
+    let mut cfg = HttpConfig::default();
+    cfg.max_decompressed_bytes = 5 << 20;
     let mut h = Harness::with(cfg);
     let mut p = h.parser();
     h.send(&mut p, Side::Orig, &[get("/bomb"), get("/after")].concat());
@@ -408,15 +401,15 @@ fn decompression_bomb_is_bounded() {
     resp.extend(ok("text/plain", b"after"));
     h.send_split(&mut p, Side::Resp, &resp, 1460);
     h.finish(p);
-    assert_eq!(h.records.len(), 2);
-    let r = &h.records[0];
+    assert_eq!(h.files.records.len(), 2);
+    let r = &h.files.records[0];
     assert!(r.truncated);
     assert_eq!(r.truncated_reason.as_deref(), Some("decompression_limit"));
     assert!(r.size <= 5 << 20);
     assert!(r.sha256.is_none());
-    assert_eq!(h.stats.http.decompress_limited, 1);
+    assert_eq!(h.http.stats.decompress_limited, 1);
     assert_eq!(
-        h.records[1].sha256.as_deref(),
+        h.files.records[1].sha256.as_deref(),
         Some(sha(b"after").as_str()),
         "framing kept after the limit"
     );
@@ -427,7 +420,7 @@ fn decompression_bomb_is_bounded() {
     h.send(&mut p, Side::Orig, &get("/bomb"));
     h.send_split(&mut p, Side::Resp, &resp, 1460);
     h.finish(p);
-    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("decompression_limit"));
+    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("decompression_limit"));
 }
 
 #[test]
@@ -444,9 +437,9 @@ fn corrupt_gzip_is_counted_and_truncated() {
     resp.extend_from_slice(junk);
     h.send(&mut p, Side::Resp, &resp);
     h.finish(p);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("decompression_error"));
-    assert_eq!(h.stats.http.decompress_errors, 1);
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("decompression_error"));
+    assert_eq!(h.http.stats.decompress_errors, 1);
 }
 
 #[test]
@@ -460,8 +453,8 @@ fn unknown_encoding_is_hashed_as_sent() {
         b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\n\x0b\x01\x80\x03",
     );
     h.finish(p);
-    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(b"\x0b\x01\x80\x03").as_str()));
-    assert_eq!(h.stats.http.unknown_encodings, 1);
+    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(b"\x0b\x01\x80\x03").as_str()));
+    assert_eq!(h.http.stats.unknown_encodings, 1);
 }
 
 #[test]
@@ -480,9 +473,9 @@ fn connect_and_upgrade_end_parsing() {
         b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
     );
     assert!(p.is_done());
-    assert_eq!(h.stats.http.tunnels, 1);
+    assert_eq!(h.http.stats.tunnels, 1);
     assert_eq!(
-        h.stats.http.malformed_requests, 0,
+        h.http.stats.malformed_requests, 0,
         "tunnel bytes are not parsed as requests"
     );
 
@@ -499,8 +492,8 @@ fn connect_and_upgrade_end_parsing() {
     h.send(&mut p, Side::Orig, &get("/after"));
     h.send(&mut p, Side::Resp, &ok("text/plain", b"fine"));
     h.finish(p);
-    assert_eq!(h.records.len(), 2);
-    assert_eq!(h.records[1].http_uri.as_deref(), Some("/after"));
+    assert_eq!(h.files.records.len(), 2);
+    assert_eq!(h.files.records[1].fields.str("http_uri"), Some("/after"));
 
     let mut h = Harness::new();
     let mut p = h.parser();
@@ -551,36 +544,36 @@ fn range_pieces(order: &[usize]) -> Harness {
 fn range_pieces_in_order_make_one_file() {
     let h = range_pieces(&[0, 1]);
     let object = body_bytes(100_000, 5);
-    assert_eq!(h.records.len(), 1);
-    let r = &h.records[0];
+    assert_eq!(h.files.records.len(), 1);
+    let r = &h.files.records[0];
     assert_eq!(r.sha256.as_deref(), Some(sha(&object).as_str()));
     assert_eq!(
         (r.size, r.total_bytes, r.partial, r.truncated),
         (100_000, Some(100_000), false, false)
     );
-    assert_eq!(r.http_range.as_deref(), Some("0-99999/100000"));
-    assert_eq!(r.http_status, Some(206));
+    assert_eq!(r.fields.str("http_range"), Some("0-99999/100000"));
+    assert_eq!(r.fields.u64("http_status"), Some(206));
     assert_eq!(r.filename.as_deref(), Some("report.pdf"));
-    assert_eq!(h.stats.http.partial_content, 2);
+    assert_eq!(h.http.stats.partial_content, 2);
 }
 
 #[test]
 fn range_pieces_out_of_order_make_one_file() {
     let h = range_pieces(&[1, 0]);
-    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.files.records.len(), 1);
     assert_eq!(
-        h.records[0].sha256.as_deref(),
+        h.files.records[0].sha256.as_deref(),
         Some(sha(&body_bytes(100_000, 5)).as_str())
     );
-    assert!(h.ranged.is_empty());
+    assert!(h.http.ranged.is_empty());
 }
 
 #[test]
 fn a_lone_range_piece_is_flushed_as_partial() {
     let mut h = range_pieces(&[0]);
-    assert!(h.records.is_empty());
-    let mut out = Vec::new();
-    h.ranged.flush_all(Timestamp::from_secs(200), &mut out, &mut h.stats);
+    assert!(h.files.records.is_empty());
+    h.http.ranged.flush_all(Timestamp::from_secs(200), &mut h.files);
+    let out = &h.files.records;
     assert_eq!(out.len(), 1);
     assert!(out[0].partial && out[0].truncated);
     assert_eq!((out[0].size, out[0].missing_bytes), (32_768, 100_000 - 32_768));
@@ -593,8 +586,8 @@ fn multipart_byteranges_is_a_partial_file() {
     h.send(&mut p, Side::Orig, &get("/f"));
     h.send(&mut p, Side::Resp, b"HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=x\r\nContent-Length: 5\r\n\r\nabcde");
     h.finish(p);
-    assert_eq!(h.records.len(), 1);
-    assert!(h.records[0].partial);
+    assert_eq!(h.files.records.len(), 1);
+    assert!(h.files.records[0].partial);
 }
 
 #[test]
@@ -605,10 +598,10 @@ fn unmatched_response_is_still_carved() {
     h.send(&mut p, Side::Orig, b"\x85\x00\x00\x00%lG\x81binary");
     h.send(&mut p, Side::Resp, &ok("text/html", b"<html>400</html>"));
     h.finish(p);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].size, 16);
-    assert_eq!(h.stats.http.unmatched_responses, 1);
-    assert_eq!(h.stats.http.malformed_requests, 1);
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].size, 16);
+    assert_eq!(h.http.stats.unmatched_responses, 1);
+    assert_eq!(h.http.stats.malformed_requests, 1);
 }
 
 #[test]
@@ -618,8 +611,8 @@ fn http09_style_reply_is_not_a_file() {
     h.send(&mut p, Side::Orig, b"GET /\r\n\r\n");
     h.send(&mut p, Side::Resp, b"<html>just bytes, no status line</html>\r\n");
     h.finish(p);
-    assert!(h.records.is_empty());
-    assert_eq!(h.stats.http.malformed_responses, 1);
+    assert!(h.files.records.is_empty());
+    assert_eq!(h.http.stats.malformed_responses, 1);
 }
 
 #[test]
@@ -642,19 +635,19 @@ fn garbage_never_panics_and_recovery_follows() {
         h.send(&mut p, Side::Resp, &ok("text/plain", b"recovered"));
         h.finish(p);
         assert!(
-            h.records
+            h.files.records
                 .iter()
                 .any(|r| r.sha256.as_deref() == Some(sha(b"recovered").as_str())),
             "seed {seed}: {:?}",
-            h.records
+            h.files.records
         );
     }
 }
 
 #[test]
 fn header_too_large_is_skipped() {
-    let mut cfg = AppConfig::default();
-    cfg.http.max_header_bytes = 1024;
+    let mut cfg = HttpConfig::default();
+    cfg.max_header_bytes = 1024;
     let mut h = Harness::with(cfg);
     let mut p = h.parser();
     let mut big = b"GET /big HTTP/1.1\r\n".to_vec();
@@ -666,9 +659,9 @@ fn header_too_large_is_skipped() {
     h.send_split(&mut p, Side::Orig, &big, 100);
     h.send(&mut p, Side::Resp, &ok("text/plain", b"small"));
     h.finish(p);
-    assert_eq!(h.stats.http.header_too_large, 1);
-    assert_eq!(h.stats.http.requests, 1);
-    assert_eq!(h.records[0].http_uri.as_deref(), Some("/small"));
+    assert_eq!(h.http.stats.header_too_large, 1);
+    assert_eq!(h.http.stats.requests, 1);
+    assert_eq!(h.files.records[0].fields.str("http_uri"), Some("/small"));
 }
 
 #[test]
@@ -684,11 +677,11 @@ fn gap_in_a_body_keeps_the_file_and_the_framing() {
     h.send(&mut p, Side::Resp, &resp[head_len + 2500..]);
     h.send(&mut p, Side::Resp, &ok("text/plain", b"second"));
     h.finish(p);
-    assert_eq!(h.records.len(), 2);
-    let r = &h.records[0];
+    assert_eq!(h.files.records.len(), 2);
+    let r = &h.files.records[0];
     assert_eq!((r.size, r.missing_bytes, r.truncated), (3500, 1500, false));
     assert!(r.sha256.is_none());
-    assert_eq!(h.records[1].sha256.as_deref(), Some(sha(b"second").as_str()));
+    assert_eq!(h.files.records[1].sha256.as_deref(), Some(sha(b"second").as_str()));
 
     // Chunked: a gap inside chunk data keeps the framing.
     let mut h = Harness::new();
@@ -703,7 +696,7 @@ fn gap_in_a_body_keeps_the_file_and_the_framing() {
     h.send(&mut p, Side::Resp, &[&[b'z'; 53][..], b"\r\n0\r\n\r\n"].concat());
     h.finish(p);
     assert_eq!(
-        (h.records[0].size, h.records[0].missing_bytes, h.records[0].truncated),
+        (h.files.records[0].size, h.files.records[0].missing_bytes, h.files.records[0].truncated),
         (56, 200, false)
     );
 }
@@ -718,9 +711,9 @@ fn gap_in_headers_resyncs_to_the_next_message() {
     h.send(&mut p, Side::Orig, &get("/found"));
     h.send(&mut p, Side::Resp, &ok("text/plain", b"found"));
     h.finish(p);
-    assert_eq!(h.stats.http.resyncs, 1);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].http_uri.as_deref(), Some("/found"));
+    assert_eq!(h.http.stats.resyncs, 1);
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].fields.str("http_uri"), Some("/found"));
 }
 
 #[test]
@@ -733,8 +726,8 @@ fn on_close_truncates_open_files_with_the_reason() {
         b"POST /u HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial",
     );
     h.close(&mut p, CloseReason::Evicted);
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].truncated_reason.as_deref(), Some("evicted"));
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("evicted"));
 }
 
 #[test]
@@ -750,8 +743,8 @@ fn content_disposition_names_the_file() {
     h.send(&mut p, Side::Orig, &get("/download?id=8"));
     h.send(&mut p, Side::Resp, &ok("text/plain", b"x"));
     h.finish(p);
-    assert_eq!(h.records[0].filename.as_deref(), Some("été.exe"));
-    assert_eq!(h.records[1].filename.as_deref(), Some("download"));
+    assert_eq!(h.files.records[0].filename.as_deref(), Some("été.exe"));
+    assert_eq!(h.files.records[1].filename.as_deref(), Some("download"));
 }
 
 #[test]
@@ -776,16 +769,18 @@ fn form_data_upload_carves_each_part_under_the_envelope() {
         h.send(&mut p, Side::Resp, &ok("text/plain", b"thanks"));
         h.finish(p);
         let part = h
+            .files
             .records
             .iter()
             .find(|r| r.filename.as_deref() == Some("tool.exe"))
             .expect("file part");
         assert_eq!(part.sha256.as_deref(), Some(sha(&file).as_str()), "split {split}");
         assert_eq!((part.size, part.direction), (20_000, Direction::Upload));
-        assert_eq!(part.http_method.as_deref(), Some("POST"));
-        assert_eq!(part.http_uri.as_deref(), Some("/submit"));
+        assert_eq!(part.fields.str("http_method"), Some("POST"));
+        assert_eq!(part.fields.str("http_uri"), Some("/submit"));
         // The envelope is recorded as the parts' parent, typed so it is not mistaken for a part.
         let env = h
+            .files
             .records
             .iter()
             .find(|r| r.sha256.as_deref() == Some(sha(&body).as_str()))
@@ -796,13 +791,13 @@ fn form_data_upload_carves_each_part_under_the_envelope() {
         );
         assert_eq!((part.depth, part.parent_fuid.as_deref()), (1, Some(env.fuid.as_str())));
         assert_eq!(
-            h.records.len(),
+            h.files.records.len(),
             3,
             "envelope, file part, response; the text field is not a file"
         );
-        assert_eq!(h.stats.http.multipart_uploads, 1);
+        assert_eq!(h.http.stats.multipart_uploads, 1);
         assert_eq!(
-            h.records.last().unwrap().sha256.as_deref(),
+            h.files.records.last().unwrap().sha256.as_deref(),
             Some(sha(b"thanks").as_str())
         );
     }

@@ -17,12 +17,25 @@
 //! of a single-part message always. `form-data` fields without a filename are form values, not
 //! files. Parts with no content bytes produce no file unless they are named or attachments.
 
+#![forbid(unsafe_code)]
+
 pub mod header;
+mod state;
+
+pub use state::{MimeConfig, MimeState, MimeStats, AREA};
 
 use header::{EntityHeaders, TransferEncoding};
+use xdpcarve_contract::{AppContext, AppFields, FileMeta};
 use xdpcarve_files::decode::base64::Base64Decoder;
 use xdpcarve_files::decode::qp::QpDecoder;
-use xdpcarve_files::{AppContext, FileAnalyzer, FileEnd, FileMeta, SmtpInfo};
+use xdpcarve_files::{FileAnalyzer, FileEnd};
+
+/// The context of MIME events: the carrier's event, with MIME's own state.
+pub type MimeContext<'a> = AppContext<'a, MimeState>;
+
+/// Writes the carrier's fields learnt from a message's top-level headers (SMTP: Subject and
+/// Message-ID) into the file template, before any part of the message is opened.
+pub type MessageFields = fn(&mut AppFields, &EntityHeaders);
 
 /// Longest boundary accepted (RFC 2046 allows 70; some generators exceed it). A multipart with a
 /// longer one is carved as a single leaf.
@@ -62,7 +75,7 @@ struct Leaf {
 }
 
 impl Leaf {
-    fn write(&mut self, data: &[u8], out: &mut Vec<u8>, cx: &mut AppContext<'_>) {
+    fn write(&mut self, data: &[u8], out: &mut Vec<u8>, cx: &mut MimeContext<'_>) {
         match &mut self.decoder {
             Decoder::Identity => self.deliver(data, cx),
             Decoder::Base64(d) => {
@@ -78,12 +91,12 @@ impl Leaf {
         }
     }
 
-    fn deliver(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+    fn deliver(&mut self, data: &[u8], cx: &mut MimeContext<'_>) {
         if data.is_empty() {
             return;
         }
         if let Some(meta) = self.meta.take() {
-            self.file = Some(cx.open_file(meta));
+            self.file = Some(FileAnalyzer::open(cx, meta));
         }
         if let Some(f) = &mut self.file {
             f.update(data);
@@ -93,7 +106,7 @@ impl Leaf {
         }
     }
 
-    fn gap(&mut self, len: u64, cx: &mut AppContext<'_>) {
+    fn gap(&mut self, len: u64, cx: &mut MimeContext<'_>) {
         // Decoded size of the hole, as well as it can be told.
         let decoded = match &mut self.decoder {
             Decoder::Identity => len,
@@ -107,7 +120,7 @@ impl Leaf {
             }
         };
         if let Some(meta) = self.meta.take() {
-            self.file = Some(cx.open_file(meta));
+            self.file = Some(FileAnalyzer::open(cx, meta));
         }
         if let Some(f) = &mut self.file {
             f.gap(decoded.max(1));
@@ -117,17 +130,17 @@ impl Leaf {
         }
     }
 
-    fn close(mut self, end: FileEnd, out: &mut Vec<u8>, cx: &mut AppContext<'_>) {
+    fn close(mut self, end: FileEnd, out: &mut Vec<u8>, cx: &mut MimeContext<'_>) {
         out.clear();
         match &mut self.decoder {
             Decoder::Identity => {}
             Decoder::Base64(d) => {
                 d.finish(out);
-                cx.stats.mime.base64_invalid_chars += d.invalid_chars;
+                cx.state.stats.base64_invalid_chars += d.invalid_chars;
             }
             Decoder::Qp(d) => {
                 d.finish(out);
-                cx.stats.mime.qp_invalid_sequences += d.invalid_sequences;
+                cx.state.stats.qp_invalid_sequences += d.invalid_sequences;
             }
         }
         if !out.is_empty() {
@@ -139,7 +152,7 @@ impl Leaf {
             c.finish(end, cx);
         }
         if let Some(f) = self.file.take() {
-            cx.close_file(f, end);
+            f.close(cx, end);
         }
     }
 }
@@ -294,6 +307,7 @@ fn check_delim(frames: &[Frame], s: &[u8], eof: bool) -> Delim {
 /// Parses one message or multipart body as it streams in, carving each leaf part as a file.
 pub struct MimeParser {
     template: FileMeta,
+    message_fields: Option<MessageFields>,
     is_message: bool,
     /// An attached message parsed inside another: its Subject is not the transaction's.
     nested: bool,
@@ -327,13 +341,13 @@ pub struct MimeParser {
 }
 
 impl MimeParser {
-    /// `template` carries proto, direction and transaction context (HTTP/SMTP info) copied into
-    /// every part's file; for a `Message`, the top-level Subject and Message-ID are added to its
-    /// `smtp` info.
+    /// `template` carries proto, direction and the carrier's transaction fields, copied into
+    /// every part's file.
     pub fn new(start: MimeStart, template: FileMeta) -> Self {
         let base_depth = template.depth;
         let mut p = MimeParser {
             template,
+            message_fields: None,
             is_message: true,
             nested: false,
             base_depth,
@@ -368,7 +382,7 @@ impl MimeParser {
     }
 
     /// The next bytes of the message (already dot-unstuffed / de-chunked by the carrier).
-    pub fn feed(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+    pub fn feed(&mut self, data: &[u8], cx: &mut MimeContext<'_>) {
         if self.finished || data.is_empty() {
             return;
         }
@@ -388,7 +402,7 @@ impl MimeParser {
     }
 
     /// `len` bytes of the message are missing.
-    pub fn gap(&mut self, len: u64, cx: &mut AppContext<'_>) {
+    pub fn gap(&mut self, len: u64, cx: &mut MimeContext<'_>) {
         if self.finished || len == 0 {
             return;
         }
@@ -407,7 +421,7 @@ impl MimeParser {
             }
             Mode::Headers => {
                 // The entity's headers are incomplete: skip to the next delimiter.
-                cx.stats.mime.gap_resyncs += 1;
+                cx.state.stats.gap_resyncs += 1;
                 self.reset_headers();
                 self.mode = Mode::Skip;
             }
@@ -420,7 +434,7 @@ impl MimeParser {
     }
 
     /// The message ended (`Complete`) or was cut off: closes every open part.
-    pub fn finish(&mut self, end: FileEnd, cx: &mut AppContext<'_>) {
+    pub fn finish(&mut self, end: FileEnd, cx: &mut MimeContext<'_>) {
         if self.finished {
             return;
         }
@@ -442,25 +456,25 @@ impl MimeParser {
         }
         self.close_leaf(end, cx);
         if !self.frames.is_empty() {
-            cx.stats.mime.missing_final_boundary += self.frames.len() as u64;
+            cx.state.stats.missing_final_boundary += self.frames.len() as u64;
             self.frames.clear();
         }
         self.finished = true;
     }
 
     /// Counts the message once, when its first byte (or its end) arrives.
-    fn start(&mut self, cx: &mut AppContext<'_>) {
+    fn start(&mut self, cx: &mut MimeContext<'_>) {
         if !self.started {
             self.started = true;
             if self.is_message {
-                cx.stats.mime.messages += 1;
+                cx.state.stats.messages += 1;
             }
         }
     }
 
     /// Consumes what it can of `buf`; returns how many bytes were consumed (the rest may start a
     /// delimiter and waits for more bytes). With `eof`, consumes everything.
-    fn process(&mut self, buf: &[u8], eof: bool, cx: &mut AppContext<'_>) -> usize {
+    fn process(&mut self, buf: &[u8], eof: bool, cx: &mut MimeContext<'_>) -> usize {
         let mut pos = 0;
         while pos < buf.len() {
             match self.mode {
@@ -481,7 +495,7 @@ impl MimeParser {
 
     /// Scans content for the next delimiter. Ok(position to continue at, possibly in another
     /// mode), or Err(position from which bytes must wait for more).
-    fn scan(&mut self, buf: &[u8], mut pos: usize, eof: bool, cx: &mut AppContext<'_>) -> Result<usize, usize> {
+    fn scan(&mut self, buf: &[u8], mut pos: usize, eof: bool, cx: &mut MimeContext<'_>) -> Result<usize, usize> {
         loop {
             if self.held == Held::Cr {
                 let Some(&b) = buf.get(pos) else { return Ok(pos) };
@@ -535,12 +549,12 @@ impl MimeParser {
         }
     }
 
-    fn flush_held(&mut self, cx: &mut AppContext<'_>) {
+    fn flush_held(&mut self, cx: &mut MimeContext<'_>) {
         let held = std::mem::replace(&mut self.held, Held::None);
         self.emit(held.bytes(), cx);
     }
 
-    fn emit(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+    fn emit(&mut self, data: &[u8], cx: &mut MimeContext<'_>) {
         if data.is_empty() || self.mode != Mode::Body {
             return;
         }
@@ -549,21 +563,21 @@ impl MimeParser {
         }
     }
 
-    fn on_delimiter(&mut self, frame: usize, close: bool, cx: &mut AppContext<'_>) {
+    fn on_delimiter(&mut self, frame: usize, close: bool, cx: &mut MimeContext<'_>) {
         self.close_leaf(FileEnd::Complete, cx);
         let unclosed = self.frames.len() - 1 - frame;
         if unclosed > 0 {
-            cx.stats.mime.missing_final_boundary += unclosed as u64;
+            cx.state.stats.missing_final_boundary += unclosed as u64;
             self.frames.truncate(frame + 1);
         }
         self.reset_headers();
         if close {
             self.frames.pop();
             self.mode = Mode::Skip; // epilogue
-        } else if self.parts >= cx.cfg.mime.max_parts {
+        } else if self.parts >= cx.state.cfg.max_parts {
             if !self.parts_exhausted {
                 self.parts_exhausted = true;
-                cx.stats.mime.parts_exceeded += 1;
+                cx.state.stats.parts_exceeded += 1;
             }
             self.mode = Mode::Skip;
         } else {
@@ -571,7 +585,7 @@ impl MimeParser {
         }
     }
 
-    fn close_leaf(&mut self, end: FileEnd, cx: &mut AppContext<'_>) {
+    fn close_leaf(&mut self, end: FileEnd, cx: &mut MimeContext<'_>) {
         if let Some(leaf) = self.leaf.take() {
             leaf.close(end, &mut self.out, cx);
         }
@@ -586,7 +600,7 @@ impl MimeParser {
     }
 
     /// Header mode: takes bytes up to and including the next line break.
-    fn headers(&mut self, buf: &[u8], pos: usize, cx: &mut AppContext<'_>) -> usize {
+    fn headers(&mut self, buf: &[u8], pos: usize, cx: &mut MimeContext<'_>) -> usize {
         let rest = &buf[pos..];
         let (piece, complete) = match memchr::memchr(b'\n', rest) {
             Some(i) => (&rest[..=i], true),
@@ -595,10 +609,10 @@ impl MimeParser {
         self.hdr_line_len += piece.len();
         self.hdr_line_blank &= piece.iter().all(|&b| b == b'\r' || b == b'\n');
         if !self.hdr_too_large {
-            if self.hdr.len() + piece.len() > cx.cfg.mime.max_header_bytes {
+            if self.hdr.len() + piece.len() > cx.state.cfg.max_header_bytes {
                 // Too big to be headers worth reading: keep discarding until the blank line.
                 self.hdr_too_large = true;
-                cx.stats.mime.header_too_large += 1;
+                cx.state.stats.header_too_large += 1;
             } else {
                 self.hdr.extend_from_slice(piece);
             }
@@ -609,9 +623,9 @@ impl MimeParser {
         pos + piece.len()
     }
 
-    fn header_line_done(&mut self, cx: &mut AppContext<'_>) {
-        if self.hdr_line_len > cx.cfg.mime.max_line_len {
-            cx.stats.mime.line_too_long += 1;
+    fn header_line_done(&mut self, cx: &mut MimeContext<'_>) {
+        if self.hdr_line_len > cx.state.cfg.max_line_len {
+            cx.state.stats.line_too_long += 1;
         }
         let blank = self.hdr_line_blank;
         self.hdr_line_len = 0;
@@ -653,15 +667,14 @@ impl MimeParser {
 
     /// The header block `hdr[..end]` is complete. `body_line` is a line already read that starts
     /// the body: (start, end without its line break, line break is CRLF).
-    fn end_headers(&mut self, end: usize, body_line: Option<(usize, usize, bool)>, cx: &mut AppContext<'_>) {
+    fn end_headers(&mut self, end: usize, body_line: Option<(usize, usize, bool)>, cx: &mut MimeContext<'_>) {
         let h = header::parse_block(&self.hdr[..end]);
-        cx.stats.mime.encoded_word_errors += h.decode_errors;
+        cx.state.stats.encoded_word_errors += h.decode_errors;
         if self.hdr_top {
             self.hdr_top = false;
             if self.is_message && !self.nested {
-                if let Some(smtp) = self.template.smtp.as_mut() {
-                    smtp.subject = h.subject.clone();
-                    smtp.message_id = h.message_id.clone();
+                if let Some(write) = self.message_fields {
+                    write(&mut self.template.fields, &h);
                 }
             }
         }
@@ -683,9 +696,8 @@ impl MimeParser {
     }
 
     /// Decides what the entity whose headers were just read is, and sets the mode for its body.
-    fn start_entity(&mut self, h: EntityHeaders, cx: &mut AppContext<'_>) {
-        let all: &xdpcarve_files::AppConfig = cx.cfg;
-        let cfg = &all.mime;
+    fn start_entity(&mut self, h: EntityHeaders, cx: &mut MimeContext<'_>) {
+        let cfg = cx.state.cfg;
         let depth = self.base_depth + self.frames.len() as u32;
         let in_digest = self.frames.last().is_some_and(|f| f.digest);
         let ctype = h
@@ -695,7 +707,7 @@ impl MimeParser {
         if ctype.starts_with("multipart/") {
             if let Some(boundary) = h.boundary.as_ref().filter(|b| b.len() <= MAX_BOUNDARY) {
                 if depth + 1 > cfg.max_depth {
-                    cx.stats.mime.depth_exceeded += 1;
+                    cx.state.stats.depth_exceeded += 1;
                     self.mode = Mode::Skip;
                 } else {
                     self.frames.push(Frame {
@@ -709,7 +721,7 @@ impl MimeParser {
             // Without a usable boundary it cannot be split: carved as one leaf.
         }
         self.parts += 1;
-        cx.stats.mime.parts += 1;
+        cx.state.stats.parts += 1;
 
         let filename = h
             .filename
@@ -747,10 +759,10 @@ impl MimeParser {
             leaf.meta = Some(meta);
             let is_message = ctype == "message/rfc822" || ctype == "message/global";
             if is_message && depth + 1 > cfg.max_depth {
-                cx.stats.mime.depth_exceeded += 1;
+                cx.state.stats.depth_exceeded += 1;
             } else if is_message {
                 // The attached message is a file and the parent of the files inside it.
-                let file = cx.open_file(leaf.meta.take().expect("meta set above"));
+                let file = FileAnalyzer::open(cx, leaf.meta.take().expect("meta set above"));
                 let mut child_meta = self.template.clone();
                 child_meta.depth = depth + 1;
                 child_meta.parent_fuid = Some(file.fuid().to_string());
@@ -759,16 +771,18 @@ impl MimeParser {
                 leaf.child = Some(Box::new(child));
                 leaf.file = Some(file);
             } else if named {
-                leaf.file = Some(cx.open_file(leaf.meta.take().expect("meta set above")));
+                leaf.file = Some(FileAnalyzer::open(cx, leaf.meta.take().expect("meta set above")));
             }
         }
         self.leaf = Some(leaf);
         self.mode = Mode::Body;
     }
 
-    /// The top-level Subject and Message-ID, once the message headers were read.
-    pub fn smtp_info(&self) -> Option<&SmtpInfo> {
-        self.template.smtp.as_ref()
+    /// Lets the carrier add fields from the message's top-level headers to every file of the
+    /// message (see [`MessageFields`]).
+    pub fn with_message_fields(mut self, write: MessageFields) -> Self {
+        self.message_fields = Some(write);
+        self
     }
 }
 

@@ -1,14 +1,15 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use xdpcarve_files::{AppConfig, ConnMeta, Direction, FileRecord, Proto, SmtpInfo, StandaloneApp, Stats, Timestamp};
+use xdpcarve_contract::{ConnMeta, Direction, FileConfig, FileRecord, Proto, StandaloneApp, Timestamp};
 
-type Harness = StandaloneApp;
+type Harness = StandaloneApp<MimeState>;
 
 /// A parser driven alone, on one SMTP connection, at t = 1 s.
-fn harness(cfg: AppConfig) -> Harness {
+fn harness(cfg: MimeConfig) -> Harness {
     let mut h = StandaloneApp::new(
-        cfg,
+        MimeState::new(cfg),
+        FileConfig::default(),
         ConnMeta {
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
@@ -24,12 +25,15 @@ fn harness(cfg: AppConfig) -> Harness {
 }
 
 fn smtp_template() -> FileMeta {
-    let mut t = FileMeta::new(Proto::Smtp, Direction::Upload);
-    t.smtp = Some(SmtpInfo {
-        helo: Some("client".into()),
-        ..SmtpInfo::default()
-    });
+    let mut t = FileMeta::new(Proto::new("smtp"), Direction::Upload);
+    t.fields.set("smtp_helo", "client");
     t
+}
+
+/// What the SMTP parser adds from a message's headers.
+fn message_fields(fields: &mut AppFields, h: &header::EntityHeaders) {
+    fields.set_opt("smtp_subject", h.subject.clone());
+    fields.set_opt("smtp_message_id", h.message_id.clone());
 }
 
 fn sha(data: &[u8]) -> String {
@@ -51,9 +55,9 @@ fn splits(len: usize, seed: u64) -> Vec<usize> {
     cuts
 }
 
-fn run_with(cfg: AppConfig, start: MimeStart, msg: &[u8], chunking: Option<u64>) -> (Vec<FileRecord>, Stats) {
+fn run_with(cfg: MimeConfig, start: MimeStart, msg: &[u8], chunking: Option<u64>) -> (Vec<FileRecord>, MimeStats) {
     let mut h = harness(cfg);
-    let mut p = MimeParser::new(start, smtp_template());
+    let mut p = MimeParser::new(start, smtp_template()).with_message_fields(message_fields);
     match chunking {
         None => p.feed(msg, &mut h.cx()),
         Some(0) => {
@@ -69,15 +73,15 @@ fn run_with(cfg: AppConfig, start: MimeStart, msg: &[u8], chunking: Option<u64>)
         }
     }
     p.finish(FileEnd::Complete, &mut h.cx());
-    (h.records, h.stats)
+    (h.files.records, h.state.stats)
 }
 
 /// Runs the message whole, byte by byte and in several random splits; all must agree.
-fn run(start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, Stats) {
-    run_cfg(AppConfig::default(), start, msg)
+fn run(start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, MimeStats) {
+    run_cfg(MimeConfig::default(), start, msg)
 }
 
-fn run_cfg(cfg: AppConfig, start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, Stats) {
+fn run_cfg(cfg: MimeConfig, start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, MimeStats) {
     let (whole, stats) = run_with(cfg.clone(), start.clone(), msg, None);
     for seed in [0u64, 1, 7, 42, 1234] {
         let (r, s) = run_with(cfg.clone(), start.clone(), msg, Some(seed));
@@ -133,13 +137,13 @@ fn multipart_text_base64_and_qp_parts() {
     assert_eq!(r[2].filename.as_deref(), Some("notes.txt"));
     for f in &r {
         assert_eq!(f.depth, 1);
-        assert_eq!(f.smtp_subject.as_deref(), Some("Invoice €"));
-        assert_eq!(f.smtp_message_id.as_deref(), Some("<m1@example.com>"));
-        assert_eq!(f.smtp_helo.as_deref(), Some("client"));
+        assert_eq!(f.fields.str("smtp_subject"), Some("Invoice €"));
+        assert_eq!(f.fields.str("smtp_message_id"), Some("<m1@example.com>"));
+        assert_eq!(f.fields.str("smtp_helo"), Some("client"));
         assert!(!f.truncated);
     }
     assert_eq!(
-        (s.mime.messages, s.mime.parts, s.mime.missing_final_boundary),
+        (s.messages, s.parts, s.missing_final_boundary),
         (1, 3, 0)
     );
 }
@@ -201,9 +205,9 @@ fn nested_multipart_and_forwarded_message() {
     assert_eq!(r[3].parent_fuid.as_deref(), Some(container.fuid.as_str()));
     assert_eq!(r[0].parent_fuid, None);
     // The forwarded message's own subject does not replace the transaction's.
-    assert!(r.iter().all(|f| f.smtp_subject.as_deref() == Some("outer")));
-    assert_eq!(s.mime.messages, 2);
-    assert_eq!(s.mime.missing_final_boundary, 0);
+    assert!(r.iter().all(|f| f.fields.str("smtp_subject") == Some("outer")));
+    assert_eq!(s.messages, 2);
+    assert_eq!(s.missing_final_boundary, 0);
 }
 
 #[test]
@@ -213,7 +217,7 @@ fn boundary_that_prefixes_another_is_not_confused() {
     let (r, s) = run(MimeStart::Message, msg);
     let hashes: Vec<_> = r.iter().map(|f| f.sha256.clone().unwrap()).collect();
     assert_eq!(hashes, vec![sha(b"in"), sha(b"next")]);
-    assert_eq!(s.mime.missing_final_boundary, 0);
+    assert_eq!(s.missing_final_boundary, 0);
 }
 
 #[test]
@@ -226,7 +230,7 @@ fn utf8_filenames_rfc2047_and_rfc2231() {
     let names: Vec<_> = r.iter().map(|f| f.filename.clone().unwrap()).collect();
     assert_eq!(names, vec!["Rechnung_Übersicht.pdf", "日本語.txt", "résumé.doc"]);
     assert_eq!(r[1].declared_mime_type.as_deref(), Some("text/plain"));
-    assert_eq!(s.mime.encoded_word_errors, 0);
+    assert_eq!(s.encoded_word_errors, 0);
 }
 
 #[test]
@@ -237,7 +241,7 @@ fn missing_final_boundary_closes_parts_complete() {
     assert_eq!(r.len(), 2);
     assert_eq!(r[1].sha256.as_deref(), Some(sha(b"last line\r\n").as_str()));
     assert!(!r[1].truncated);
-    assert_eq!(s.mime.missing_final_boundary, 1);
+    assert_eq!(s.missing_final_boundary, 1);
     // An inner multipart ended by the outer boundary.
     let msg =
         b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n\
@@ -245,7 +249,7 @@ fn missing_final_boundary_closes_parts_complete() {
     let (r, s) = run(MimeStart::Message, msg);
     let hashes: Vec<_> = r.iter().map(|f| f.sha256.clone().unwrap()).collect();
     assert_eq!(hashes, vec![sha(b"inner"), sha(b"outer")]);
-    assert_eq!(s.mime.missing_final_boundary, 1);
+    assert_eq!(s.missing_final_boundary, 1);
 }
 
 #[test]
@@ -257,35 +261,32 @@ fn form_data_upload_carves_file_parts_only() {
         .to_vec();
     body.extend_from_slice(&file);
     body.extend_from_slice(b"\r\n--AaB03x--\r\n");
-    let mut t = FileMeta::new(Proto::Http, Direction::Upload);
-    t.http = Some(xdpcarve_files::HttpInfo {
-        method: Some("POST".into()),
-        ..Default::default()
-    });
+    let mut t = FileMeta::new(Proto::new("http"), Direction::Upload);
+    t.fields.set("http_method", "POST");
     let start = MimeStart::Multipart {
         boundary: b"AaB03x".to_vec(),
     };
-    let mut h = harness(AppConfig::default());
+    let mut h = harness(MimeConfig::default());
     let mut p = MimeParser::new(start, t);
     for c in body.chunks(100) {
         p.feed(c, &mut h.cx());
     }
     p.finish(FileEnd::Complete, &mut h.cx());
-    assert_eq!(h.records.len(), 1);
-    let r = &h.records[0];
+    assert_eq!(h.files.records.len(), 1);
+    let r = &h.files.records[0];
     assert_eq!(r.filename.as_deref(), Some("pic.bin"));
     assert_eq!(r.sha256.as_deref(), Some(sha(&file).as_str()));
-    assert_eq!(r.http_method.as_deref(), Some("POST"));
+    assert_eq!(r.fields.str("http_method"), Some("POST"));
     assert_eq!(r.depth, 1);
-    assert_eq!(h.stats.mime.messages, 0);
+    assert_eq!(h.state.stats.messages, 0);
 }
 
 #[test]
 fn text_bodies_switch() {
     let msg = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nbody\r\n--q\r\n\
         Content-Type: text/plain; name=n.txt\r\n\r\nnamed\r\n--q--\r\n";
-    let mut cfg = AppConfig::default();
-    cfg.mime.text_bodies_as_files = false;
+    let mut cfg = MimeConfig::default();
+    cfg.text_bodies_as_files = false;
     let (r, _) = run_cfg(cfg, MimeStart::Message, msg);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].filename.as_deref(), Some("n.txt"));
@@ -300,21 +301,21 @@ fn bounds_are_enforced_and_counted() {
     }
     let (r, s) = run(MimeStart::Message, &msg);
     assert!(r.is_empty());
-    assert_eq!(s.mime.header_too_large, 1);
+    assert_eq!(s.header_too_large, 1);
 
     // Depth.
-    let mut cfg = AppConfig::default();
-    cfg.mime.max_depth = 2;
+    let mut cfg = MimeConfig::default();
+    cfg.max_depth = 2;
     let msg = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
         --b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\ndeep\r\n--c--\r\n--b\r\n\r\nok\r\n--b--\r\n--a--\r\n";
     let (r, s) = run_cfg(cfg, MimeStart::Message, msg);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"ok").as_str()));
-    assert_eq!(s.mime.depth_exceeded, 1);
+    assert_eq!(s.depth_exceeded, 1);
 
     // Parts.
-    let mut cfg = AppConfig::default();
-    cfg.mime.max_parts = 3;
+    let mut cfg = MimeConfig::default();
+    cfg.max_parts = 3;
     let mut msg = b"Content-Type: multipart/mixed; boundary=p\r\n\r\n".to_vec();
     for i in 0..10 {
         msg.extend_from_slice(format!("--p\r\n\r\npart {i}\r\n").as_bytes());
@@ -322,15 +323,15 @@ fn bounds_are_enforced_and_counted() {
     msg.extend_from_slice(b"--p--\r\n");
     let (r, s) = run_cfg(cfg, MimeStart::Message, &msg);
     assert_eq!(r.len(), 3);
-    assert_eq!(s.mime.parts_exceeded, 1);
+    assert_eq!(s.parts_exceeded, 1);
 
     // A huge header line.
     let mut msg = b"Subject: ".to_vec();
     msg.extend(std::iter::repeat_n(b'x', 100_000));
     msg.extend_from_slice(b"\r\n\r\nbody\r\n");
     let (r, s) = run(MimeStart::Message, &msg);
-    assert_eq!(s.mime.line_too_long, 1);
-    assert_eq!(s.mime.header_too_large, 1);
+    assert_eq!(s.line_too_long, 1);
+    assert_eq!(s.header_too_large, 1);
     assert!(r.is_empty() || r[0].sha256.as_deref() == Some(sha(b"body\r\n").as_str()));
 }
 
@@ -341,9 +342,9 @@ fn garbage_base64_and_broken_mime_are_counted_not_fatal() {
         Content-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=4\r\n--g--\r\n";
     let (r, s) = run(MimeStart::Message, msg);
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"ABCD").as_str()));
-    assert_eq!(s.mime.base64_invalid_chars, 4);
+    assert_eq!(s.base64_invalid_chars, 4);
     assert_eq!(r[1].sha256.as_deref(), Some(sha(b"=ZZ=4").as_str()));
-    assert_eq!(s.mime.qp_invalid_sequences, 2);
+    assert_eq!(s.qp_invalid_sequences, 2);
 
     // Deterministic junk, with and without MIME-looking pieces: never panics, always bounded.
     let mut x = 0x9e3779b97f4a7c15u64;
@@ -365,41 +366,41 @@ fn garbage_base64_and_broken_mime_are_counted_not_fatal() {
             };
             junk.extend_from_slice(piece);
         }
-        let (_r, s) = run_with(AppConfig::default(), MimeStart::Message, &junk, Some(round));
-        assert!(s.mime.parts <= 1000 * 17);
+        let (_r, s) = run_with(MimeConfig::default(), MimeStart::Message, &junk, Some(round));
+        assert!(s.parts <= 1000 * 17);
     }
 }
 
 #[test]
 fn gaps_mark_files_and_resync_headers() {
-    let mut h = harness(AppConfig::default());
-    let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+    let mut h = harness(MimeConfig::default());
+    let mut p = MimeParser::new(MimeStart::Message, smtp_template()).with_message_fields(message_fields);
     p.feed(b"Content-Type: multipart/mixed; boundary=k\r\n\r\n--k\r\nContent-Disposition: attachment; filename=a\r\n\r\nabc", &mut h.cx());
     p.gap(100, &mut h.cx());
     p.feed(b"def\r\n--k\r\nContent-Ty", &mut h.cx());
     p.gap(10, &mut h.cx());
     p.feed(b"junk\r\n\r\nlost part\r\n--k\r\n\r\nafter\r\n--k--\r\n", &mut h.cx());
     p.finish(FileEnd::Complete, &mut h.cx());
-    let r = &h.records;
+    let r = &h.files.records;
     assert_eq!(r.len(), 2);
     assert_eq!((r[0].size, r[0].missing_bytes), (6, 100));
     assert!(r[0].sha256.is_none());
     assert_eq!(r[1].sha256.as_deref(), Some(sha(b"after").as_str()));
-    assert_eq!(h.stats.mime.gap_resyncs, 1);
+    assert_eq!(h.state.stats.gap_resyncs, 1);
 }
 
 #[test]
 fn truncated_message_truncates_open_part() {
-    let mut h = harness(AppConfig::default());
-    let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+    let mut h = harness(MimeConfig::default());
+    let mut p = MimeParser::new(MimeStart::Message, smtp_template()).with_message_fields(message_fields);
     p.feed(
         b"Content-Type: multipart/mixed; boundary=t\r\n\r\n--t\r\n\r\npartial\r\n--",
         &mut h.cx(),
     );
     p.finish(FileEnd::Truncated("conn_closed"), &mut h.cx());
-    assert_eq!(h.records.len(), 1);
-    assert!(h.records[0].truncated);
-    assert_eq!(h.records[0].size, b"partial\r\n--".len() as u64);
+    assert_eq!(h.files.records.len(), 1);
+    assert!(h.files.records[0].truncated);
+    assert_eq!(h.files.records[0].size, b"partial\r\n--".len() as u64);
 }
 
 #[test]
@@ -433,13 +434,13 @@ fn mbox_from_line_is_not_the_body() {
     );
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"body\r\n").as_str()));
-    assert_eq!(r[0].smtp_subject.as_deref(), Some("s"));
+    assert_eq!(r[0].fields.str("smtp_subject"), Some("s"));
 }
 
 #[test]
 fn gap_keeps_bytes_that_looked_like_a_delimiter_start() {
-    let mut h = harness(AppConfig::default());
-    let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+    let mut h = harness(MimeConfig::default());
+    let mut p = MimeParser::new(MimeStart::Message, smtp_template()).with_message_fields(message_fields);
     p.feed(
         b"Content-Type: multipart/mixed; boundary=abc\r\n\r\n--abc\r\n\r\nxy\r\n--ab",
         &mut h.cx(),
@@ -447,7 +448,7 @@ fn gap_keeps_bytes_that_looked_like_a_delimiter_start() {
     p.gap(10, &mut h.cx());
     p.feed(b"z\r\n--abc--\r\n", &mut h.cx());
     p.finish(FileEnd::Complete, &mut h.cx());
-    assert_eq!(h.records.len(), 1);
+    assert_eq!(h.files.records.len(), 1);
     // "xy" + "\r\n--ab" (seen, not a delimiter after all) + 10 missing + "z".
-    assert_eq!((h.records[0].size, h.records[0].missing_bytes), (9, 10));
+    assert_eq!((h.files.records[0].size, h.files.records[0].missing_bytes), (9, 10));
 }

@@ -21,12 +21,32 @@
 //!   lines are skipped (`midstream_lines`) until one that can only be a command (EHLO, MAIL
 //!   FROM:, RCPT TO:, RSET, ...) or the end-of-data line, so no file is made from a message tail.
 
+#![forbid(unsafe_code)]
+
+mod detect;
+pub mod info;
+mod state;
+
+pub use info::SmtpInfo;
+pub use state::{Smtp, SmtpConfig, SmtpStats};
+
 use std::collections::VecDeque;
 
-use xdpcarve_files::{
-    AppConfig, AppContext, CloseReason, Direction, FileEnd, FileMeta, Proto, Side, SmtpInfo, StreamParser,
-};
-use xdpcarve_mime::{MimeParser, MimeStart};
+use xdpcarve_contract::{AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
+use xdpcarve_files::FileEnd;
+use xdpcarve_mime::{MimeContext, MimeParser, MimeStart};
+
+/// The name SMTP registers: `proto` of its records, area of its counters.
+pub const NAME: &str = "smtp";
+pub const PROTO: Proto = Proto::new(NAME);
+
+/// The context of SMTP events.
+pub type SmtpContext<'a> = AppContext<'a, Smtp>;
+
+/// The event as the MIME parser of the message sees it.
+fn mime_cx<'b>(cx: &'b mut SmtpContext<'_>) -> MimeContext<'b> {
+    cx.with_state(|smtp| &mut smtp.mime)
+}
 
 /// Client bytes held after DATA while its reply is awaited.
 const MAX_HELD_DATA: usize = 64 << 10;
@@ -175,10 +195,10 @@ pub struct SmtpParser {
 }
 
 impl SmtpParser {
-    pub fn new(cfg: &AppConfig) -> Self {
+    pub fn new(cfg: &SmtpConfig) -> Self {
         SmtpParser {
-            max_line: cfg.smtp.max_line_len.max(64),
-            max_pipelined: cfg.smtp.max_pipelined.max(1),
+            max_line: cfg.max_line_len.max(64),
+            max_pipelined: cfg.max_pipelined.max(1),
             client: ClientMode::Command,
             client_line: LineBuf::default(),
             server_line: LineBuf::default(),
@@ -202,10 +222,10 @@ impl SmtpParser {
         }
     }
 
-    fn start(&mut self, cx: &mut AppContext<'_>) {
+    fn start(&mut self, cx: &mut SmtpContext<'_>) {
         if !self.started {
             self.started = true;
-            cx.stats.smtp.sessions += 1;
+            cx.state.stats.sessions += 1;
         }
     }
 
@@ -219,7 +239,7 @@ impl SmtpParser {
 
     // ---- client side ----
 
-    fn client_data(&mut self, mut data: &[u8], cx: &mut AppContext<'_>) {
+    fn client_data(&mut self, mut data: &[u8], cx: &mut SmtpContext<'_>) {
         while !data.is_empty() && !self.done {
             match self.client {
                 ClientMode::Command => {
@@ -232,7 +252,7 @@ impl SmtpParser {
                     data = &data[n..];
                     match ev {
                         None => {}
-                        Some(LineEvent::TooLong) => cx.stats.smtp.line_too_long += 1,
+                        Some(LineEvent::TooLong) => cx.state.stats.line_too_long += 1,
                         Some(LineEvent::Line) => {
                             let line = std::mem::take(&mut self.client_line.buf);
                             self.command(trim_eol(&line), cx);
@@ -279,7 +299,7 @@ impl SmtpParser {
                 ClientMode::Bdat { remaining, last } => {
                     let take = (data.len() as u64).min(remaining) as usize;
                     if let Some(m) = &mut self.message {
-                        m.feed(&data[..take], cx);
+                        m.feed(&data[..take], &mut mime_cx(cx));
                     }
                     data = &data[take..];
                     self.client = ClientMode::Bdat {
@@ -293,7 +313,7 @@ impl SmtpParser {
     }
 
     /// Ends a BDAT chunk whose bytes have all arrived.
-    fn bdat_progress(&mut self, cx: &mut AppContext<'_>) {
+    fn bdat_progress(&mut self, cx: &mut SmtpContext<'_>) {
         if let ClientMode::Bdat { remaining: 0, last } = self.client {
             self.client = ClientMode::Command;
             if last {
@@ -302,7 +322,7 @@ impl SmtpParser {
         }
     }
 
-    fn command(&mut self, line: &[u8], cx: &mut AppContext<'_>) {
+    fn command(&mut self, line: &[u8], cx: &mut SmtpContext<'_>) {
         if self.auth_active {
             let is_auth_data = line == b"*" || line.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b));
             if is_auth_data {
@@ -315,7 +335,7 @@ impl SmtpParser {
             // Joined mid-session: until a line that can only be a command (or the end of the
             // message we joined inside), lines are message text, not commands.
             if line == b"." || !is_sync_command(line) {
-                cx.stats.smtp.midstream_lines += 1;
+                cx.state.stats.midstream_lines += 1;
                 self.synced = line == b".";
                 return;
             }
@@ -331,7 +351,7 @@ impl SmtpParser {
             None => (line, &line[..0]),
         };
         if verb.is_empty() || verb.len() > 16 || !verb.iter().all(|b| b.is_ascii_alphabetic()) {
-            cx.stats.smtp.malformed_lines += 1;
+            cx.state.stats.malformed_lines += 1;
             self.expect_reply(Cmd::Other);
             return;
         }
@@ -344,7 +364,7 @@ impl SmtpParser {
             }
             b"MAIL" => {
                 let Some(path) = strip_prefix_ci(arg.trim_ascii_start(), b"FROM:") else {
-                    cx.stats.smtp.malformed_lines += 1;
+                    cx.state.stats.malformed_lines += 1;
                     self.expect_reply(Cmd::Other);
                     return;
                 };
@@ -355,7 +375,7 @@ impl SmtpParser {
             }
             b"RCPT" => {
                 let Some(path) = strip_prefix_ci(arg.trim_ascii_start(), b"TO:") else {
-                    cx.stats.smtp.malformed_lines += 1;
+                    cx.state.stats.malformed_lines += 1;
                     self.expect_reply(Cmd::Other);
                     return;
                 };
@@ -366,11 +386,11 @@ impl SmtpParser {
             }
             b"DATA" if !arg.trim_ascii().is_empty() => {
                 // DATA takes no argument: this is text, not the command.
-                cx.stats.smtp.malformed_lines += 1;
+                cx.state.stats.malformed_lines += 1;
                 self.expect_reply(Cmd::Other);
             }
             b"DATA" => {
-                cx.stats.smtp.data_commands += 1;
+                cx.state.stats.data_commands += 1;
                 self.expect_reply(Cmd::Data);
                 self.client = ClientMode::DataPending;
                 self.held_data.clear();
@@ -390,11 +410,11 @@ impl SmtpParser {
                 let (Some(size), Some(last)) = (size, last) else {
                     // Without a size the chunk cannot be delimited: its bytes will read as
                     // (unknown) commands.
-                    cx.stats.smtp.malformed_lines += 1;
+                    cx.state.stats.malformed_lines += 1;
                     self.expect_reply(Cmd::Other);
                     return;
                 };
-                cx.stats.smtp.bdat_chunks += 1;
+                cx.state.stats.bdat_chunks += 1;
                 self.expect_reply(Cmd::Bdat);
                 if self.message.is_none() {
                     self.open_message(cx);
@@ -403,7 +423,7 @@ impl SmtpParser {
                 self.bdat_progress(cx);
             }
             b"RSET" => {
-                cx.stats.smtp.rset += 1;
+                cx.state.stats.rset += 1;
                 if self.message.is_some() {
                     // A BDAT message abandoned before its last chunk.
                     self.finish_message(FileEnd::Truncated("rset"), cx);
@@ -412,7 +432,7 @@ impl SmtpParser {
                 self.expect_reply(Cmd::Other);
             }
             b"AUTH" => {
-                cx.stats.smtp.auth += 1;
+                cx.state.stats.auth += 1;
                 self.auth_active = true;
                 self.expect_reply(Cmd::Auth);
             }
@@ -425,48 +445,47 @@ impl SmtpParser {
                 self.expect_reply(Cmd::Other);
             }
             _ => {
-                cx.stats.smtp.unknown_commands += 1;
+                cx.state.stats.unknown_commands += 1;
                 self.expect_reply(Cmd::Other);
             }
         }
     }
 
-    fn open_transaction(&mut self, cx: &mut AppContext<'_>) {
+    fn open_transaction(&mut self, cx: &mut SmtpContext<'_>) {
         if !self.in_transaction {
             self.in_transaction = true;
             self.rejected_counted = false;
-            cx.stats.smtp.transactions += 1;
+            cx.state.stats.transactions += 1;
         }
     }
 
-    fn reset_transaction(&mut self, _cx: &mut AppContext<'_>) {
+    fn reset_transaction(&mut self, _cx: &mut SmtpContext<'_>) {
         self.mail_from = None;
         self.rcpt_to.clear();
         self.in_transaction = false;
     }
 
-    fn count_rejected(&mut self, cx: &mut AppContext<'_>) {
+    fn count_rejected(&mut self, cx: &mut SmtpContext<'_>) {
         if !self.rejected_counted {
             self.rejected_counted = true;
-            cx.stats.smtp.rejected_transactions += 1;
+            cx.state.stats.rejected_transactions += 1;
         }
     }
 
-    fn open_message(&mut self, cx: &mut AppContext<'_>) {
+    fn open_message(&mut self, cx: &mut SmtpContext<'_>) {
         self.open_transaction(cx);
-        let mut template = FileMeta::new(Proto::Smtp, Direction::Upload);
-        template.smtp = Some(SmtpInfo {
+        let mut template = FileMeta::new(PROTO, Direction::Upload);
+        SmtpInfo {
             helo: self.helo.clone(),
             mail_from: self.mail_from.clone(),
             rcpt_to: self.rcpt_to.clone(),
-            subject: None,
-            message_id: None,
-        });
-        self.message = Some(MimeParser::new(MimeStart::Message, template));
+        }
+        .write_fields(&mut template.fields);
+        self.message = Some(MimeParser::new(MimeStart::Message, template).with_message_fields(info::message_fields));
     }
 
     /// The DATA reply was 354 (or is taken to be): held bytes and what follows are the message.
-    fn accept_data(&mut self, cx: &mut AppContext<'_>) {
+    fn accept_data(&mut self, cx: &mut SmtpContext<'_>) {
         if self.client != ClientMode::DataPending {
             return;
         }
@@ -480,7 +499,7 @@ impl SmtpParser {
     }
 
     /// DATA was refused: no message follows; held bytes are commands.
-    fn reject_data(&mut self, cx: &mut AppContext<'_>) {
+    fn reject_data(&mut self, cx: &mut SmtpContext<'_>) {
         self.count_rejected(cx);
         if self.client == ClientMode::DataPending {
             self.client = ClientMode::Command;
@@ -491,7 +510,7 @@ impl SmtpParser {
 
     /// DATA message bytes: dot-unstuffs into the message until the end-of-data line. Returns
     /// the bytes consumed (the rest, after the end-of-data line, is commands).
-    fn message_bytes(&mut self, data: &[u8], cx: &mut AppContext<'_>) -> usize {
+    fn message_bytes(&mut self, data: &[u8], cx: &mut SmtpContext<'_>) -> usize {
         let mut i = 0;
         let mut run = 0; // start of bytes not yet fed
         let mut end = false;
@@ -550,37 +569,37 @@ impl SmtpParser {
         i
     }
 
-    fn feed_message(&mut self, data: &[u8], cx: &mut AppContext<'_>) {
+    fn feed_message(&mut self, data: &[u8], cx: &mut SmtpContext<'_>) {
         if let (Some(m), false) = (&mut self.message, data.is_empty()) {
-            m.feed(data, cx);
+            m.feed(data, &mut mime_cx(cx));
         }
     }
 
-    fn finish_message(&mut self, end: FileEnd, cx: &mut AppContext<'_>) {
+    fn finish_message(&mut self, end: FileEnd, cx: &mut SmtpContext<'_>) {
         if let Some(mut m) = self.message.take() {
-            m.finish(end, cx);
+            m.finish(end, &mut mime_cx(cx));
         }
         self.client = ClientMode::Command;
         self.dot = Unstuff::LineStart;
         self.reset_transaction(cx);
     }
 
-    fn go_opaque(&mut self, cx: &mut AppContext<'_>) {
-        cx.stats.smtp.starttls += 1;
+    fn go_opaque(&mut self, cx: &mut SmtpContext<'_>) {
+        cx.state.stats.starttls += 1;
         self.done = true;
         self.finish_message(FileEnd::Truncated("starttls"), cx);
     }
 
     // ---- server side ----
 
-    fn server_data(&mut self, mut data: &[u8], cx: &mut AppContext<'_>) {
+    fn server_data(&mut self, mut data: &[u8], cx: &mut SmtpContext<'_>) {
         self.server_seen = true;
         while !data.is_empty() && !self.done {
             let (n, ev) = self.server_line.push(data, self.max_line);
             data = &data[n..];
             match ev {
                 None => {}
-                Some(LineEvent::TooLong) => cx.stats.smtp.line_too_long += 1,
+                Some(LineEvent::TooLong) => cx.state.stats.line_too_long += 1,
                 Some(LineEvent::Line) => {
                     let line = std::mem::take(&mut self.server_line.buf);
                     self.reply_line(trim_eol(&line), cx);
@@ -591,20 +610,20 @@ impl SmtpParser {
         }
     }
 
-    fn reply_line(&mut self, line: &[u8], cx: &mut AppContext<'_>) {
+    fn reply_line(&mut self, line: &[u8], cx: &mut SmtpContext<'_>) {
         let code = match line {
             [a, b, c, rest @ ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
                 match rest.first() {
                     Some(b'-') => return, // more lines of the same reply follow
                     None | Some(b' ') => (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16,
                     Some(_) => {
-                        cx.stats.smtp.malformed_lines += 1;
+                        cx.state.stats.malformed_lines += 1;
                         return;
                     }
                 }
             }
             _ => {
-                cx.stats.smtp.malformed_lines += 1;
+                cx.state.stats.malformed_lines += 1;
                 return;
             }
         };
@@ -662,7 +681,7 @@ impl SmtpParser {
     }
 
     /// Closes an open message at the end of the client's stream or of the connection.
-    fn end_client(&mut self, why: &'static str, cx: &mut AppContext<'_>) {
+    fn end_client(&mut self, why: &'static str, cx: &mut SmtpContext<'_>) {
         if self.client == ClientMode::DataPending && !self.held_data.is_empty() {
             self.accept_data(cx);
         }
@@ -691,7 +710,9 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 impl StreamParser for SmtpParser {
-    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut AppContext<'_>) {
+    type State = Smtp;
+
+    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut SmtpContext<'_>) {
         if self.done {
             return;
         }
@@ -702,7 +723,7 @@ impl StreamParser for SmtpParser {
         }
     }
 
-    fn on_gap(&mut self, from: Side, len: u64, cx: &mut AppContext<'_>) {
+    fn on_gap(&mut self, from: Side, len: u64, cx: &mut SmtpContext<'_>) {
         if self.done || len == 0 {
             return;
         }
@@ -713,7 +734,7 @@ impl StreamParser for SmtpParser {
                 ClientMode::DataPending | ClientMode::Data => {
                     self.accept_data(cx);
                     if let Some(m) = &mut self.message {
-                        m.gap(len, cx);
+                        m.gap(len, &mut mime_cx(cx));
                     }
                     // Where the hole ended within a line is unknown; the next line break resyncs.
                     self.dot = Unstuff::MidLine;
@@ -721,7 +742,7 @@ impl StreamParser for SmtpParser {
                 ClientMode::Bdat { remaining, last } => {
                     let in_chunk = len.min(remaining);
                     if let Some(m) = &mut self.message {
-                        m.gap(in_chunk, cx);
+                        m.gap(in_chunk, &mut mime_cx(cx));
                     }
                     self.client = ClientMode::Bdat {
                         remaining: remaining - in_chunk,
@@ -742,13 +763,13 @@ impl StreamParser for SmtpParser {
         }
     }
 
-    fn on_end(&mut self, from: Side, cx: &mut AppContext<'_>) {
+    fn on_end(&mut self, from: Side, cx: &mut SmtpContext<'_>) {
         if from == Side::Orig && !self.done {
             self.end_client(CloseReason::Finished.as_str(), cx);
         }
     }
 
-    fn on_close(&mut self, reason: CloseReason, cx: &mut AppContext<'_>) {
+    fn on_close(&mut self, reason: CloseReason, cx: &mut SmtpContext<'_>) {
         self.end_client(reason.as_str(), cx);
     }
 

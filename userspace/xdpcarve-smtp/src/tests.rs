@@ -1,16 +1,26 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use xdpcarve_files::{ConnMeta, FileRecord, StandaloneApp, Stats, Timestamp};
+use xdpcarve_contract::{ConnMeta, FileConfig, FileRecord, FileStats, StandaloneApp, Timestamp};
+use xdpcarve_mime::MimeStats;
 
 use Side::{Orig as C, Resp as S};
 
-type Harness = StandaloneApp;
+type Harness = StandaloneApp<Smtp>;
+
+/// The counters a session leaves behind.
+#[derive(Debug, PartialEq, Eq)]
+struct Stats {
+    smtp: SmtpStats,
+    mime: MimeStats,
+    files: FileStats,
+}
 
 /// A parser driven alone, on one SMTP connection, at t = 1 s.
-fn harness(cfg: AppConfig) -> Harness {
+fn harness(cfg: Smtp) -> Harness {
     let mut h = StandaloneApp::new(
         cfg,
+        FileConfig::default(),
         ConnMeta {
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
@@ -34,8 +44,8 @@ struct Outcome {
 /// Plays a session; `chunking`: None = each event whole, Some(0) = byte at a time, Some(seed) =
 /// random splits.
 fn play(events: &[(Side, &[u8])], chunking: Option<u64>) -> Outcome {
-    let mut h = harness(AppConfig::default());
-    let mut p = SmtpParser::new(&h.cfg);
+    let mut h = harness(Smtp::default());
+    let mut p = SmtpParser::new(&h.state.cfg);
     let mut x = chunking.unwrap_or(1) | 1;
     for (side, bytes) in events {
         let mut at = 0;
@@ -61,8 +71,12 @@ fn play(events: &[(Side, &[u8])], chunking: Option<u64>) -> Outcome {
     p.on_end(S, &mut h.cx());
     p.on_close(CloseReason::Finished, &mut h.cx());
     Outcome {
-        records: h.records,
-        stats: h.stats,
+        stats: Stats {
+            smtp: h.state.stats.clone(),
+            mime: h.state.mime.stats.clone(),
+            files: h.files.stats.clone(),
+        },
+        records: h.files.records,
         done: p.is_done(),
     }
 }
@@ -148,11 +162,11 @@ fn data_message_with_dot_stuffing_and_attachments() {
     );
     assert_eq!(r[2].filename.as_deref(), Some("über.txt"));
     for f in r {
-        assert_eq!(f.smtp_helo.as_deref(), Some("client.example.com"));
-        assert_eq!(f.smtp_mail_from.as_deref(), Some("a@example.com"));
-        assert_eq!(f.smtp_rcpt_to, vec!["b@example.org".to_string()]);
-        assert_eq!(f.smtp_subject.as_deref(), Some("Report Ü"));
-        assert_eq!(f.smtp_message_id.as_deref(), Some("<x1@ex>"));
+        assert_eq!(f.fields.str("smtp_helo"), Some("client.example.com"));
+        assert_eq!(f.fields.str("smtp_mail_from"), Some("a@example.com"));
+        assert_eq!(f.fields.strs("smtp_rcpt_to"), vec!["b@example.org".to_string()]);
+        assert_eq!(f.fields.str("smtp_subject"), Some("Report Ü"));
+        assert_eq!(f.fields.str("smtp_message_id"), Some("<x1@ex>"));
         assert_eq!(f.direction, Direction::Upload);
         assert!(f.is_orig && !f.truncated);
     }
@@ -188,11 +202,11 @@ fn bdat_chunks_form_one_message_then_data_message() {
     let r = &o.records;
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"body one\r\n").as_str()));
-    assert_eq!(r[0].smtp_subject.as_deref(), Some("chunked subject"));
-    assert_eq!(r[0].smtp_mail_from.as_deref(), Some("a@x"));
+    assert_eq!(r[0].fields.str("smtp_subject"), Some("chunked subject"));
+    assert_eq!(r[0].fields.str("smtp_mail_from"), Some("a@x"));
     assert_eq!(r[1].sha256.as_deref(), Some(sha(b"body two\r\n").as_str()));
-    assert_eq!(r[1].smtp_mail_from.as_deref(), Some("c@x"));
-    assert_eq!(r[1].smtp_rcpt_to, vec!["d@y".to_string()]);
+    assert_eq!(r[1].fields.str("smtp_mail_from"), Some("c@x"));
+    assert_eq!(r[1].fields.strs("smtp_rcpt_to"), vec!["d@y".to_string()]);
     let s = &o.stats.smtp;
     assert_eq!((s.transactions, s.bdat_chunks, s.data_commands), (2, 2, 1));
 }
@@ -226,7 +240,7 @@ fn pipelined_commands_and_several_recipients() {
     ];
     let o = run(&events);
     assert_eq!(o.records.len(), 1);
-    assert_eq!(o.records[0].smtp_rcpt_to, vec!["b@y", "bad@y", "c@y"]);
+    assert_eq!(o.records[0].fields.strs("smtp_rcpt_to"), vec!["b@y", "bad@y", "c@y"]);
     assert_eq!(o.records[0].sha256.as_deref(), Some(sha(b"body\r\n").as_str()));
     assert_eq!(o.stats.smtp.rset, 1);
 }
@@ -379,7 +393,7 @@ fn forwarded_message_and_utf8_names_through_smtp() {
     assert_eq!(pdf_rec.parent_fuid.as_deref(), Some(eml.fuid.as_str()));
     assert_eq!(pdf_rec.depth, 3);
     assert_eq!(eml.filename.as_deref(), Some("Weitergeleitet ä.eml"));
-    assert!(r.iter().all(|f| f.smtp_subject.as_deref() == Some("fwd")));
+    assert!(r.iter().all(|f| f.fields.str("smtp_subject") == Some("fwd")));
 }
 
 #[test]
@@ -499,8 +513,8 @@ fn malformed_sessions_are_bounded_and_counted() {
 
 #[test]
 fn gaps_in_message_and_replies() {
-    let mut h = harness(AppConfig::default());
-    let mut p = SmtpParser::new(&h.cfg);
+    let mut h = harness(Smtp::default());
+    let mut p = SmtpParser::new(&h.state.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
         C,
@@ -517,12 +531,12 @@ fn gaps_in_message_and_replies() {
     p.on_data(S, b"250 ok\r\n250 ok\r\n354 go\r\n", &mut h.cx());
     p.on_data(C, b"\r\nsecond\r\n.\r\n", &mut h.cx());
     p.on_close(CloseReason::Finished, &mut h.cx());
-    let r = &h.records;
+    let r = &h.files.records;
     assert_eq!(r.len(), 2);
     assert_eq!((r[0].size, r[0].missing_bytes), (8, 500));
     assert!(r[0].truncated);
     assert_eq!(r[1].sha256.as_deref(), Some(sha(b"second\r\n").as_str()));
-    assert_eq!(r[1].smtp_mail_from.as_deref(), Some("c@x"));
+    assert_eq!(r[1].fields.str("smtp_mail_from"), Some("c@x"));
 }
 
 #[test]
@@ -558,7 +572,7 @@ fn endless_server_garbage_like_bug_5989() {
     ]);
     assert_eq!(o.records.len(), 1);
     assert_eq!(o.records[0].sha256.as_deref(), Some(sha(b"still carved\r\n").as_str()));
-    assert_eq!(o.records[0].smtp_mail_from.as_deref(), Some("a@x"));
+    assert_eq!(o.records[0].fields.str("smtp_mail_from"), Some("a@x"));
     let s = &o.stats.smtp;
     assert_eq!(
         (s.line_too_long, s.auth, s.unknown_commands, s.malformed_lines),
@@ -569,8 +583,8 @@ fn endless_server_garbage_like_bug_5989() {
 #[test]
 fn a_354_is_recognised_when_replies_are_out_of_step() {
     // The server does not answer the empty line, so every reply lands one command early.
-    let mut h = harness(AppConfig::default());
-    let mut p = SmtpParser::new(&h.cfg);
+    let mut h = harness(Smtp::default());
+    let mut p = SmtpParser::new(&h.state.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
         C,
@@ -582,15 +596,15 @@ fn a_354_is_recognised_when_replies_are_out_of_step() {
     assert!(p.pending.is_empty());
     p.on_data(C, b"Subject: s\r\n\r\nin step again\r\n", &mut h.cx());
     p.on_data(C, b".\r\n", &mut h.cx());
-    assert_eq!(h.records.len(), 1);
-    assert_eq!(h.records[0].sha256.as_deref(), Some(sha(b"in step again\r\n").as_str()));
+    assert_eq!(h.files.records.len(), 1);
+    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(b"in step again\r\n").as_str()));
 }
 
 #[test]
 fn lost_refusal_of_data_is_inferred_from_the_next_command() {
     // The 554 to DATA is lost in a gap of the server stream; the client goes on with RSET.
-    let mut h = harness(AppConfig::default());
-    let mut p = SmtpParser::new(&h.cfg);
+    let mut h = harness(Smtp::default());
+    let mut p = SmtpParser::new(&h.state.cfg);
     p.on_data(S, BANNER, &mut h.cx());
     p.on_data(
         C,
@@ -603,6 +617,6 @@ fn lost_refusal_of_data_is_inferred_from_the_next_command() {
     p.on_gap(S, 30, &mut h.cx());
     p.on_data(S, b"250 reset\r\n221 bye\r\n", &mut h.cx());
     p.on_close(CloseReason::Finished, &mut h.cx());
-    assert!(h.records.is_empty());
-    assert_eq!((h.stats.smtp.rset, h.stats.smtp.rejected_transactions), (1, 1));
+    assert!(h.files.records.is_empty());
+    assert_eq!((h.state.stats.rset, h.state.stats.rejected_transactions), (1, 1));
 }

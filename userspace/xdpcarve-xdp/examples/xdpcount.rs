@@ -19,7 +19,10 @@ struct Count;
 
 impl FrameHandler for Count {
     fn frame(&mut self, _ts: u64, _frame: &[u8]) {}
-    fn tick(&mut self, _now: u64) {}
+    fn poll_timeout(&self) -> Option<u64> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: u64) {}
     fn finish(&mut self, _now: u64) {}
 }
 
@@ -55,11 +58,10 @@ fn main() {
     println!("xdp {:?}", summary.xdp);
     for q in &summary.queues {
         println!(
-            "queue {} rx_packets {} kernel_drops {} one_sided {}",
+            "queue {} rx_packets {} kernel_drops {}",
             q.queue,
             q.rx_packets,
-            q.kernel_drops(),
-            q.symmetry.one_sided()
+            q.kernel_drops()
         );
     }
 }

@@ -6,7 +6,6 @@
 //! is allocated on the worker's core and nothing non-`Send` crosses threads.
 
 use crate::error::{LiveError, Privilege};
-use crate::symmetry::{HandshakeSymmetry, SymmetryStats};
 use std::num::NonZeroU32;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -17,15 +16,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xdpilone::{IfInfo, Socket, SocketConfig, Umem, UmemConfig};
 
 /// What the worker does with frames. Created inside the worker thread (it need not be `Send`).
+/// The worker sleeps until a frame arrives or the handler's [`FrameHandler::poll_timeout`]
+/// passes (quinn-proto's shape), never ticking the handler blindly.
 pub trait FrameHandler {
     /// One received Ethernet frame; `ts_ns` is CLOCK_REALTIME taken when its batch was read.
     fn frame(&mut self, ts_ns: u64, frame: &[u8]);
-    /// Called after every batch and at least every 100 ms when idle: advance timers, hand off
-    /// finished records.
-    fn tick(&mut self, now_ns: u64);
+    /// When (CLOCK_REALTIME ns) the handler next needs [`FrameHandler::handle_timeout`] if no
+    /// frame arrives, or `None` while it has nothing due.
+    fn poll_timeout(&self) -> Option<u64>;
+    /// The time from [`FrameHandler::poll_timeout`] came (`now_ns` is at or after it).
+    fn handle_timeout(&mut self, now_ns: u64);
     /// Called once, after the last frame.
     fn finish(&mut self, now_ns: u64);
 }
+
+/// Longest sleep while idle, so the stop flag is noticed and kernel counters refreshed.
+const IDLE_POLL_MS: u64 = 100;
 
 /// UMEM and ring sizes of each queue's socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,11 +114,10 @@ pub struct QueueStats {
     pub kernel_rx_invalid_descs: u64,
     pub kernel_rx_ring_full: u64,
     pub kernel_rx_fill_ring_empty_descs: u64,
-    pub symmetry: SymmetryStats,
 }
 
 impl QueueStats {
-    const FIELDS: usize = 15;
+    const FIELDS: usize = 11;
 
     fn to_array(self) -> [u64; Self::FIELDS] {
         [
@@ -127,10 +132,6 @@ impl QueueStats {
             self.kernel_rx_invalid_descs,
             self.kernel_rx_ring_full,
             self.kernel_rx_fill_ring_empty_descs,
-            self.symmetry.handshakes_both_sides,
-            self.symmetry.synack_without_syn,
-            self.symmetry.syn_without_synack,
-            self.symmetry.untracked_syns,
         ]
     }
 
@@ -148,12 +149,6 @@ impl QueueStats {
             kernel_rx_invalid_descs: a[8],
             kernel_rx_ring_full: a[9],
             kernel_rx_fill_ring_empty_descs: a[10],
-            symmetry: SymmetryStats {
-                handshakes_both_sides: a[11],
-                synack_without_syn: a[12],
-                syn_without_synack: a[13],
-                untracked_syns: a[14],
-            },
         }
     }
 
@@ -170,7 +165,6 @@ impl QueueStats {
         f("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs);
         f("kernel_rx_ring_full", self.kernel_rx_ring_full);
         f("kernel_rx_fill_ring_empty_descs", self.kernel_rx_fill_ring_empty_descs);
-        self.symmetry.for_each(&mut f);
     }
 
     /// Packets lost between the XDP program and this worker, as the kernel counts them
@@ -498,8 +492,6 @@ impl QueueSocket {
             queue: args.queue,
             ..Default::default()
         };
-        let mut symmetry = HandshakeSymmetry::default();
-        let mut last_tick = now_ns();
         let mut last_kernel_stats = 0u64;
         let batch = args.rings.batch;
         let mut stopping = false;
@@ -532,7 +524,6 @@ impl QueueSocket {
                     let more = desc.options & XDP_PKT_CONTD != 0;
                     if !more && self.partial.is_empty() && !self.partial_overflow {
                         stats.rx_packets += 1;
-                        symmetry.observe(ts, frame);
                         handler.frame(ts, frame);
                         stats.rx_bytes += len as u64;
                         continue;
@@ -547,7 +538,6 @@ impl QueueSocket {
                         if self.partial_overflow {
                             stats.rx_oversized += 1;
                         } else {
-                            symmetry.observe(ts, &self.partial);
                             handler.frame(ts, &self.partial);
                             stats.rx_bytes += self.partial.len() as u64;
                             stats.rx_multi_buffer += 1;
@@ -569,21 +559,22 @@ impl QueueSocket {
                 }
             }
             let now = if n > 0 { ts } else { now_ns() };
-            if n > 0 || now.saturating_sub(last_tick) >= 100_000_000 {
-                handler.tick(now);
-                last_tick = now;
+            let due = handler.poll_timeout();
+            if due.is_some_and(|t| t <= now) {
+                handler.handle_timeout(now);
             }
             if now.saturating_sub(last_kernel_stats) >= 500_000_000 || stopping {
-                symmetry.sweep(now);
                 self.kernel_stats(&mut stats);
                 last_kernel_stats = now;
             }
-            stats.symmetry = symmetry.stats();
             args.counters.publish(&stats);
             if stopping && n == 0 {
                 break;
             }
             if n == 0 {
+                // Sleep until a frame arrives or the handler's next deadline, whichever is first.
+                let until_due = handler.poll_timeout().map(|t| t.saturating_sub(now_ns()) / 1_000_000);
+                let timeout_ms = until_due.map_or(IDLE_POLL_MS, |ms| ms.min(IDLE_POLL_MS));
                 let mut pfd = libc::pollfd {
                     fd: self.fd().as_raw_fd(),
                     events: libc::POLLIN,
@@ -591,7 +582,7 @@ impl QueueSocket {
                 };
                 // SAFETY: `pfd` is one live, writable pollfd (nfds 1) for the duration of the
                 // call; its descriptor is open (borrowed from `self.rx`).
-                unsafe { libc::poll(&mut pfd, 1, 100) };
+                unsafe { libc::poll(&mut pfd, 1, timeout_ms as libc::c_int) };
             }
         }
         self.kernel_stats(&mut stats);
@@ -739,12 +730,6 @@ mod tests {
             kernel_rx_invalid_descs: 7,
             kernel_rx_ring_full: 8,
             kernel_rx_fill_ring_empty_descs: 9,
-            symmetry: SymmetryStats {
-                handshakes_both_sides: 10,
-                synack_without_syn: 11,
-                syn_without_synack: 12,
-                untracked_syns: 13,
-            },
         };
         shared.publish(&s);
         assert_eq!(shared.snapshot(3), s);

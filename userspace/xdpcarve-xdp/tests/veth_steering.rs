@@ -82,7 +82,10 @@ impl FrameHandler for Collect {
     fn frame(&mut self, _ts: u64, frame: &[u8]) {
         self.0.lock().unwrap().frames.push(frame.to_vec());
     }
-    fn tick(&mut self, _now: u64) {}
+    fn poll_timeout(&self) -> Option<u64> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: u64) {}
     fn finish(&mut self, _now: u64) {
         self.0.lock().unwrap().finished += 1;
     }

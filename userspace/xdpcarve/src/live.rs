@@ -1,25 +1,20 @@
-//! Live runtime: the XDP program steers the HTTP and SMTP ports into one AF_XDP socket per NIC
-//! queue; one pinned worker per queue owns an [`Engine`] and a record sink (no locks shared on the
-//! packet path). Runs until SIGINT or SIGTERM, then detaches XDP, closes every connection (open
-//! files are logged as truncated), and prints the summary.
+//! Live runtime: the XDP program steers the protocols' ports into one AF_XDP socket per NIC
+//! queue; one pinned thread per queue owns a [`Worker`] (engine and record sink; no locks shared
+//! on the packet path). Runs until SIGINT or SIGTERM, then detaches XDP, closes every connection
+//! (open files are logged as truncated), and reports.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use xdpcarve_core::{Engine, EngineConfig, LinkType};
-use xdpcarve_files::{Stats, Timestamp};
+use xdpcarve_contract::{CounterSet, LinkType, Timestamp};
+use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
 use xdpcarve_xdp::{
     FrameHandler, Interface, LiveCapture, LiveConfig, LiveSummary, QueueSelection, QueueStats, RingConfig, XdpCounters,
     XdpModeChoice,
 };
-
-use crate::sink::RecordSink;
-use crate::summary::human_bytes;
-use crate::worker;
 
 /// Live capture flags.
 #[derive(Args, Debug, Clone)]
@@ -90,61 +85,46 @@ pub fn worker_count(args: &LiveArgs) -> Result<usize> {
 /// Where live counters are published (the Prometheus hub of the egress crate implements it).
 /// Called from worker threads about once a second and from the control thread, never per packet.
 pub trait LiveMetrics: Send + Sync {
-    /// A worker's engine counters (totals since start) and its tracked flows now.
-    fn worker(&self, worker_id: usize, stats: &Stats, flows_active: u64);
+    /// A worker's counters (totals since start) and its tracked flows now.
+    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64);
     /// The XDP program's counters and every queue's socket counters (totals since start).
     fn capture(&self, xdp: &XdpCounters, queues: &[QueueStats]);
 }
 
-/// Set by the SIGINT/SIGTERM handler.
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_signal: libc::c_int) {
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
-}
-
-fn install_stop_handlers() {
-    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+/// Set by the SIGINT/SIGTERM handlers.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot install the SIGINT/SIGTERM handlers")?;
     }
+    Ok(stop)
 }
 
-/// What one worker leaves behind.
-#[derive(Default)]
-struct WorkerResult {
-    stats: Stats,
-    error: Option<anyhow::Error>,
-}
+/// How often a worker publishes its counters.
+const PUBLISH_EVERY_NS: u64 = 1_000_000_000;
 
-/// One queue's worker: its engine and its sink.
+/// One queue's worker, as the AF_XDP receive loop drives it.
 struct LiveWorker<S: RecordSink> {
-    engine: Engine,
-    sink: S,
+    worker: Worker<S>,
     worker_id: usize,
     hub: Option<Arc<dyn LiveMetrics>>,
     next_publish: u64,
-    /// First sink error (e.g. disk full): stops this worker's logging and the whole run.
-    error: Option<anyhow::Error>,
+    /// Set when this worker's sink failed: stops the whole run.
     fatal: Arc<AtomicBool>,
-    result: Arc<Mutex<WorkerResult>>,
+    result: Arc<Mutex<Option<WorkerReport>>>,
 }
 
 impl<S: RecordSink> LiveWorker<S> {
-    fn check(&mut self, r: Result<()>) {
-        if let Err(e) = r {
-            if self.error.is_none() {
-                tracing::error!("worker {}: {e:#}; stopping", self.worker_id);
-                self.error = Some(e);
-                self.fatal.store(true, Ordering::SeqCst);
-            }
+    fn publish(&self) {
+        if let Some(hub) = &self.hub {
+            let engine = self.worker.engine();
+            hub.worker(self.worker_id, &engine.counters(), engine.active_flows() as u64);
         }
     }
 
-    fn publish(&self) {
-        if let Some(hub) = &self.hub {
-            hub.worker(self.worker_id, self.engine.stats(), self.engine.active_flows() as u64);
+    fn check(&self) {
+        if self.worker.failed() && !self.fatal.swap(true, Ordering::SeqCst) {
+            tracing::error!("worker {}: the record sink failed; stopping", self.worker_id);
         }
     }
 }
@@ -152,58 +132,50 @@ impl<S: RecordSink> LiveWorker<S> {
 impl<S: RecordSink> FrameHandler for LiveWorker<S> {
     #[inline]
     fn frame(&mut self, ts_ns: u64, frame: &[u8]) {
-        if self.error.is_some() {
-            return;
+        if !self.worker.failed() {
+            self.worker.handle_packet(Timestamp(ts_ns), LinkType::Ethernet, frame);
+            self.check();
         }
-        let r = worker::process_packet(
-            &mut self.engine,
-            Timestamp(ts_ns),
-            LinkType::Ethernet,
-            frame,
-            &mut self.sink,
-        );
-        self.check(r);
     }
 
-    fn tick(&mut self, now_ns: u64) {
-        if self.error.is_none() {
-            let r = worker::advance_time(&mut self.engine, Timestamp(now_ns), &mut self.sink);
-            self.check(r);
+    fn poll_timeout(&self) -> Option<u64> {
+        let engine = self.worker.poll_timeout().map(|t| t.as_nanos());
+        Some(engine.map_or(self.next_publish, |t| t.min(self.next_publish)))
+    }
+
+    fn handle_timeout(&mut self, now_ns: u64) {
+        if self.worker.poll_timeout().is_some_and(|t| t.as_nanos() <= now_ns) {
+            self.worker.handle_timeout(Timestamp(now_ns));
+            self.check();
         }
         if now_ns >= self.next_publish {
             self.publish();
-            self.next_publish = now_ns + 1_000_000_000;
+            self.next_publish = now_ns.saturating_add(PUBLISH_EVERY_NS);
         }
     }
 
     fn finish(&mut self, now_ns: u64) {
-        if self.error.is_none() {
-            let r = worker::finish(&mut self.engine, Timestamp(now_ns), &mut self.sink);
-            self.check(r);
-        } else {
-            self.engine.finish(Timestamp(now_ns));
-        }
+        let report = self.worker.finish(Timestamp(now_ns));
         self.publish();
-        let mut result = self.result.lock().expect("worker result");
-        result.stats = self.engine.stats().clone();
-        result.error = self.error.take();
+        *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
 }
 
-/// What a live run did, for the summary.
+/// What a live run did, for the summary and the exit status.
 pub struct LiveReport {
     pub description: String,
     pub elapsed: Duration,
     pub summary: LiveSummary,
-    /// Engine counters per worker, in queue order.
-    pub workers: Vec<Stats>,
+    /// One report per worker, in queue order.
+    pub workers: Vec<WorkerReport>,
+    /// Workers that ended without a report (their thread panicked): their records are lost.
+    pub lost_workers: Vec<usize>,
 }
 
-/// Runs live capture until SIGINT/SIGTERM (or a sink error). `sinks` holds one sink per worker
-/// (see [`worker_count`]); `ports` are the TCP ports the XDP program steers.
+/// Runs live capture until SIGINT/SIGTERM (or a sink failure). `sinks` holds one sink per worker
+/// (see [`worker_count`]); the XDP program steers every port a protocol is registered on.
 pub fn run<S>(
     args: &LiveArgs,
-    ports: Vec<u16>,
     cfg: EngineConfig,
     sinks: Vec<S>,
     hub: Option<Arc<dyn LiveMetrics>>,
@@ -217,7 +189,7 @@ where
         interface: name,
         mode: args.xdp_mode,
         queues: args.queues.clone(),
-        ports,
+        ports: cfg.protocols.ports(),
         rings: args.rings(),
         pin_workers: !args.no_pin,
         multi_buffer: true,
@@ -230,7 +202,7 @@ where
 
     // Each worker takes its sink and engine config once, at start (never on the packet path).
     let slots: Arc<Mutex<Vec<Option<S>>>> = Arc::new(Mutex::new(sinks.into_iter().map(Some).collect()));
-    let results: Vec<Arc<Mutex<WorkerResult>>> = queues.iter().map(|_| Arc::default()).collect();
+    let results: Vec<Arc<Mutex<Option<WorkerReport>>>> = queues.iter().map(|_| Arc::default()).collect();
     let fatal = Arc::new(AtomicBool::new(false));
     let make_handler = {
         let queues = queues.clone();
@@ -239,25 +211,23 @@ where
         let hub = hub.clone();
         move |queue: u32| {
             let index = queues.iter().position(|&q| q == queue).expect("queue was selected");
-            let sink = slots.lock().expect("sink slots")[index]
+            let sink = slots.lock().unwrap_or_else(|p| p.into_inner())[index]
                 .take()
                 .expect("one worker per queue");
             let mut cfg = cfg.clone();
             cfg.worker_id = index as u16;
             LiveWorker {
-                engine: Engine::new(cfg),
-                sink,
+                worker: Worker::new(Engine::new(cfg), sink),
                 worker_id: index,
                 hub: hub.clone(),
                 next_publish: 0,
-                error: None,
                 fatal: fatal.clone(),
                 result: results[index].clone(),
             }
         }
     };
 
-    install_stop_handlers();
+    let stop = stop_on_signals()?;
     let started = Instant::now();
     let capture = LiveCapture::start(&config, make_handler)?;
     let description = capture.info().describe();
@@ -265,7 +235,7 @@ where
         eprintln!("xdpcarve: capturing on {description}; stop with Ctrl-C (SIGINT) or SIGTERM");
     }
     let mut next_publish = Instant::now();
-    while !STOP_REQUESTED.load(Ordering::SeqCst) && !fatal.load(Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) && !fatal.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(hub) = &hub {
             if Instant::now() >= next_publish {
@@ -282,102 +252,18 @@ where
         hub.capture(&summary.xdp, &summary.queues);
     }
     let mut workers = Vec::new();
-    let mut first_error = None;
-    for r in results {
-        let mut r = r.lock().expect("worker result");
-        workers.push(std::mem::take(&mut r.stats));
-        if first_error.is_none() {
-            first_error = r.error.take();
+    let mut lost_workers = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        match r.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(report) => workers.push(report),
+            None => lost_workers.push(i),
         }
-    }
-    if let Some(e) = first_error {
-        return Err(e.context("live capture stopped"));
     }
     Ok(LiveReport {
         description,
         elapsed: started.elapsed(),
         summary,
         workers,
+        lost_workers,
     })
-}
-
-/// The end-of-run summary of a live capture: capture side (XDP program, queues, kernel drops,
-/// flow symmetry), then the engine counters of all workers together.
-pub fn render(r: &LiveReport, files_logged: Option<u64>) -> String {
-    let mut out = String::new();
-    let x = &r.summary.xdp;
-    let t = r.summary.total();
-    let secs = r.elapsed.as_secs_f64().max(1e-6);
-    let _ = writeln!(out, "xdpcarve: live capture on {} for {:.1} s", r.description, secs);
-    let _ = writeln!(
-        out,
-        "  xdp: {} packets seen, {} redirected ({}), {} passed (of which {} parse failures, {} IP fragments, \
-         {} redirect failures); {} tunneled",
-        x.packets(),
-        x.redirected,
-        human_bytes(x.redirected_bytes),
-        x.passed,
-        x.parse_failed,
-        x.ip_fragments,
-        x.redirect_failed,
-        x.tunneled
-    );
-    for q in &r.summary.queues {
-        let mut line = format!(
-            "  queue {}: {} packets, {} ({:.0} packets/s)",
-            q.queue,
-            q.rx_packets,
-            human_bytes(q.rx_bytes),
-            q.rx_packets as f64 / secs
-        );
-        q.for_each(|name, v| {
-            if v > 0 && !matches!(name, "rx_packets" | "rx_bytes" | "rx_batches") {
-                let _ = write!(line, " {name}={v}");
-            }
-        });
-        let _ = writeln!(out, "{line}");
-    }
-    if t.kernel_drops() > 0 {
-        let _ = writeln!(
-            out,
-            "  warning: the kernel dropped {} steered packets (rx_dropped {}, rx_ring_full {}, fill ring empty {}): \
-             raise --rx-ring/--fill-ring/--umem-frames or add queues",
-            t.kernel_drops(),
-            t.kernel_rx_dropped,
-            t.kernel_rx_ring_full,
-            t.kernel_rx_fill_ring_empty_descs
-        );
-    }
-    if t.symmetry.synack_without_syn > 0 {
-        let _ = writeln!(
-            out,
-            "  warning: {} connections were seen from one side only on their queue (SYN-ACK without SYN): the NIC's \
-             RSS hash is not symmetric, see deploy/nic-setup.sh",
-            t.symmetry.synack_without_syn
-        );
-    }
-    let mut stats = Stats::default();
-    for w in &r.workers {
-        stats.merge(w);
-    }
-    let _ = writeln!(
-        out,
-        "  flows: {} tracked ({} picked up mid-stream); files: {}{} (http {}, smtp {})",
-        stats.tcp.flows_created,
-        stats.tcp.flows_midstream,
-        stats.files.files,
-        files_logged.map(|n| format!(", {n} logged")).unwrap_or_default(),
-        stats.files.http_files,
-        stats.files.smtp_files
-    );
-    let mut rest = Vec::new();
-    stats.for_each(|area, name, v| {
-        if v > 0 {
-            rest.push(format!("{area}.{name}={v}"));
-        }
-    });
-    if !rest.is_empty() {
-        let _ = writeln!(out, "  counters: {}", rest.join(" "));
-    }
-    out
 }

@@ -1,27 +1,34 @@
 //! xdpcarve: carve files out of HTTP and SMTP traffic.
 //!
-//! main parses the command line, builds the engine configuration, and runs the offline reader
-//! into the files log. Exit status: 0 on success (warnings included), 1 on an error, 2 on a
+//! main parses the command line, builds the engine configuration, and runs a read (`-r`) or a
+//! live capture (`-i`) into egress. The exit status is decided in one place ([`outcome`]) for
+//! both: 0 on success (warnings included), 1 when something failed or was lost, 2 on a
 //! command-line mistake (clap).
+
+#![forbid(unsafe_code)]
 
 mod cli;
 mod config;
 mod egress;
 mod live;
 mod offline;
-mod sink;
+mod outcome;
 mod summary;
-mod worker;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use xdpcarve_contract::{FileConfig, HashSet};
 use xdpcarve_core::EngineConfig;
-use xdpcarve_files::{AppConfig, HashSet};
+use xdpcarve_egress::{EgressConfig, QueueMode};
+use xdpcarve_protocols::http::HttpConfig;
+use xdpcarve_protocols::ProtocolsConfig;
 
 use crate::cli::Cli;
+use crate::summary::Source;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +36,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
+            // `{:#}` prints the chain once: each error's own message, then its causes.
             eprintln!("xdpcarve: error: {e:#}");
             ExitCode::from(1)
         }
@@ -48,17 +56,28 @@ fn init_logging(quiet: bool) {
 
 /// The engine configuration the flags describe.
 pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
-    let mut app = AppConfig::default();
-    app.files.hashes = HashSet::parse(&cli.hashes).map_err(|e| anyhow!("--hashes: {e}"))?;
-    app.files.max_file_size = cli.max_file_size;
+    let files = FileConfig {
+        hashes: HashSet::parse(&cli.hashes).context("--hashes")?,
+        max_file_size: cli.max_file_size,
+        ..FileConfig::default()
+    };
     if cli.max_flows == 0 {
         return Err(anyhow!("--max-flows must be at least 1"));
     }
+    let protocols = ProtocolsConfig {
+        http_ports: cli.http_ports.0.clone(),
+        http: HttpConfig {
+            // A 206 object is given up when its connections would have been.
+            range_idle_timeout: cli.idle_timeout,
+            ..HttpConfig::default()
+        },
+        smtp_ports: cli.smtp_ports.0.clone(),
+        ..ProtocolsConfig::default()
+    };
     let to_usize = |v: u64, flag: &str| usize::try_from(v).map_err(|_| anyhow!("{flag} {v} is too large"));
     Ok(EngineConfig {
-        app,
-        http_ports: cli.http_ports.0.clone(),
-        smtp_ports: cli.smtp_ports.0.clone(),
+        files,
+        protocols: xdpcarve_protocols::registry(&protocols),
         max_flows: cli.max_flows,
         idle_timeout: cli.idle_timeout,
         max_stream_buffer: to_usize(cli.stream_buffer, "--stream-buffer")?,
@@ -66,6 +85,7 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         reassembly_depth: cli.reassembly_depth,
         detect_other_ports: !cli.ports_only,
         worker_id: 0,
+        hash_seed: None,
     })
 }
 
@@ -78,7 +98,52 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     let cfg = engine_config(cli)?;
     if live {
-        return egress::run_live(cli, cfg, egress_cfg);
+        return run_live(cli, cfg, egress_cfg);
     }
-    egress::run_offline(cli, cfg, egress_cfg)
+    run_offline(cli, cfg, egress_cfg)
+}
+
+/// `xdpcarve -r FILE`: one worker on this thread; a full egress queue makes it wait (offline,
+/// nothing may be lost and there is no line rate to keep).
+fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
+    let read = cli.read.as_deref().context("no --read file given")?;
+    let protocols: Vec<&'static str> = cfg.protocols.names().collect();
+    let (mut egress, hub, mut sinks) = egress::start(egress_cfg, 1, QueueMode::Block)?;
+    let sink = sinks.pop().expect("one sink per worker");
+    let report = offline::run(read, cfg, sink, cli.quiet);
+    if let Ok(r) = &report {
+        hub.publish_worker(0, &r.worker.counters);
+    }
+    let egress_summary = egress.finish();
+    let report = report?;
+    let egress_summary = egress_summary?;
+    let source = Source::Read(&report);
+    if !cli.quiet {
+        eprint!("{}", summary::render(&source, &protocols, &egress_summary));
+    }
+    egress.join();
+    Ok(outcome::exit_status(&source, &egress_summary))
+}
+
+/// `xdpcarve -i IFACE`: one worker per queue, each with a non-blocking queue to egress.
+fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
+    let workers = live::worker_count(&cli.live)?;
+    let protocols: Vec<&'static str> = cfg.protocols.names().collect();
+    let (mut egress, hub, sinks) = egress::start(egress_cfg, workers, QueueMode::DropWhenFull)?;
+    let metrics: Arc<dyn live::LiveMetrics> = Arc::new(egress::HubMetrics(hub.clone()));
+    let report = live::run(&cli.live, cfg, sinks, Some(metrics), cli.quiet);
+    if let Ok(r) = &report {
+        for (i, w) in r.workers.iter().enumerate() {
+            hub.publish_worker(i, &w.counters);
+        }
+    }
+    let egress_summary = egress.finish();
+    let report = report?;
+    let egress_summary = egress_summary?;
+    let source = Source::Live(&report);
+    if !cli.quiet {
+        eprint!("{}", summary::render(&source, &protocols, &egress_summary));
+    }
+    egress.join();
+    Ok(outcome::exit_status(&source, &egress_summary))
 }

@@ -1,12 +1,31 @@
-//! The end-of-run summary on stderr: what was read, what was found, and every counter of a skip
-//! or a limit that fired (a silent skip is a lost file nobody hears about).
+//! The end-of-run summary on stderr, for a read and a live capture alike: what was read, what
+//! was found, and every counter of a skip or a limit that fired (a silent skip is a lost file
+//! nobody hears about).
 
 use std::fmt::Write;
 
 use xdpcarve_capture::Format;
+use xdpcarve_contract::CounterSet;
+use xdpcarve_core::WorkerReport;
+use xdpcarve_egress::EgressSummary;
 
+use crate::live::LiveReport;
 use crate::offline::ReadReport;
-use crate::sink::SinkTally;
+
+/// Where the packets came from.
+pub enum Source<'a> {
+    Read(&'a ReadReport),
+    Live(&'a LiveReport),
+}
+
+impl Source<'_> {
+    pub fn workers(&self) -> &[WorkerReport] {
+        match self {
+            Source::Read(r) => std::slice::from_ref(&r.worker),
+            Source::Live(l) => &l.workers,
+        }
+    }
+}
 
 /// Counters shown in the headline lines; everything else nonzero is listed below them.
 const HEADLINE: &[(&str, &str)] = &[
@@ -14,72 +33,154 @@ const HEADLINE: &[(&str, &str)] = &[
     ("capture", "bytes"),
     ("tcp", "flows_created"),
     ("tcp", "flows_midstream"),
+    ("tcp", "flows_ignored"),
     ("files", "files"),
-    ("files", "http_files"),
-    ("files", "smtp_files"),
     ("tcp", "gaps"),
     ("tcp", "gap_bytes"),
     ("tcp", "overlaps_conflicting"),
+    ("tcp", "retransmitted_bytes"),
 ];
 
-pub fn render(r: &ReadReport, tally: &SinkTally) -> String {
-    let s = &r.stats;
-    let secs = r.elapsed.as_secs_f64().max(1e-6);
+/// The summary of a run: its source, the workers' counters (`protocols` names the protocols
+/// whose file counts are shown), and what egress did.
+pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSummary) -> String {
+    let workers = source.workers();
+    let mut c = CounterSet::new();
+    for w in workers {
+        c.merge(&w.counters);
+    }
     let mut out = String::new();
+    match source {
+        Source::Read(r) => read_header(&mut out, r, &c),
+        Source::Live(l) => live_header(&mut out, l),
+    }
+    let max_flows: usize = workers.iter().map(|w| w.max_flows).sum();
+    let _ = writeln!(
+        out,
+        "  flows: {} tracked ({} picked up mid-stream, {} ignored by port, {} at most at once)",
+        c.get("tcp", "flows_created"),
+        c.get("tcp", "flows_midstream"),
+        c.get("tcp", "flows_ignored"),
+        max_flows
+    );
+    let per_proto: Vec<String> = protocols
+        .iter()
+        .map(|p| format!("{p} {}", c.get(p, "files")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  files: {} logged ({}), {} of file data, {} with missing bytes",
+        workers.iter().map(|w| w.files).sum::<u64>(),
+        per_proto.join(", "),
+        human_bytes(workers.iter().map(|w| w.file_bytes).sum()),
+        workers.iter().map(|w| w.files_with_gaps).sum::<u64>()
+    );
+    let _ = writeln!(
+        out,
+        "  reassembly: {} gaps ({} missing), {} conflicting overlap bytes, {} retransmitted bytes",
+        c.get("tcp", "gaps"),
+        human_bytes(c.get("tcp", "gap_bytes")),
+        c.get("tcp", "overlaps_conflicting"),
+        human_bytes(c.get("tcp", "retransmitted_bytes"))
+    );
+    let mut rest = Vec::new();
+    c.for_each(|area, name, v| {
+        let shown = HEADLINE.contains(&(area, name)) || (name == "files" && protocols.contains(&area));
+        if v > 0 && !shown {
+            rest.push(format!("{area}.{name}={v}"));
+        }
+    });
+    if let Source::Read(r) = source {
+        if r.skipped_unsupported > 0 {
+            rest.push(format!("capture.unsupported_link_packets={}", r.skipped_unsupported));
+        }
+    }
+    if !rest.is_empty() {
+        let _ = writeln!(out, "  counters: {}", rest.join(" "));
+    }
+    if let Source::Live(_) = source {
+        let one_sided = c.get("tcp", "synack_without_syn");
+        if one_sided > 0 {
+            let _ = writeln!(
+                out,
+                "  warning: {one_sided} connections were seen from one side only on their queue (SYN-ACK without \
+                 SYN): the NIC's RSS hash is not symmetric, see deploy/nic-setup.sh"
+            );
+        }
+    }
+    if let Source::Read(ReadReport { truncated: Some(t), .. }) = source {
+        let _ = writeln!(out, "  warning: {t}");
+    }
+    let _ = writeln!(out, "  {egress}");
+    out
+}
+
+fn read_header(out: &mut String, r: &ReadReport, c: &CounterSet) {
+    let secs = r.elapsed.as_secs_f64().max(1e-6);
     let fmt = match r.format {
         Format::Pcap => "pcap",
         Format::PcapNg => "pcapng",
     };
+    let (packets, bytes) = (c.get("capture", "packets"), c.get("capture", "bytes"));
     let _ = writeln!(
         out,
         "xdpcarve: read {} ({fmt}, {}): {} packets, {} in {:.2} s ({}/s, {:.0} packets/s); capture spans {:.1} s",
         r.file,
         human_bytes(r.file_len),
-        s.capture.packets,
-        human_bytes(s.capture.bytes),
+        packets,
+        human_bytes(bytes),
         secs,
-        human_bytes((s.capture.bytes as f64 / secs) as u64),
-        s.capture.packets as f64 / secs,
-        r.capture_span.as_secs_f64(),
+        human_bytes((bytes as f64 / secs) as u64),
+        packets as f64 / secs,
+        r.worker.capture_span.as_secs_f64(),
     );
+}
+
+/// The capture side of a live run: XDP program, queues, kernel drops.
+fn live_header(out: &mut String, r: &LiveReport) {
+    let x = &r.summary.xdp;
+    let t = r.summary.total();
+    let secs = r.elapsed.as_secs_f64().max(1e-6);
+    let _ = writeln!(out, "xdpcarve: live capture on {} for {:.1} s", r.description, secs);
     let _ = writeln!(
         out,
-        "  flows: {} tracked ({} picked up mid-stream, {} ignored by port, {} at most at once)",
-        s.tcp.flows_created, s.tcp.flows_midstream, s.tcp.flows_ignored, r.max_flows_seen
+        "  xdp: {} packets seen, {} redirected ({}), {} passed (of which {} parse failures, {} IP fragments, \
+         {} redirect failures); {} tunneled",
+        x.packets(),
+        x.redirected,
+        human_bytes(x.redirected_bytes),
+        x.passed,
+        x.parse_failed,
+        x.ip_fragments,
+        x.redirect_failed,
+        x.tunneled
     );
-    let _ = writeln!(
-        out,
-        "  files: {} logged (http {}, smtp {}), {} of file data, {} with missing bytes",
-        tally.files,
-        s.files.http_files,
-        s.files.smtp_files,
-        human_bytes(tally.file_bytes),
-        tally.files_with_gaps
-    );
-    let _ = writeln!(
-        out,
-        "  reassembly: {} gaps ({} missing), {} conflicting overlap bytes, {} retransmitted bytes",
-        s.tcp.gaps,
-        human_bytes(s.tcp.gap_bytes),
-        s.tcp.overlaps_conflicting,
-        human_bytes(s.tcp.retransmitted_bytes)
-    );
-    let mut rest = Vec::new();
-    s.for_each(|area, name, v| {
-        if v > 0 && !HEADLINE.contains(&(area, name)) && !(area == "tcp" && name == "retransmitted_bytes") {
-            rest.push(format!("{area}.{name}={v}"));
-        }
-    });
-    if r.skipped_unsupported > 0 {
-        rest.push(format!("capture.unsupported_link_packets={}", r.skipped_unsupported));
+    for q in &r.summary.queues {
+        let mut line = format!(
+            "  queue {}: {} packets, {} ({:.0} packets/s)",
+            q.queue,
+            q.rx_packets,
+            human_bytes(q.rx_bytes),
+            q.rx_packets as f64 / secs
+        );
+        q.for_each(|name, v| {
+            if v > 0 && !matches!(name, "rx_packets" | "rx_bytes" | "rx_batches") {
+                let _ = write!(line, " {name}={v}");
+            }
+        });
+        let _ = writeln!(out, "{line}");
     }
-    if !rest.is_empty() {
-        let _ = writeln!(out, "  counters: {}", rest.join(" "));
+    if t.kernel_drops() > 0 {
+        let _ = writeln!(
+            out,
+            "  warning: the kernel dropped {} steered packets (rx_dropped {}, rx_ring_full {}, fill ring empty {}): \
+             raise --rx-ring/--fill-ring/--umem-frames or add queues",
+            t.kernel_drops(),
+            t.kernel_rx_dropped,
+            t.kernel_rx_ring_full,
+            t.kernel_rx_fill_ring_empty_descs
+        );
     }
-    if let Some(t) = &r.truncated {
-        let _ = writeln!(out, "  warning: {t}");
-    }
-    out
 }
 
 /// 1234567 → "1.2 MB" (decimal units, as throughput is usually quoted).

@@ -81,8 +81,19 @@ impl<'e> Conv<'e> {
     }
 }
 
+/// HTTP on 80 and 8080, SMTP on 25 and 587, as the sensor runs them.
+fn config() -> EngineConfig {
+    let mime = xdpcarve_mime::MimeConfig::default();
+    EngineConfig {
+        protocols: ProtocolRegistry::new()
+            .register(&[80, 8080], move || xdpcarve_http::Http::new(Default::default(), mime))
+            .register(&[25, 587], move || xdpcarve_smtp::Smtp::new(Default::default(), mime)),
+        ..EngineConfig::default()
+    }
+}
+
 fn engine() -> Engine {
-    Engine::new(EngineConfig::default())
+    Engine::new(config())
 }
 
 fn records(e: &mut Engine) -> Vec<FileRecord> {
@@ -109,12 +120,13 @@ fn a_download_becomes_one_record_with_the_right_orientation() {
     assert_eq!(r.missing_bytes, 0);
     assert!(!r.is_orig);
     assert!(r.uid.starts_with('C'));
-    let s = e.stats();
-    assert_eq!(
-        (s.tcp.flows_created, s.tcp.flows_closed, s.tcp.flows_midstream),
-        (1, 1, 0)
-    );
-    assert_eq!(s.tcp.fin, 2);
+    let s = e.tcp_stats();
+    assert_eq!((s.flows_created, s.flows_closed, s.flows_midstream), (1, 1, 0));
+    assert_eq!(s.fin, 2);
+    assert_eq!((s.handshakes, s.synack_without_syn, s.syn_without_synack), (1, 0, 0));
+    let c = e.counters();
+    assert_eq!((c.get("http", "files"), c.get("smtp", "files"), c.get("files", "files")), (1, 0, 1));
+    assert_eq!(c.get("http", "requests"), 1);
 }
 
 #[test]
@@ -130,7 +142,7 @@ fn syn_ack_seen_first_still_orients_the_connection() {
     let recs = records(&mut e);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].orig_p, 40001);
-    assert_eq!(e.stats().tcp.flows_midstream, 0);
+    assert_eq!(e.tcp_stats().flows_midstream, 0);
 }
 
 #[test]
@@ -144,21 +156,21 @@ fn midstream_pickup_uses_the_app_port_as_responder() {
     let recs = records(&mut e);
     assert!(!recs.is_empty());
     assert!(recs.iter().all(|r| r.resp_p == 80 && r.orig_p == 40002), "{recs:?}");
-    assert_eq!(e.stats().tcp.flows_midstream, 1);
+    assert_eq!(e.tcp_stats().flows_midstream, 1);
 }
 
 #[test]
 fn ports_without_a_parser_are_not_tracked() {
     let mut e = Engine::new(EngineConfig {
         detect_other_ports: false,
-        ..EngineConfig::default()
+        ..config()
     });
     let f = frame(CLIENT, SERVER, 40003, 443, 1, 0, SYN, b"");
     e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
     let f = frame(CLIENT, SERVER, 40003, 443, 2, 1, PA, REQUEST);
     e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
     assert_eq!(e.active_flows(), 0);
-    assert_eq!(e.stats().tcp.flows_ignored, 1);
+    assert_eq!(e.tcp_stats().flows_ignored, 1);
 }
 
 #[test]
@@ -183,23 +195,23 @@ fn http_on_another_port_is_detected() {
     let recs = records(&mut e);
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!((recs[0].orig_p, recs[0].resp_p, recs[0].size), (40004, 8888, 16));
-    assert_eq!(e.stats().tcp.flows_detected, 1);
+    assert_eq!(e.tcp_stats().flows_detected, 1);
 }
 
 #[test]
 fn idle_connections_time_out_and_open_files_are_truncated() {
     let mut e = Engine::new(EngineConfig {
         idle_timeout: Duration::from_secs(60),
-        ..EngineConfig::default()
+        ..config()
     });
     let mut c = Conv::new(&mut e, 40005);
     c.at(100).handshake().client(PA, REQUEST).server(PA, &response()[..45]);
     assert_eq!(e.active_flows(), 1);
-    e.advance_time(Timestamp::from_secs(130));
+    e.handle_timeout(Timestamp::from_secs(130));
     assert_eq!(e.active_flows(), 1, "not idle long enough");
-    e.advance_time(Timestamp::from_secs(161));
+    e.handle_timeout(Timestamp::from_secs(161));
     assert_eq!(e.active_flows(), 0);
-    assert_eq!(e.stats().tcp.flows_timed_out, 1);
+    assert_eq!(e.tcp_stats().flows_timed_out, 1);
     let recs = records(&mut e);
     assert_eq!(recs.len(), 1);
     assert!(recs[0].truncated);
@@ -210,7 +222,7 @@ fn idle_connections_time_out_and_open_files_are_truncated() {
 fn the_least_recently_active_flow_is_evicted_at_the_bound() {
     let mut e = Engine::new(EngineConfig {
         max_flows: 2,
-        ..EngineConfig::default()
+        ..config()
     });
     Conv::new(&mut e, 41000)
         .at(1)
@@ -221,7 +233,7 @@ fn the_least_recently_active_flow_is_evicted_at_the_bound() {
     Conv::new(&mut e, 41000).at(3); // no packet: 41000 stays the oldest
     Conv::new(&mut e, 41002).at(4).handshake();
     assert_eq!(e.active_flows(), 2);
-    assert_eq!(e.stats().tcp.flows_evicted, 1);
+    assert_eq!(e.tcp_stats().flows_evicted, 1);
     let recs = records(&mut e);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].orig_p, 41000);
@@ -236,8 +248,8 @@ fn rst_flushes_and_closes() {
         .client(PA, REQUEST)
         .server(PA, &response())
         .server(RST, b"");
-    assert_eq!(e.stats().tcp.rst, 1);
-    assert_eq!(e.stats().tcp.flows_closed, 1);
+    assert_eq!(e.tcp_stats().rst, 1);
+    assert_eq!(e.tcp_stats().flows_closed, 1);
     let recs = records(&mut e);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].size, 16);
@@ -255,7 +267,7 @@ fn stragglers_after_close_do_not_start_a_new_connection() {
     // A retransmission of the response after both FINs.
     let f = frame(SERVER, CLIENT, 80, 40007, 90_001, 1000, PA, &response());
     e.handle_packet(Timestamp::from_secs(1001), LinkType::Ethernet, &f);
-    assert_eq!(e.stats().tcp.flows_created, 1);
+    assert_eq!(e.tcp_stats().flows_created, 1);
     e.finish(Timestamp::from_secs(1002));
     assert_eq!(records(&mut e).len(), 1);
     // Port reuse with a new SYN is a new connection.
@@ -265,7 +277,7 @@ fn stragglers_after_close_do_not_start_a_new_connection() {
     let mut c = Conv::new(&mut e2, 40008);
     c.cseq = 5000;
     c.at(1010).handshake();
-    assert_eq!(e2.stats().tcp.flows_created, 2);
+    assert_eq!(e2.tcp_stats().flows_created, 2);
 }
 
 #[test]
@@ -288,7 +300,7 @@ fn lost_segment_becomes_missing_bytes_via_the_ack() {
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].missing_bytes, 4);
     assert!(recs[0].sha256.is_none(), "no hash of a file with holes");
-    assert_eq!(e.stats().tcp.gap_bytes, 4);
+    assert_eq!(e.tcp_stats().gap_bytes, 4);
 }
 
 #[test]
@@ -302,7 +314,7 @@ fn non_tcp_and_malformed_are_counted() {
     let mut udp = frame(CLIENT, SERVER, 1, 2, 0, 0, 0, b"");
     udp[23] = 17;
     e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &udp);
-    let s = &e.stats().capture;
+    let s = e.capture_stats();
     assert_eq!((s.packets, s.non_ip, s.malformed, s.non_tcp), (3, 1, 1, 1));
 }
 
@@ -311,7 +323,7 @@ fn backwards_time_is_counted_and_does_not_rewind_the_clock() {
     let mut e = engine();
     Conv::new(&mut e, 40010).at(100).handshake();
     Conv::new(&mut e, 40011).at(50).handshake();
-    assert_eq!(e.stats().capture.time_went_backwards, 3);
+    assert_eq!(e.capture_stats().time_went_backwards, 3);
     assert_eq!(e.active_flows(), 2);
 }
 
@@ -341,4 +353,61 @@ fn connection_state_stays_small() {
         std::mem::size_of::<Stream>()
     );
     assert!(conn <= 512, "Conn is {conn} bytes");
+}
+
+#[test]
+fn poll_timeout_names_the_next_idle_expiry() {
+    let mut e = Engine::new(EngineConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..config()
+    });
+    assert_eq!(e.poll_timeout(), None, "nothing tracked, nothing due");
+    let mut c = Conv::new(&mut e, 40020);
+    c.at(100).handshake().client(PA, REQUEST);
+    assert_eq!(e.poll_timeout(), Some(Timestamp::from_secs(160)));
+    // Due time not reached: nothing happens.
+    e.handle_timeout(Timestamp::from_secs(159));
+    assert_eq!(e.active_flows(), 1);
+    // A driver that sleeps until the deadline and reports it closes the connection then.
+    let due = e.poll_timeout().unwrap();
+    e.handle_timeout(due);
+    assert_eq!(e.active_flows(), 0);
+    assert_eq!(e.tcp_stats().flows_timed_out, 1);
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn one_sided_handshakes_are_counted_by_the_engine() {
+    let mut e = engine();
+    // Only the SYN-ACK of one connection (its SYN went to another queue) ...
+    let f = frame(SERVER, CLIENT, 80, 40030, 5000, 1001, SYN | ACK, b"");
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    // ... and only the SYN of another, whose answer never comes.
+    let f = frame(CLIENT, SERVER, 40031, 80, 1000, 0, SYN, b"");
+    e.handle_packet(Timestamp::from_secs(1), LinkType::Ethernet, &f);
+    // A whole handshake, with its SYN-ACK retransmitted.
+    let mut c = Conv::new(&mut e, 40032);
+    c.handshake().server(SYN | ACK, b"");
+    e.finish(Timestamp::from_secs(2));
+    let s = e.tcp_stats();
+    assert_eq!((s.handshakes, s.synack_without_syn, s.syn_without_synack), (1, 1, 1));
+}
+
+#[test]
+fn a_hash_seed_makes_runs_repeat() {
+    let run = |seed| {
+        let mut e = Engine::new(EngineConfig {
+            hash_seed: Some(seed),
+            ..config()
+        });
+        for port in 41000..41010 {
+            let mut c = Conv::new(&mut e, port);
+            c.handshake().client(PA, REQUEST).server(PA, &response());
+        }
+        e.finish(Timestamp::from_secs(5));
+        records(&mut e)
+    };
+    let (a, b) = (run(7), run(7));
+    assert_eq!(a.len(), 10);
+    assert_eq!(a, b);
 }

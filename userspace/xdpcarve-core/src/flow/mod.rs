@@ -29,9 +29,15 @@ pub struct FlowTable<T> {
 }
 
 impl<T> FlowTable<T> {
+    /// A table whose hasher is seeded at random.
     pub fn new() -> Self {
+        Self::with_hasher(FlowHasherBuilder::random())
+    }
+
+    /// A table with the given hasher (a fixed seed makes runs repeatable).
+    pub fn with_hasher(hasher: FlowHasherBuilder) -> Self {
         FlowTable {
-            index: HashMap::with_hasher(FlowHasherBuilder::random()),
+            index: HashMap::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,

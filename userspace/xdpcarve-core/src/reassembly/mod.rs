@@ -14,7 +14,7 @@
 //!   bound is hit, or when the connection closes.
 
 use std::collections::BTreeMap;
-use xdpcarve_files::stats::TcpStats;
+use crate::stats::TcpStats;
 
 /// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
 /// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.

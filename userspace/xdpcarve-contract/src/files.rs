@@ -1,0 +1,143 @@
+//! Where parsers' files go: the per-worker [`FileSink`] holds what every file needs (which hashes,
+//! size limits), hands out file ids, counts finished files and collects their records until the
+//! engine drains them. The analysis itself (hashing, sniffing) is `xdpcarve-files`.
+
+use crate::record::{zeek_id, FileRecord};
+
+/// Which hashes to compute. All four by default.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HashSet {
+    pub md5: bool,
+    pub sha1: bool,
+    pub sha256: bool,
+    pub blake3: bool,
+}
+
+impl Default for HashSet {
+    fn default() -> Self {
+        HashSet { md5: true, sha1: true, sha256: true, blake3: true }
+    }
+}
+
+/// A name in a `--hashes` list that is not a hash.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hash `{0}`: choose from md5, sha1, sha256, blake3 (or all)")]
+pub struct UnknownHash(pub String);
+
+impl HashSet {
+    pub const NONE: HashSet = HashSet { md5: false, sha1: false, sha256: false, blake3: false };
+
+    /// Parses a comma-separated list such as `md5,sha256`.
+    pub fn parse(list: &str) -> Result<HashSet, UnknownHash> {
+        let mut set = HashSet::NONE;
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "md5" => set.md5 = true,
+                "sha1" => set.sha1 = true,
+                "sha256" => set.sha256 = true,
+                "blake3" => set.blake3 = true,
+                "all" => set = HashSet::default(),
+                other => return Err(UnknownHash(other.to_owned())),
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// What is computed for every file, whatever protocol carried it.
+#[derive(Clone, Debug)]
+pub struct FileConfig {
+    pub hashes: HashSet,
+    /// Bytes of a file that are hashed; past this the file is recorded as truncated with
+    /// `overflow_bytes` and no hashes (a hash of a prefix identifies nothing).
+    pub max_file_size: u64,
+    /// Leading bytes kept for content sniffing.
+    pub sniff_bytes: usize,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig { hashes: HashSet::default(), max_file_size: 256 << 20, sniff_bytes: 4096 }
+    }
+}
+
+crate::counters! {
+    /// Finished files, whatever protocol carried them (per-protocol counts are `<proto>.files`).
+    pub struct FileStats {
+        files,
+        bytes_hashed,
+        files_truncated,
+        files_with_gaps,
+        overflow_bytes,
+    }
+}
+
+/// Zeek-style file ids: deterministic, so the same capture gives the same fuids and runs stay
+/// comparable. The worker id keeps ids of different workers apart.
+#[derive(Clone, Debug)]
+pub struct IdGen {
+    worker: u16,
+    next: u64,
+}
+
+impl IdGen {
+    pub fn new(worker: u16) -> Self {
+        IdGen { worker, next: 0 }
+    }
+
+    /// The next id with the given prefix letter (`F` for files, `C` for connections).
+    pub fn next_id(&mut self, prefix: char) -> String {
+        self.next += 1;
+        zeek_id(prefix, mix(((self.worker as u64) << 48) | self.next))
+    }
+}
+
+/// splitmix64 finalizer: spreads sequential ids over the whole id space.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The per-worker destination of finished files.
+#[derive(Debug)]
+pub struct FileSink {
+    pub config: FileConfig,
+    pub stats: FileStats,
+    /// Finished records, drained by the engine after each event.
+    pub records: Vec<FileRecord>,
+    fuids: IdGen,
+}
+
+impl FileSink {
+    pub fn new(config: FileConfig, worker: u16) -> Self {
+        FileSink { config, stats: FileStats::default(), records: Vec::new(), fuids: IdGen::new(worker) }
+    }
+
+    /// A new file id.
+    pub fn next_fuid(&mut self) -> String {
+        self.fuids.next_id('F')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hash_lists() {
+        assert_eq!(HashSet::parse("md5, SHA256").unwrap(), HashSet { md5: true, sha256: true, ..HashSet::NONE });
+        assert_eq!(HashSet::parse("all").unwrap(), HashSet::default());
+        assert!(HashSet::parse("crc32").unwrap_err().to_string().contains("crc32"));
+    }
+
+    #[test]
+    fn ids_differ_per_worker_and_repeat_per_run() {
+        let a: Vec<String> = (0..3).map(|_| IdGen::new(0)).map(|mut g| g.next_id('F')).collect();
+        assert!(a.iter().all(|id| id == &a[0]), "same worker, same sequence");
+        assert_ne!(IdGen::new(1).next_id('F'), a[0]);
+        let mut g = IdGen::new(0);
+        assert_ne!(g.next_id('F'), g.next_id('F'));
+    }
+}

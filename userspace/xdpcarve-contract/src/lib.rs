@@ -1,0 +1,24 @@
+//! The contract every part of xdpcarve is written against: a connection and its sides
+//! ([`conn`]), packet time ([`time`]), link types ([`link`]), the file record and the records that
+//! complete it later ([`record`], [`note`]), counters ([`counters`]), where files go ([`files`]),
+//! and what a protocol implements to be run by the engine ([`parser`]). No I/O, no parsing.
+
+#![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod counters;
+pub mod files;
+pub mod link;
+pub mod note;
+pub mod parser;
+pub mod record;
+pub mod time;
+
+pub use conn::{CloseReason, ConnMeta, Side};
+pub use counters::CounterSet;
+pub use files::{FileConfig, FileSink, FileStats, HashSet, IdGen, UnknownHash};
+pub use link::LinkType;
+pub use note::FileNote;
+pub use parser::{AppContext, Opener, Protocol, StandaloneApp, StreamParser};
+pub use record::{zeek_id, AppFields, Direction, FileMeta, FileRecord, Proto};
+pub use time::Timestamp;

@@ -1,0 +1,58 @@
+//! The engine's own counters: link/network layer and TCP. Protocols count in their own crates;
+//! [`crate::Engine::counters`] gathers everything into one `CounterSet`.
+
+xdpcarve_contract::counters! {
+    /// Link and network layer.
+    pub struct CaptureStats {
+        packets, bytes, ipv4, ipv6, vlan_tagged,
+        /// Frames that are not IP (ARP, LLDP, ...): skipped.
+        non_ip,
+        /// IP packets that are not TCP: skipped.
+        non_tcp,
+        /// IP fragments: not reassembled, skipped.
+        ip_fragments,
+        /// Headers that do not parse (bad lengths, bad versions): skipped.
+        malformed,
+        /// Frames cut short by the capture's snap length (payload beyond it is a gap).
+        snaplen_truncated,
+        /// Packets whose timestamp went backwards.
+        time_went_backwards,
+    }
+}
+
+xdpcarve_contract::counters! {
+    /// Flows and reassembly.
+    pub struct TcpStats {
+        flows_created, flows_closed, flows_timed_out,
+        /// Flows evicted to respect max_flows.
+        flows_evicted,
+        /// Flows picked up without seeing their SYN.
+        flows_midstream,
+        /// Flows whose ports match no app parser (counted, not tracked).
+        flows_ignored,
+        /// Flows on other ports recognised by a protocol's detection from their first bytes.
+        flows_detected,
+        /// Handshakes whose SYN and SYN-ACK both reached this worker.
+        handshakes,
+        /// SYN-ACKs whose SYN this worker never saw. Live, with both directions on one queue,
+        /// this means the NIC's RSS hash is not symmetric (the SYN went to another queue).
+        synack_without_syn,
+        /// Connections closed after a SYN whose SYN-ACK this worker never saw: unanswered, or
+        /// answered on another queue.
+        syn_without_synack,
+        segments, payload_bytes,
+        retransmitted_bytes,
+        /// Overlapping bytes whose content differed from what was already delivered.
+        overlaps_conflicting,
+        out_of_order_segments,
+        /// Holes skipped over, and the bytes they held.
+        gaps, gap_bytes,
+        /// Bytes dropped because the per-stream or global reassembly bound was hit.
+        depth_exceeded_bytes, memory_exceeded_bytes,
+        /// Bytes after an app parser declared the stream opaque (STARTTLS, CONNECT, upgrades).
+        opaque_bytes,
+        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
+        out_of_window_bytes,
+        rst, fin,
+    }
+}

@@ -1,0 +1,112 @@
+//! How a run ends. One code path decides the exit status of a read and of a live capture, from
+//! what the workers and egress report: 0 when every record was delivered to the files log, 1 when
+//! anything was lost or a read stopped early (2 is clap's, for command-line mistakes). Each reason
+//! is printed as an error line; the last line says what failed.
+
+use std::process::ExitCode;
+
+use xdpcarve_egress::EgressSummary;
+
+use crate::summary::Source;
+
+/// Everything that makes the run a failure, as lines for a person, in the order found.
+pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, w) in source.workers().iter().enumerate() {
+        if let Some(e) = &w.sink_error {
+            out.push(format!("worker {i} stopped: {e}"));
+        }
+    }
+    match source {
+        Source::Read(r) => {
+            if let Some(e) = &r.stopped {
+                out.push(format!("{e}; the packets before it were processed and their files logged"));
+            }
+        }
+        Source::Live(l) => {
+            for i in &l.lost_workers {
+                out.push(format!("worker {i} ended without a report (its thread panicked): its files are lost"));
+            }
+        }
+    }
+    if egress.files_log_errors > 0 {
+        out.push(format!(
+            "the files log could not be written ({} failed writes; disk full?); see the errors above",
+            egress.files_log_errors
+        ));
+    }
+    out
+}
+
+/// Prints every failure and returns the exit status.
+pub fn exit_status(source: &Source<'_>, egress: &EgressSummary) -> ExitCode {
+    let failures = failures(source, egress);
+    for f in &failures {
+        eprintln!("xdpcarve: error: {f}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use xdpcarve_capture::Format;
+    use xdpcarve_core::WorkerReport;
+    use xdpcarve_xdp::LiveSummary;
+
+    use super::*;
+    use crate::live::LiveReport;
+    use crate::offline::ReadReport;
+
+    fn read() -> ReadReport {
+        ReadReport {
+            file: "t.pcap".into(),
+            format: Format::Pcap,
+            file_len: 0,
+            elapsed: Duration::ZERO,
+            truncated: None,
+            skipped_unsupported: 0,
+            stopped: None,
+            worker: WorkerReport::default(),
+        }
+    }
+
+    fn live() -> LiveReport {
+        LiveReport {
+            description: "veth0".into(),
+            elapsed: Duration::ZERO,
+            summary: LiveSummary::default(),
+            workers: vec![WorkerReport::default(), WorkerReport::default()],
+            lost_workers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_files_log_that_cannot_be_written_fails_both_modes_alike() {
+        let egress = EgressSummary { files_log_errors: 3, ..Default::default() };
+        let (r, l) = (read(), live());
+        let offline = failures(&Source::Read(&r), &egress);
+        let online = failures(&Source::Live(&l), &egress);
+        assert_eq!(offline, online);
+        assert_eq!(offline.len(), 1);
+        assert!(offline[0].contains("files log could not be written (3 failed writes"), "{offline:?}");
+        assert!(failures(&Source::Read(&r), &EgressSummary::default()).is_empty());
+        assert!(failures(&Source::Live(&l), &EgressSummary::default()).is_empty());
+    }
+
+    #[test]
+    fn sink_failures_and_lost_workers_fail_the_run() {
+        let mut l = live();
+        l.workers[1].sink_error = Some("the egress thread stopped".into());
+        l.lost_workers.push(2);
+        let f = failures(&Source::Live(&l), &EgressSummary::default());
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].starts_with("worker 1 stopped: the egress thread stopped"));
+        assert!(f[1].contains("worker 2 ended without a report"));
+    }
+}
