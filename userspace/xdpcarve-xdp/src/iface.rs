@@ -16,7 +16,12 @@ pub struct Interface {
     pub index: u32,
     /// Receive queues the driver exposes (combined channels, or rx channels).
     pub queues: u32,
+    /// The link-layer type (ARPHRD_*, from sysfs): what the frames an XDP program sees start with.
+    pub arphrd: u16,
 }
+
+/// ARPHRD_ETHER, and ARPHRD_LOOPBACK (whose XDP frames carry an Ethernet header too).
+const ETHERNET_LIKE: [u16; 2] = [1, 772];
 
 impl Interface {
     pub fn lookup(name: &str) -> Result<Interface, LiveError> {
@@ -31,11 +36,23 @@ impl Interface {
             .or_else(|| sysfs_rx_queues(name))
             .unwrap_or(1)
             .max(1);
+        // Unreadable (no sysfs): assume Ethernet, as almost every capture interface is.
+        let arphrd = std::fs::read_to_string(format!("/sys/class/net/{name}/type"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1);
         Ok(Interface {
             name: name.into(),
             index,
             queues,
+            arphrd,
         })
+    }
+
+    /// Frames on this interface start with an Ethernet header, as the XDP program and the
+    /// frames handed to a [`crate::FrameHandler`] assume.
+    pub fn is_ethernet(&self) -> bool {
+        ETHERNET_LIKE.contains(&self.arphrd)
     }
 }
 
@@ -274,11 +291,21 @@ mod tests {
     }
 
     #[test]
+    fn loopback_is_ethernet_like_and_its_type_is_read() {
+        let lo = Interface::lookup("lo").expect("lo exists");
+        assert_eq!(lo.arphrd, 772);
+        assert!(lo.is_ethernet());
+        let tun = Interface { name: "tun0".into(), index: 1, queues: 1, arphrd: 65534 };
+        assert!(!tun.is_ethernet());
+    }
+
+    #[test]
     fn queue_mismatch_is_reported() {
         let iface = Interface {
             name: "eth9".into(),
             index: 9,
             queues: 2,
+            arphrd: 1,
         };
         assert_eq!(QueueSelection::All.resolve(&iface).unwrap(), vec![0, 1]);
         let err = QueueSelection::List(vec![0, 2]).resolve(&iface).unwrap_err();

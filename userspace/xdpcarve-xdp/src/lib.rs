@@ -39,7 +39,7 @@ pub use iface::{Interface, QueueSelection, MIN_KERNEL};
 pub use program::{object_bytes, AttachedMode, XdpCounters, XdpModeChoice, XdpProgram};
 pub use worker::{FrameHandler, QueueStats, RingConfig};
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -177,6 +177,13 @@ impl LiveCapture {
         config.rings.validate()?;
         iface::check_kernel()?;
         let interface = Interface::lookup(&config.interface)?;
+        if !interface.is_ethernet() {
+            return Err(LiveError::Config(format!(
+                "{} is not an Ethernet interface (link type ARPHRD {}): the XDP program and the workers read \
+                 Ethernet frames; capture on the Ethernet port that carries this traffic",
+                interface.name, interface.arphrd
+            )));
+        }
         let queues = config.queues.resolve(&interface)?;
         if let Some(&q) = queues.iter().find(|&&q| q >= program::MAX_QUEUES) {
             return Err(LiveError::Config(format!(
@@ -251,7 +258,7 @@ impl LiveCapture {
                 // socket open while it is registered, whatever the worker does, and is closed
                 // when `bound` drops at the end of this arm (the worker's own descriptor then
                 // decides when the socket, and with it its XSKMAP slot, goes away).
-                Ok(Ok(bound)) => match program.register_socket(queue, bound.socket.as_raw_fd()) {
+                Ok(Ok(bound)) => match program.register_socket(queue, bound.socket.as_fd()) {
                     Ok(()) => report.push((queue, core, bound.zero_copy)),
                     Err(e) => failure = Some(e),
                 },

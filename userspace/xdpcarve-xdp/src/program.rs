@@ -7,7 +7,7 @@ use crate::netlink;
 use aya::maps::{HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `include_bytes!` with an alignment the ELF parser can rely on.
 #[repr(C)]
@@ -232,20 +232,19 @@ impl XdpProgram {
 
     /// Puts an AF_XDP socket into the XSKMAP slot of `queue`.
     ///
-    /// `socket_fd` must be an open AF_XDP socket for the duration of the call (in
-    /// [`LiveCapture::start`](crate::LiveCapture::start) it comes from an `OwnedFd` duplicate the
-    /// caller holds). Only the number is handed to the kernel, which looks the descriptor up
-    /// itself (a closed descriptor, a non-socket or an unbound or non-XSK socket fail with
-    /// EBADF, ENOTSOCK or EOPNOTSUPP) and nothing is dereferenced here, so no `unsafe` is needed.
-    /// The kernel empties the slot when the socket is finally closed.
-    pub fn register_socket(&mut self, queue: u32, socket_fd: RawFd) -> Result<(), LiveError> {
+    /// The `BorrowedFd` proves the socket is open for the duration of the call (in
+    /// [`LiveCapture::start`](crate::LiveCapture::start) it is borrowed from an `OwnedFd`
+    /// duplicate the caller holds). The kernel looks the descriptor up itself (a non-socket, or
+    /// an unbound or non-XSK socket, fails with ENOTSOCK or EOPNOTSUPP). The kernel empties the
+    /// slot when the socket is finally closed.
+    pub fn register_socket(&mut self, queue: u32, socket: BorrowedFd<'_>) -> Result<(), LiveError> {
         let mut xsks = XskMap::try_from(
             self.ebpf
                 .map_mut(XSKS_MAP)
                 .ok_or_else(|| LiveError::Internal("map `xsks` missing".into()))?,
         )
         .map_err(|e| LiveError::Internal(e.to_string()))?;
-        xsks.set(queue, socket_fd, 0)
+        xsks.set(queue, socket.as_raw_fd(), 0)
             .map_err(|e| LiveError::Internal(format!("registering the socket of queue {queue}: {e}")))
     }
 

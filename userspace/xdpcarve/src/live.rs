@@ -133,6 +133,7 @@ impl<S: RecordSink> FrameHandler for LiveWorker<S> {
     #[inline]
     fn frame(&mut self, ts_ns: u64, frame: &[u8]) {
         if !self.worker.failed() {
+            // Every frame is Ethernet: `LiveCapture::start` refuses other interfaces.
             self.worker.handle_packet(Timestamp(ts_ns), LinkType::Ethernet, frame);
             self.check();
         }
