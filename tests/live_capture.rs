@@ -297,6 +297,46 @@ fn ports_outside_the_map_never_reach_userspace() {
     assert!(live.is_empty(), "no records from an unsteered port: {live:?}");
 }
 
+/// Live and offline decide the exit status in one place: a files log that cannot be written
+/// fails a live capture exactly as it fails a read (`tests/egress.rs` has the read).
+#[test]
+fn a_files_log_that_cannot_be_written_fails_the_live_run() {
+    if !require_root_or_skip(&["tc", "curl", "python3"]) {
+        return;
+    }
+    let tmp = TempDir::new("live-full");
+    let www = tmp.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("file.bin"), pseudo_random(22, 100_000)).unwrap();
+    let mut s = span_lab();
+    let srv = s.lab.spawn(
+        "http_server",
+        Some(&s.server_ns),
+        &["python3", &support_script("http_server.py"), &s.server_ip, "80", www.to_str().unwrap()],
+    );
+    s.lab.bg(srv).wait_for_line("READY", false, Duration::from_secs(15));
+    // /dev/full: every write fails with ENOSPC.
+    let sensor = start_sensor(&mut s.lab, &s.sensor_ns, &s.sensor_if, Path::new("/dev/full"), &[]);
+    let url = format!("http://{}/files/file.bin", s.server_ip);
+    client(
+        &s.lab,
+        &s.client_ns,
+        &["curl", "-sS", "--fail", "--noproxy", "*", "-o", "/dev/null", &url],
+    );
+    let bg = s.lab.bg(sensor.bg);
+    let status = bg.interrupt_and_wait(Duration::from_secs(60));
+    let stderr = bg.stderr();
+    drop(s);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("xdpcarve: error: the files log could not be written"),
+        "the reason is the last line:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// A classic pcap of BSD loopback frames (link type NULL/LOOP: 4-byte address family) rewritten
 /// to Ethernet, since a veth carries Ethernet; other captures are returned as they are.
 /// (tcprewrite --dlt=enet rejects these files.)
