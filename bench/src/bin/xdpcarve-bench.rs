@@ -10,6 +10,8 @@
 //!     valgrind --tool=callgrind --toggle-collect='*run_pipeline*' \
 //!         target/release/xdpcarve-bench --callgrind          # repeatable instruction counts
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::time::{Duration, Instant};

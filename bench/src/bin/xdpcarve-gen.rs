@@ -4,6 +4,8 @@
 //!     xdpcarve-gen --http 100 --sizes 4K,64K,1M --smtp 20 --seed 7 -o mix.pcap
 //!     xdpcarve-gen --sample -o bench/samples/sample.pcap
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::{BufWriter, Write};

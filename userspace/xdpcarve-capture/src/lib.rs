@@ -6,6 +6,8 @@
 //! message, not memory. A record cut short at the end of the file (a capture that was still
 //! being written, or copied partially) ends the read with a warning; everything before it is kept.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

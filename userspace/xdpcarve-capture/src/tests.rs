@@ -171,7 +171,7 @@ impl Ng {
         self.b.extend_from_slice(&t);
         self.b.extend_from_slice(&l);
         self.b.extend_from_slice(body);
-        self.b.extend(std::iter::repeat(0).take(pad));
+        self.b.extend(std::iter::repeat_n(0, pad));
         self.b.extend_from_slice(&l);
     }
     fn shb(&mut self) {

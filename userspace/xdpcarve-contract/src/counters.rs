@@ -116,11 +116,8 @@ mod tests {
 
     #[test]
     fn merge_and_visit() {
-        let mut a = DemoStats::default();
-        a.gaps = 2;
-        let mut b = DemoStats::default();
-        b.gaps = 3;
-        b.files = 1;
+        let mut a = DemoStats { gaps: 2, files: 0 };
+        let b = DemoStats { gaps: 3, files: 1 };
         a.merge(&b);
         let mut set = CounterSet::new();
         a.add_to("tcp", &mut set);

@@ -14,6 +14,7 @@ const FIN_ACK: u8 = 0x11;
 const CLIENT: [u8; 4] = [10, 9, 0, 1];
 const SERVER: [u8; 4] = [10, 9, 0, 2];
 
+#[allow(clippy::too_many_arguments)] // every field of a TCP/IP header a test sets
 fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
     let total = (40 + payload.len()) as u16;

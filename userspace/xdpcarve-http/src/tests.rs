@@ -387,8 +387,10 @@ fn gzip_and_deflate_bodies_are_hashed_decoded() {
 #[test]
 fn decompression_bomb_is_bounded() {
     let bomb = gzip(&vec![0u8; 20 << 20]);
-    let mut cfg = HttpConfig::default();
-    cfg.max_decompressed_bytes = 5 << 20;
+    let cfg = HttpConfig {
+        max_decompressed_bytes: 5 << 20,
+        ..HttpConfig::default()
+    };
     let mut h = Harness::with(cfg);
     let mut p = h.parser();
     h.send(&mut p, Side::Orig, &[get("/bomb"), get("/after")].concat());
@@ -646,8 +648,10 @@ fn garbage_never_panics_and_recovery_follows() {
 
 #[test]
 fn header_too_large_is_skipped() {
-    let mut cfg = HttpConfig::default();
-    cfg.max_header_bytes = 1024;
+    let cfg = HttpConfig {
+        max_header_bytes: 1024,
+        ..HttpConfig::default()
+    };
     let mut h = Harness::with(cfg);
     let mut p = h.parser();
     let mut big = b"GET /big HTTP/1.1\r\n".to_vec();

@@ -82,9 +82,9 @@ fn run(start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, MimeStats) {
 }
 
 fn run_cfg(cfg: MimeConfig, start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, MimeStats) {
-    let (whole, stats) = run_with(cfg.clone(), start.clone(), msg, None);
+    let (whole, stats) = run_with(cfg, start.clone(), msg, None);
     for seed in [0u64, 1, 7, 42, 1234] {
-        let (r, s) = run_with(cfg.clone(), start.clone(), msg, Some(seed));
+        let (r, s) = run_with(cfg, start.clone(), msg, Some(seed));
         let key = |v: &[FileRecord]| {
             v.iter()
                 .map(|r| (r.sha256.clone(), r.size, r.filename.clone(), r.depth, r.missing_bytes))
@@ -285,8 +285,10 @@ fn form_data_upload_carves_file_parts_only() {
 fn text_bodies_switch() {
     let msg = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nbody\r\n--q\r\n\
         Content-Type: text/plain; name=n.txt\r\n\r\nnamed\r\n--q--\r\n";
-    let mut cfg = MimeConfig::default();
-    cfg.text_bodies_as_files = false;
+    let cfg = MimeConfig {
+        text_bodies_as_files: false,
+        ..MimeConfig::default()
+    };
     let (r, _) = run_cfg(cfg, MimeStart::Message, msg);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].filename.as_deref(), Some("n.txt"));
@@ -304,8 +306,10 @@ fn bounds_are_enforced_and_counted() {
     assert_eq!(s.header_too_large, 1);
 
     // Depth.
-    let mut cfg = MimeConfig::default();
-    cfg.max_depth = 2;
+    let cfg = MimeConfig {
+        max_depth: 2,
+        ..MimeConfig::default()
+    };
     let msg = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
         --b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\ndeep\r\n--c--\r\n--b\r\n\r\nok\r\n--b--\r\n--a--\r\n";
     let (r, s) = run_cfg(cfg, MimeStart::Message, msg);
@@ -314,8 +318,10 @@ fn bounds_are_enforced_and_counted() {
     assert_eq!(s.depth_exceeded, 1);
 
     // Parts.
-    let mut cfg = MimeConfig::default();
-    cfg.max_parts = 3;
+    let cfg = MimeConfig {
+        max_parts: 3,
+        ..MimeConfig::default()
+    };
     let mut msg = b"Content-Type: multipart/mixed; boundary=p\r\n\r\n".to_vec();
     for i in 0..10 {
         msg.extend_from_slice(format!("--p\r\n\r\npart {i}\r\n").as_bytes());

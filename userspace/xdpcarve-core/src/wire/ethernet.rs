@@ -40,8 +40,8 @@ impl<'a> EthernetFrame<'a> {
         &self.buf[Self::HEADER_LEN..]
     }
 
-    /// Strips any VLAN tags: (inner ethertype, bytes after the last tag, tags stripped, outer VLAN id).
-    pub fn strip_vlans(&self) -> Result<(u16, &'a [u8], u8, Option<u16>), Skip> {
+    /// Strips any VLAN tags.
+    pub fn strip_vlans(&self) -> Result<Untagged<'a>, Skip> {
         strip_vlan_tags(self.ethertype(), self.payload())
     }
 }
@@ -79,8 +79,21 @@ pub fn is_vlan_ethertype(t: u16) -> bool {
     matches!(t, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD)
 }
 
+/// What is left of a frame once its VLAN tags are stripped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Untagged<'a> {
+    /// The ethertype after the last tag.
+    pub ethertype: u16,
+    /// The bytes after the last tag.
+    pub payload: &'a [u8],
+    /// Tags stripped.
+    pub tags: u8,
+    /// The outermost VLAN id, if there was a tag.
+    pub outer_vlan: Option<u16>,
+}
+
 /// Follows a stack of VLAN tags starting at `ethertype`/`payload`.
-pub fn strip_vlan_tags(mut ethertype: u16, mut payload: &[u8]) -> Result<(u16, &[u8], u8, Option<u16>), Skip> {
+pub fn strip_vlan_tags(mut ethertype: u16, mut payload: &[u8]) -> Result<Untagged<'_>, Skip> {
     let mut outer = None;
     let mut tags = 0u8;
     while is_vlan_ethertype(ethertype) {
@@ -93,5 +106,5 @@ pub fn strip_vlan_tags(mut ethertype: u16, mut payload: &[u8]) -> Result<(u16, &
         ethertype = tag.ethertype();
         payload = tag.payload();
     }
-    Ok((ethertype, payload, tags, outer))
+    Ok(Untagged { ethertype, payload, tags, outer_vlan: outer })
 }

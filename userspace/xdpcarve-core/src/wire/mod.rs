@@ -158,12 +158,12 @@ fn from_ethernet<'a>(frame: &'a [u8], vlan: &mut Option<u16>, tags: &mut u8) -> 
 
 /// Strips VLAN tags after an ethertype; the outermost VLAN id seen (also across tunnels) is kept.
 fn after_ethertype<'a>(ethertype: u16, bytes: &'a [u8], vlan: &mut Option<u16>, tags: &mut u8) -> Result<L3<'a>, Skip> {
-    let (ethertype, rest, n, outer) = ethernet::strip_vlan_tags(ethertype, bytes)?;
+    let untagged = ethernet::strip_vlan_tags(ethertype, bytes)?;
     if vlan.is_none() {
-        *vlan = outer;
+        *vlan = untagged.outer_vlan;
     }
-    *tags = tags.saturating_add(n);
-    L3::from_ethertype(ethertype, rest)
+    *tags = tags.saturating_add(untagged.tags);
+    L3::from_ethertype(untagged.ethertype, untagged.payload)
 }
 
 /// The network-layer bytes of a frame, by IP version.
