@@ -124,11 +124,11 @@ pub enum WebhookFormat {
 }
 
 impl WebhookFormat {
-    pub fn parse(s: &str) -> Result<WebhookFormat, String> {
+    pub fn parse(s: &str) -> Result<WebhookFormat, ConfigError> {
         match s {
             "batch" => Ok(WebhookFormat::Batch),
             "md5" => Ok(WebhookFormat::Md5),
-            other => Err(format!("unknown webhook format `{other}`: choose batch or md5")),
+            other => Err(ConfigError::WebhookFormat(other.to_string())),
         }
     }
 }
@@ -255,62 +255,100 @@ impl Default for QueueConfig {
     }
 }
 
+/// A setting the egress side cannot work with. Each message names the key to fix; the causes
+/// (a URL parser's or regex compiler's complaint) are kept as sources, not repeated in the text.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("webhook.url `{url}`: not a valid URL")]
+    WebhookUrl {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    #[error("webhook.url `{0}`: must start with http:// or https://")]
+    WebhookUrlScheme(String),
+    #[error("webhook.url `{0}`: no host")]
+    WebhookUrlHost(String),
+    #[error("unknown webhook format `{0}`: choose batch or md5")]
+    WebhookFormat(String),
+    #[error("webhook.batch_max_items = {0}: must be 1..=100000")]
+    BatchMaxItems(usize),
+    #[error("webhook.memory_batches = 0: must be at least 1")]
+    MemoryBatches,
+    #[error("webhook.request_timeout: must be more than 0")]
+    RequestTimeout,
+    #[error("webhook.retry_initial_delay: must be more than 0 and at most webhook.retry_max_delay")]
+    RetryInitialDelay,
+    #[error("dedup.capacity = 0: must be at least 1 (or set dedup.enabled = false)")]
+    DedupCapacity,
+    #[error("dedup.ttl: must be more than 0 (or set dedup.enabled = false)")]
+    DedupTtl,
+    #[error("policy.max_size = {max}: less than policy.min_size = {min}")]
+    PolicySizes { max: u64, min: u64 },
+    /// A type list of `[policy]` does not compile; the message names the list and the entry.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("spill.max_bytes = {0}: must be at least 65536")]
+    SpillMaxBytes(u64),
+    #[error("queue.capacity = {0}: must be at least 2")]
+    QueueCapacity(usize),
+    #[error("files_log.path: empty (use `-` for standard output)")]
+    FilesLogPathEmpty,
+}
+
 impl EgressConfig {
     /// Checks what serde cannot; each error names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let w = &self.webhook;
         if let Some(url) = &w.url {
-            let uri: http::Uri = url.parse().map_err(|e| format!("webhook.url `{url}`: {e}"))?;
+            let uri: http::Uri = url.parse().map_err(|source| ConfigError::WebhookUrl {
+                url: url.clone(),
+                source,
+            })?;
             match uri.scheme_str() {
                 Some("http") | Some("https") => {}
-                _ => return Err(format!("webhook.url `{url}`: must start with http:// or https://")),
+                _ => return Err(ConfigError::WebhookUrlScheme(url.clone())),
             }
             if uri.host().is_none() {
-                return Err(format!("webhook.url `{url}`: no host"));
+                return Err(ConfigError::WebhookUrlHost(url.clone()));
             }
         }
         if w.batch_max_items == 0 || w.batch_max_items > 100_000 {
-            return Err(format!(
-                "webhook.batch_max_items = {}: must be 1..=100000",
-                w.batch_max_items
-            ));
+            return Err(ConfigError::BatchMaxItems(w.batch_max_items));
         }
         if w.memory_batches == 0 {
-            return Err("webhook.memory_batches = 0: must be at least 1".into());
+            return Err(ConfigError::MemoryBatches);
         }
         if w.request_timeout.is_zero() {
-            return Err("webhook.request_timeout: must be more than 0".into());
+            return Err(ConfigError::RequestTimeout);
         }
         if w.retry_initial_delay.is_zero() || w.retry_initial_delay > w.retry_max_delay {
-            return Err("webhook.retry_initial_delay: must be more than 0 and at most webhook.retry_max_delay".into());
+            return Err(ConfigError::RetryInitialDelay);
         }
         if self.dedup.enabled && self.dedup.capacity == 0 {
-            return Err("dedup.capacity = 0: must be at least 1 (or set dedup.enabled = false)".into());
+            return Err(ConfigError::DedupCapacity);
         }
         if self.dedup.ttl.is_zero() && self.dedup.enabled {
-            return Err("dedup.ttl: must be more than 0 (or set dedup.enabled = false)".into());
+            return Err(ConfigError::DedupTtl);
         }
         if let Some(max) = self.policy.max_size {
             if max < self.policy.min_size {
-                return Err(format!(
-                    "policy.max_size = {max}: less than policy.min_size = {}",
-                    self.policy.min_size
-                ));
+                return Err(ConfigError::PolicySizes {
+                    max,
+                    min: self.policy.min_size,
+                });
             }
         }
         crate::policy::Policy::new(&self.policy)?;
         if self.spill.dir.is_some() && self.spill.max_bytes < 64 << 10 {
-            return Err(format!(
-                "spill.max_bytes = {}: must be at least 65536",
-                self.spill.max_bytes
-            ));
+            return Err(ConfigError::SpillMaxBytes(self.spill.max_bytes));
         }
         if self.queue.capacity < 2 {
-            return Err(format!("queue.capacity = {}: must be at least 2", self.queue.capacity));
+            return Err(ConfigError::QueueCapacity(self.queue.capacity));
         }
         if let Some(p) = &self.files_log.path {
             if p.is_empty() {
-                return Err("files_log.path: empty (use `-` for standard output)".into());
+                return Err(ConfigError::FilesLogPathEmpty);
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! reopen on demand (SIGHUP, for logrotate's `create` mode).
 
 use crate::config::FilesLogConfig;
+use crate::EgressError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,9 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 }
 
 impl FilesLog {
-    /// Opens the log named in the config; `None` when no files log is wanted.
-    pub fn open(cfg: &FilesLogConfig) -> io::Result<Option<FilesLog>> {
+    /// Opens the log named in the config; `None` when no files log is wanted. The error names
+    /// the file; the io error is its source.
+    pub fn open(cfg: &FilesLogConfig) -> Result<Option<FilesLog>, EgressError> {
         let Some(path) = &cfg.path else { return Ok(None) };
         let target = if path == "-" {
             Target::Stdout(BufWriter::with_capacity(256 << 10, io::stdout()))
@@ -55,8 +57,10 @@ impl FilesLog {
             } else {
                 File::create(&path).and_then(open_writer)
             };
-            let (w, bytes) =
-                opened.map_err(|e| io::Error::new(e.kind(), format!("files log {}: {e}", path.display())))?;
+            let (w, bytes) = match opened {
+                Ok(o) => o,
+                Err(source) => return Err(EgressError::FilesLog { path, source }),
+            };
             Target::File {
                 path,
                 w,
@@ -169,6 +173,23 @@ mod tests {
         assert!(!numbered(&path, 3).exists());
         let last: FileRecord = serde_json::from_str(fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(last.size, 9);
+    }
+
+    #[test]
+    fn open_error_names_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/files.log");
+        let cfg = FilesLogConfig {
+            path: Some(path.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let err = FilesLog::open(&cfg).err().expect("no such directory");
+        assert_eq!(err.to_string(), format!("cannot open the files log {}", path.display()));
+        let source = std::error::Error::source(&err).expect("the io error is kept");
+        assert_eq!(
+            source.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::NotFound)
+        );
     }
 
     #[test]

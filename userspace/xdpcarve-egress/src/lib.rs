@@ -13,6 +13,8 @@
 //! running, then after the workers have finished [`Egress::finish`] (drains and delivers, saves
 //! state, returns the [`EgressSummary`]) and [`Egress::join`] (waits out the metrics linger).
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod dedup;
 pub mod files_log;
@@ -22,9 +24,10 @@ pub mod outbox;
 pub mod policy;
 pub mod webhook;
 
-pub use config::{EgressConfig, FsyncPolicy, WebhookFormat};
+pub use config::{ConfigError, EgressConfig, FsyncPolicy, WebhookFormat};
 pub use metrics::{MetricsHub, QueueCounters, XdpCounters};
-pub use webhook::{AuthToken, SubmissionItem, TOKEN_ENV};
+pub use policy::PolicyError;
+pub use webhook::{AuthToken, SubmissionItem, TokenError, TokenOrigin, WebhookError, TOKEN_ENV};
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
@@ -36,6 +39,7 @@ use policy::{Decision, Policy};
 use prometheus::IntCounter;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -44,10 +48,49 @@ use tokio::sync::{watch, Notify};
 use webhook::{Delivery, Webhook};
 use xdpcarve_contract::FileRecord;
 
-/// An error that stops the sensor from starting (or finishing) egress; the text is for a person.
+/// An error that stops the sensor from starting (or finishing) egress. Each message says what
+/// failed and names the setting involved; the underlying cause is the error's `source()`, never
+/// repeated in the message, so a chain printer (`{:#}` of anyhow) shows each cause once.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct EgressError(pub String);
+pub enum EgressError {
+    /// A setting is out of range or does not parse; the message names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the files log {}", path.display())]
+    FilesLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The webhook token cannot be read or used.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The webhook client cannot be set up.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error("dedup.state_file {}: cannot load the saved hashes", path.display())]
+    DedupState {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("spill.dir {}: cannot open the spill journal", path.display())]
+    SpillDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics.addr {addr}: cannot listen")]
+    MetricsListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the egress thread")]
+    Thread(#[source] std::io::Error),
+    #[error("the egress thread ended without a summary (see the errors above)")]
+    NoSummary,
+}
 
 /// What a worker does when its queue to the egress thread is full.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -189,17 +232,17 @@ impl Egress {
         workers: usize,
         mode: QueueMode,
     ) -> Result<Egress, EgressError> {
-        cfg.validate().map_err(EgressError)?;
+        cfg.validate()?;
         let workers = workers.max(1);
         let policy = Policy::new(&cfg.policy)
-            .map_err(EgressError)?
+            .map_err(ConfigError::from)?
             .require_md5(cfg.webhook.format == WebhookFormat::Md5);
-        let files_log = FilesLog::open(&cfg.files_log).map_err(|e| EgressError(e.to_string()))?;
+        let files_log = FilesLog::open(&cfg.files_log)?;
         let auth = match cfg.webhook.url {
-            Some(_) => AuthToken::load(cfg.webhook.token_file.as_deref()).map_err(EgressError)?,
+            Some(_) => AuthToken::load(cfg.webhook.token_file.as_deref())?,
             None => None,
         };
-        let webhook = Webhook::new(&cfg.webhook, auth, hub.clone()).map_err(EgressError)?;
+        let webhook = Webhook::new(&cfg.webhook, auth, hub.clone())?;
 
         let dedup = if cfg.dedup.enabled && webhook.is_some() {
             let mut d = Dedup::new(cfg.dedup.capacity, cfg.dedup.ttl, cfg.dedup.state_file.clone());
@@ -214,14 +257,9 @@ impl Egress {
                         );
                     }
                 }
-                Err(e) => {
-                    let p = cfg
-                        .dedup
-                        .state_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    return Err(EgressError(format!("dedup.state_file {p}: {e}")));
+                Err(source) => {
+                    let path = cfg.dedup.state_file.clone().unwrap_or_default();
+                    return Err(EgressError::DedupState { path, source });
                 }
             }
             hub.egress.dedup_entries.set(d.len() as i64);
@@ -232,8 +270,12 @@ impl Egress {
 
         let journal = match &cfg.spill.dir {
             Some(dir) => {
-                let (j, r) = Journal::open(dir, cfg.spill.max_bytes, cfg.spill.fsync)
-                    .map_err(|e| EgressError(format!("spill.dir {}: {e}", dir.display())))?;
+                let (j, r) = Journal::open(dir, cfg.spill.max_bytes, cfg.spill.fsync).map_err(|source| {
+                    EgressError::SpillDir {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?;
                 if r.damaged_bytes > 0 {
                     tracing::error!(
                         "spill journal {}: {} damaged bytes cut off (a crash mid-write); the batches in them are lost",
@@ -269,9 +311,7 @@ impl Egress {
         let metrics_listener = match cfg.metrics.addr {
             Some(addr) => match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
                 Ok(l) => Some(l),
-                Err(e) if cfg.metrics.addr_required => {
-                    return Err(EgressError(format!("metrics.addr {addr}: cannot listen: {e}")))
-                }
+                Err(source) if cfg.metrics.addr_required => return Err(EgressError::MetricsListen { addr, source }),
                 Err(e) => {
                     tracing::warn!(
                         "metrics: cannot listen on the default {addr} ({e}); /metrics is off (set --metrics-addr)"
@@ -340,7 +380,7 @@ impl Egress {
                 };
                 rt.block_on(task.run(metrics_listener, summary_tx));
             })
-            .map_err(|e| EgressError(format!("cannot start the egress thread: {e}")))?;
+            .map_err(EgressError::Thread)?;
         Ok(Egress {
             shared,
             senders,
@@ -367,9 +407,7 @@ impl Egress {
         self.senders.clear();
         self.shared.closing.store(true, Ordering::Release);
         self.shared.wake.notify_one();
-        self.summary_rx
-            .recv()
-            .map_err(|_| EgressError("the egress thread ended without a summary (see the errors above)".into()))
+        self.summary_rx.recv().map_err(|_| EgressError::NoSummary)
     }
 
     /// Waits for the egress thread to end (after the metrics linger).

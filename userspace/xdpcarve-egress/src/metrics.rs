@@ -330,7 +330,10 @@ impl MetricsHub {
     /// (e.g. once a second) and once at the end; cheap enough, but not for the per-packet path.
     pub fn publish_worker(&self, worker_id: usize, counters: &CounterSet) {
         let label = worker_id.to_string();
-        let mut stats = self.worker_stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut stats = self
+            .worker_stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         counters.for_each(|area, name, value| {
             let vec = stats.entry((area, name)).or_insert_with(|| {
                 let metric = format!("xdpcarve_{area}_{name}_total");

@@ -27,14 +27,40 @@ pub struct Policy {
     require_md5: bool,
 }
 
+/// A `[policy]` type list that does not compile. The regex compiler's complaint is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// One entry is not a regex (each is compiled alone first, so the error names it).
+    #[error("{key}[{index}] `{pattern}`: not a valid regex")]
+    Pattern {
+        key: &'static str,
+        index: usize,
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    /// Each entry compiles, but their alternation does not (too big, usually).
+    #[error("{key}: the patterns together do not compile")]
+    Combined {
+        key: &'static str,
+        #[source]
+        source: regex::Error,
+    },
+}
+
 /// Compiles a list of patterns into one anchored, case-insensitive alternation.
-fn compile(key: &str, patterns: &[String]) -> Result<Option<Regex>, String> {
+fn compile(key: &'static str, patterns: &[String]) -> Result<Option<Regex>, PolicyError> {
     if patterns.is_empty() {
         return Ok(None);
     }
-    for (i, p) in patterns.iter().enumerate() {
+    for (index, p) in patterns.iter().enumerate() {
         // Compile each alone first so the error names the one that is wrong.
-        Regex::new(p).map_err(|e| format!("{key}[{i}] `{p}`: not a valid regex: {e}"))?;
+        Regex::new(p).map_err(|source| PolicyError::Pattern {
+            key,
+            index,
+            pattern: p.clone(),
+            source,
+        })?;
     }
     let joined = patterns
         .iter()
@@ -46,11 +72,11 @@ fn compile(key: &str, patterns: &[String]) -> Result<Option<Regex>, String> {
         .size_limit(16 << 20)
         .build()
         .map(Some)
-        .map_err(|e| format!("{key}: the patterns together do not compile: {e}"))
+        .map_err(|source| PolicyError::Combined { key, source })
 }
 
 impl Policy {
-    pub fn new(cfg: &PolicyConfig) -> Result<Policy, String> {
+    pub fn new(cfg: &PolicyConfig) -> Result<Policy, PolicyError> {
         Ok(Policy {
             mime: compile("policy.mime_types", &cfg.mime_types)?,
             declared: compile("policy.declared_mime_types", &cfg.declared_mime_types)?,
@@ -234,7 +260,16 @@ pub(crate) mod tests {
             ..PolicyConfig::default()
         };
         let err = Policy::new(&cfg).unwrap_err();
-        assert!(err.starts_with("policy.extensions[1] `(`"), "{err}");
+        let text = err.to_string();
+        assert!(text.starts_with("policy.extensions[1] `(`"), "{text}");
+        // The compiler's complaint is the source, not part of the message.
+        let source = std::error::Error::source(&err)
+            .expect("the regex error is kept")
+            .to_string();
+        assert!(
+            source.contains("unclosed group") && !text.contains(&source),
+            "{text} / {source}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -83,15 +83,49 @@ impl std::fmt::Debug for AuthToken {
     }
 }
 
+/// Where the token came from, for messages (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOrigin {
+    File(PathBuf),
+    Env,
+}
+
+impl std::fmt::Display for TokenOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenOrigin::File(p) => write!(f, "webhook.token_file {}", p.display()),
+            TokenOrigin::Env => write!(f, "environment variable {TOKEN_ENV}"),
+        }
+    }
+}
+
+/// The webhook token cannot be used. The messages never hold the token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read webhook.token_file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: empty token")]
+    Empty(TokenOrigin),
+    #[error("{0}: the token holds characters an HTTP header cannot carry (newlines, control bytes)")]
+    NotAHeaderValue(TokenOrigin),
+}
+
 impl AuthToken {
-    pub fn load(token_file: Option<&Path>) -> Result<Option<AuthToken>, String> {
-        let (raw, source) = match token_file {
+    pub fn load(token_file: Option<&Path>) -> Result<Option<AuthToken>, TokenError> {
+        let (raw, origin) = match token_file {
             Some(p) => (
-                std::fs::read_to_string(p).map_err(|e| format!("webhook.token_file {}: {e}", p.display()))?,
-                format!("webhook.token_file {}", p.display()),
+                std::fs::read_to_string(p).map_err(|source| TokenError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                TokenOrigin::File(p.to_path_buf()),
             ),
             None => match std::env::var(TOKEN_ENV) {
-                Ok(v) => (v, format!("environment variable {TOKEN_ENV}")),
+                Ok(v) => (v, TokenOrigin::Env),
                 Err(_) => return Ok(None),
             },
         };
@@ -100,14 +134,24 @@ impl AuthToken {
             .map(|s| s.strip_suffix('\r').unwrap_or(s))
             .unwrap_or(&raw);
         if value.is_empty() {
-            return Err(format!("{source}: empty token"));
+            return Err(TokenError::Empty(origin));
         }
-        let mut hv = HeaderValue::from_str(value).map_err(|_| {
-            format!("{source}: the token holds characters an HTTP header cannot carry (newlines, control bytes)")
-        })?;
+        // `InvalidHeaderValue` says no more than the message does, so it is not kept as a source.
+        let mut hv = HeaderValue::from_str(value).map_err(|_| TokenError::NotAHeaderValue(origin))?;
         hv.set_sensitive(true);
         Ok(Some(AuthToken(hv)))
     }
+}
+
+/// The webhook client cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook.url `{url}`: not a valid URL")]
+    Url {
+        url: String,
+        #[source]
+        source: http::uri::InvalidUri,
+    },
 }
 
 /// What became of one batch.
@@ -139,9 +183,16 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(cfg: &WebhookConfig, auth: Option<AuthToken>, hub: Arc<MetricsHub>) -> Result<Option<Webhook>, String> {
+    pub fn new(
+        cfg: &WebhookConfig,
+        auth: Option<AuthToken>,
+        hub: Arc<MetricsHub>,
+    ) -> Result<Option<Webhook>, WebhookError> {
         let Some(url) = &cfg.url else { return Ok(None) };
-        let uri: Uri = url.parse().map_err(|e| format!("webhook.url `{url}`: {e}"))?;
+        let uri: Uri = url.parse().map_err(|source| WebhookError::Url {
+            url: url.clone(),
+            source,
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         // Small requests: without this, Nagle plus the receiver's delayed ACK stall each one ~40 ms.
@@ -386,9 +437,18 @@ mod tests {
         assert_eq!(t.0.to_str().unwrap(), "Bearer abc def");
         assert_eq!(format!("{t:?}"), "AuthToken(<redacted>)");
         std::fs::write(&p, "a\nb\n").unwrap();
-        let err = AuthToken::load(Some(&p)).unwrap_err();
-        assert!(!err.contains("a\nb"), "{err}");
+        let err = AuthToken::load(Some(&p)).unwrap_err().to_string();
+        assert!(!err.contains("a\nb") && err.contains("webhook.token_file"), "{err}");
         std::fs::write(&p, "\n").unwrap();
-        assert!(AuthToken::load(Some(&p)).unwrap_err().contains("empty"));
+        assert!(AuthToken::load(Some(&p)).unwrap_err().to_string().contains("empty"));
+        // A missing file: the message names the key and the path, the io error is the source.
+        let missing = dir.path().join("missing");
+        let err = AuthToken::load(Some(&missing)).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text, format!("cannot read webhook.token_file {}", missing.display()));
+        let source = std::error::Error::source(&err)
+            .expect("the io error is kept")
+            .to_string();
+        assert!(source.contains("No such file"), "{source}");
     }
 }

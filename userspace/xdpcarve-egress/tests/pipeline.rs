@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use xdpcarve_egress::config::{EgressConfig, PolicyConfig};
-use xdpcarve_egress::{Egress, EgressSummary, MetricsHub, QueueMode, SubmissionItem, WebhookFormat};
 use xdpcarve_contract::{Direction, FileRecord, Proto};
+use xdpcarve_egress::config::{EgressConfig, PolicyConfig};
+use xdpcarve_egress::{Egress, EgressError, EgressSummary, MetricsHub, QueueMode, SubmissionItem, WebhookFormat};
 
 struct Receiver {
     child: Child,
@@ -278,25 +278,62 @@ fn blocking_queue_loses_nothing_when_tiny() {
     assert_eq!((s.files_logged, s.queue_full), (5000, 0));
 }
 
+/// The messages of an error and its sources, outermost first; checks that no message repeats
+/// the text of its source (so a chain printer shows each cause once).
+fn chain(err: &EgressError) -> Vec<String> {
+    let mut out = vec![err.to_string()];
+    let mut src = std::error::Error::source(err);
+    while let Some(e) = src {
+        let text = e.to_string();
+        assert!(
+            !out.last().unwrap().contains(&text),
+            "{:?} repeats its source {text:?}",
+            out.last().unwrap()
+        );
+        out.push(text);
+        src = e.source();
+    }
+    out
+}
+
 #[test]
 fn bad_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), Some("ftp://x/".into()));
     let hub = Arc::new(MetricsHub::new("t"));
-    let err = Egress::start(cfg.clone(), hub.clone(), 1, QueueMode::Block)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("webhook.url"), "{err}");
+    let start = |cfg: &EgressConfig| {
+        chain(
+            &Egress::start(cfg.clone(), hub.clone(), 1, QueueMode::Block)
+                .err()
+                .unwrap(),
+        )
+    };
+    let err = start(&cfg);
+    assert_eq!(err, ["webhook.url `ftp://x/`: must start with http:// or https://"]);
     cfg.webhook.url = Some("http://127.0.0.1:1/".into());
     cfg.webhook.token_file = Some(dir.path().join("missing"));
-    let err = Egress::start(cfg.clone(), hub.clone(), 1, QueueMode::Block)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("webhook.token_file"), "{err}");
+    let err = start(&cfg);
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(err[0].contains("webhook.token_file"), "{err:?}");
+    assert!(err[1].contains("No such file"), "{err:?}");
     cfg.webhook.token_file = None;
+    cfg.spill.dir = Some("/proc/nope".into());
+    let err = start(&cfg);
+    assert_eq!(err[0], "spill.dir /proc/nope: cannot open the spill journal");
+    assert_eq!(err.len(), 2, "{err:?}");
+    cfg.webhook.url = None;
+    cfg.spill.dir = None;
     cfg.files_log.path = Some("/nonexistent-dir/files.log".into());
-    let err = Egress::start(cfg, hub, 1, QueueMode::Block).err().unwrap().to_string();
-    assert!(err.contains("files log /nonexistent-dir/files.log"), "{err}");
+    let err = start(&cfg);
+    assert!(err[0].contains("files log /nonexistent-dir/files.log"), "{err:?}");
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(err[1].contains("No such file"), "{err:?}");
+    cfg.files_log.path = None;
+    cfg.policy.mime_types = vec!["(".into()];
+    let err = start(&cfg);
+    assert!(
+        err[0].starts_with("policy.mime_types[0] `(`: not a valid regex"),
+        "{err:?}"
+    );
+    assert!(err[1].contains("unclosed group"), "{err:?}");
 }

@@ -149,11 +149,57 @@ pub struct EgressArgs {
 pub fn load_file(path: &Path) -> Result<ConfigFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-    parse_file(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))
+    parse_file(&text).with_context(|| format!("config file {}", path.display()))
 }
 
-pub fn parse_file(text: &str) -> Result<ConfigFile, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+/// A config file that does not parse, on one line: where, the line itself (so the key shows
+/// even when the complaint is about its value), and what is wrong.
+#[derive(Debug)]
+pub struct ParseError {
+    /// 1-based line and column of the offending part, when toml knows it.
+    at: Option<(usize, usize, String)>,
+    /// toml's bare message (its `Display` is the multi-line form with the marked line).
+    message: String,
+}
+
+impl ParseError {
+    fn new(text: &str, err: toml::de::Error) -> ParseError {
+        let at = err.span().map(|span| {
+            let start = span.start.min(text.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            let line = text[..start].matches('\n').count() + 1;
+            let column = text[line_start..start].chars().count() + 1;
+            let mut snippet = text[line_start..line_end].trim().to_string();
+            if snippet.chars().count() > 80 {
+                snippet = snippet.chars().take(77).collect::<String>() + "...";
+            }
+            (line, column, snippet)
+        });
+        // Keep the one-line promise should a message ever hold a newline.
+        let message = err.message().trim_end().replace('\n', " ");
+        ParseError { at, message }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = &self.message;
+        match &self.at {
+            Some((line, column, snippet)) if !snippet.is_empty() => {
+                write!(f, "line {line}, column {column} `{snippet}`: {message}")
+            }
+            Some((line, column, _)) => write!(f, "line {line}, column {column}: {message}"),
+            None => f.write_str(message),
+        }
+    }
+}
+
+// No source: toml's error is only text, and `Display` already shows it.
+impl std::error::Error for ParseError {}
+
+pub fn parse_file(text: &str) -> Result<ConfigFile, ParseError> {
+    toml::from_str(text).map_err(|e| ParseError::new(text, e))
 }
 
 fn host_name() -> String {
@@ -215,7 +261,7 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
         w.token_file = Some(p.clone());
     }
     if let Some(f) = &args.webhook_format {
-        w.format = WebhookFormat::parse(f).map_err(|e| anyhow!("--webhook-format: {e}"))?;
+        w.format = WebhookFormat::parse(f).context("--webhook-format")?;
     }
     if let Some(n) = args.webhook_batch_items {
         w.batch_max_items = n;
@@ -247,7 +293,8 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
     if !args.submit_mime.is_empty() {
         cfg.policy.mime_types = args.submit_mime.clone();
     }
-    cfg.validate().map_err(|e| anyhow!("{e}"))?;
+    // The messages name the key (or, through it, the flag); no context would add anything.
+    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -269,7 +316,7 @@ pub fn dump(cfg: &EgressConfig) -> Result<String> {
         },
         queue: cfg.queue.clone(),
     };
-    toml::to_string(&file).map_err(|e| anyhow!("cannot print the config: {e}"))
+    toml::to_string(&file).context("cannot print the config")
 }
 
 #[cfg(test)]
@@ -292,14 +339,33 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
-        let err = parse_file("[webhook]\nbatch_max_itemz = 5\n").unwrap_err();
+        let err = parse_file("[webhook]\nbatch_max_itemz = 5\n").unwrap_err().to_string();
         assert!(err.contains("batch_max_itemz"), "{err}");
-        let err = parse_file("[dedupe]\nttl = \"1h\"\n").unwrap_err();
+        let err = parse_file("[dedupe]\nttl = \"1h\"\n").unwrap_err().to_string();
         assert!(err.contains("dedupe"), "{err}");
-        let err = parse_file("[dedup]\nttl = \"a while\"\n").unwrap_err();
+        let err = parse_file("[dedup]\nttl = \"a while\"\n").unwrap_err().to_string();
         assert!(err.contains("ttl") || err.contains("line 2"), "{err}");
-        let err = parse_file("[webhook]\nformat = \"xml\"\n").unwrap_err();
+        let err = parse_file("[webhook]\nformat = \"xml\"\n").unwrap_err().to_string();
         assert!(err.contains("xml"), "{err}");
+        // One line, naming where and the key.
+        let err = parse_file("[webhook]\nbatch_items = \"x\"\n").unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(
+            err.starts_with("line 2, column 1 `batch_items = \"x\"`: unknown field `batch_items`"),
+            "{err}"
+        );
+        let err = parse_file("[dedup]\nttl = \"a while\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("line 2, column 7 `ttl = \"a while\"`: "), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_names_it_and_its_cause_once() {
+        let err = load_file(Path::new("/nonexistent/xdpcarve.toml")).unwrap_err();
+        let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert_eq!(chain[0], "cannot read the config file /nonexistent/xdpcarve.toml");
+        assert!(chain[1].contains("No such file or directory"), "{chain:?}");
+        assert_eq!(format!("{err:#}").matches("No such file").count(), 1, "{err:#}");
     }
 
     #[test]
@@ -347,9 +413,11 @@ mod tests {
 
     #[test]
     fn dump_round_trips_and_holds_no_token() {
-        let mut args = EgressArgs::default();
-        args.webhook_url = Some("https://hooks.example/in".into());
-        args.webhook_token_file = Some("/etc/xdpcarve/token".into());
+        let args = EgressArgs {
+            webhook_url: Some("https://hooks.example/in".into()),
+            webhook_token_file: Some("/etc/xdpcarve/token".into()),
+            ..Default::default()
+        };
         let cfg = egress_config(&args, None, true).unwrap();
         let text = dump(&cfg).unwrap();
         let back = parse_file(&text).unwrap();
