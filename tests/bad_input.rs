@@ -11,8 +11,19 @@ use support::carve::{
 const BODY: &[u8] = b"hello world";
 
 fn http_exchange(port: u16) -> Vec<(u64, Vec<u8>)> {
-    let response = [b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\n".as_slice(), BODY].concat();
-    tcp_conversation(40000, port, &[(true, b"GET /a.txt HTTP/1.1\r\nHost: example\r\n\r\n"), (false, &response)])
+    let response = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\n".as_slice(),
+        BODY,
+    ]
+    .concat();
+    tcp_conversation(
+        40000,
+        port,
+        &[
+            (true, b"GET /a.txt HTTP/1.1\r\nHost: example\r\n\r\n"),
+            (false, &response),
+        ],
+    )
 }
 
 fn body_sha256() -> String {
@@ -27,7 +38,11 @@ fn a_well_formed_capture_is_carved() {
     write_pcap(&path, 1, &http_exchange(80));
     let run = run_read(&path, &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    assert!(run.records.iter().any(|r| r["sha256"] == body_sha256().as_str()), "{}", run.describe());
+    assert!(
+        run.records.iter().any(|r| r["sha256"] == body_sha256().as_str()),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -68,7 +83,11 @@ fn random_garbage_is_not_a_capture() {
     let run = run_read(&path, &[]);
     assert!(run.clean(), "{}", run.describe());
     assert_eq!(run.code, Some(1), "{}", run.describe());
-    assert!(run.stderr.contains("is not a pcap or pcapng file (magic 0x"), "{}", run.describe());
+    assert!(
+        run.stderr.contains("is not a pcap or pcapng file (magic 0x"),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -104,8 +123,16 @@ fn truncated_pcap_keeps_what_was_read() {
     let run = run_read(&path, &[]);
     assert!(run.clean(), "{}", run.describe());
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    assert!(run.stderr.contains("capture truncated after 6 packets"), "{}", run.describe());
-    assert!(run.records.iter().any(|r| r["sha256"] == body_sha256().as_str()), "{}", run.describe());
+    assert!(
+        run.stderr.contains("capture truncated after 6 packets"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.records.iter().any(|r| r["sha256"] == body_sha256().as_str()),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -127,7 +154,11 @@ fn hostile_record_length_stops_with_an_error() {
     assert_eq!(run.code, Some(1), "{}", run.describe());
     assert!(run.stderr.contains("is corrupt at byte"), "{}", run.describe());
     assert!(run.stderr.contains("record length 4294967280"), "{}", run.describe());
-    assert!(run.stderr.contains(": 1 packets"), "the packet before the bad record is processed\n{}", run.describe());
+    assert!(
+        run.stderr.contains(": 1 packets"),
+        "the packet before the bad record is processed\n{}",
+        run.describe()
+    );
 }
 
 fn pcapng_shb() -> Vec<u8> {
@@ -185,7 +216,11 @@ fn pcapng_is_carved_with_nanosecond_timestamps() {
     std::fs::write(&path, &bytes).unwrap();
     let run = run_read(&path, &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let rec = run.records.iter().find(|r| r["sha256"] == body_sha256().as_str()).unwrap_or_else(|| panic!("{}", run.describe()));
+    let rec = run
+        .records
+        .iter()
+        .find(|r| r["sha256"] == body_sha256().as_str())
+        .unwrap_or_else(|| panic!("{}", run.describe()));
     // The response's first packet: 5th packet, 1600000000.005000123 s.
     assert_eq!(rec["ts"], "2020-09-13T12:26:40.005000Z", "{}", run.describe());
 }
@@ -251,8 +286,16 @@ fn unsupported_link_type_is_named() {
     let run = run_read(&path, &[]);
     assert!(run.clean(), "{}", run.describe());
     assert_eq!(run.code, Some(1), "{}", run.describe());
-    assert!(run.stderr.contains("IEEE802_11 (105) is not supported"), "{}", run.describe());
-    assert!(run.stderr.contains("Ethernet (1)"), "the supported types are listed\n{}", run.describe());
+    assert!(
+        run.stderr.contains("IEEE802_11 (105) is not supported"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("Ethernet (1)"),
+        "the supported types are listed\n{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -260,7 +303,12 @@ fn non_tcp_traffic_is_skipped() {
     let tmp = TempDir::new("bad");
     let path = tmp.path("udp-arp.pcap");
     let arp = [vec![0xff; 6], vec![1, 2, 3, 4, 5, 6], vec![0x08, 0x06], vec![0u8; 28]].concat();
-    let dns = eth_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 17, &udp(5353, 53, b"\x12\x34 not really dns"));
+    let dns = eth_ipv4(
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        17,
+        &udp(5353, 53, b"\x12\x34 not really dns"),
+    );
     let icmp = eth_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 1, &[8, 0, 0, 0, 0, 1, 0, 1]);
     write_pcap(&path, 1, &[(1, arp), (2, dns), (3, icmp)]);
     let run = run_read(&path, &[]);
@@ -287,7 +335,8 @@ fn garbage_on_port_80_is_survived() {
     };
     let a = noise(3000);
     let b = noise(5000);
-    let c = b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
+    let c =
+        b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
     let d = b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n\x00\x01\x02".to_vec();
     let pkts = tcp_conversation(40001, 80, &[(true, &a), (false, &b), (true, &c), (false, &d)]);
     write_pcap(&path, 1, &pkts);
@@ -317,11 +366,20 @@ fn bad_flag_values_are_rejected() {
     let tmp = TempDir::new("bad");
     let path = tmp.path("ok.pcap");
     write_pcap(&path, 1, &http_exchange(80));
-    for args in [&["--memory", "12X"][..], &["--http-ports", "80,http"], &["--hashes", "crc32"], &["--idle-timeout", "soon"]] {
+    for args in [
+        &["--memory", "12X"][..],
+        &["--http-ports", "80,http"],
+        &["--hashes", "crc32"],
+        &["--idle-timeout", "soon"],
+    ] {
         let run = run_read(&path, args);
         assert!(run.clean(), "{args:?}: {}", run.describe());
         assert_ne!(run.code, Some(0), "{args:?} accepted\n{}", run.describe());
-        assert!(run.stderr.to_lowercase().contains("error"), "{args:?}: {}", run.describe());
+        assert!(
+            run.stderr.to_lowercase().contains("error"),
+            "{args:?}: {}",
+            run.describe()
+        );
     }
 }
 
@@ -329,7 +387,15 @@ fn bad_flag_values_are_rejected() {
 fn data_before_the_handshake_on_an_ignored_port_is_not_tracked() {
     let tmp = TempDir::new("bad");
     let path = tmp.path("other-port.pcap");
-    write_pcap(&path, 1, &tcp_conversation(40002, 5432, &[(true, b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), (false, b"N")]));
+    write_pcap(
+        &path,
+        1,
+        &tcp_conversation(
+            40002,
+            5432,
+            &[(true, b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), (false, b"N")],
+        ),
+    );
     let run = run_read(&path, &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     assert!(run.stderr.contains("0 tracked"), "{}", run.describe());
@@ -349,7 +415,11 @@ fn segmented_download(
     use support::carve::FIN_ACK;
     let (c, s, cp, sp) = ([10, 0, 0, 1], [10, 0, 0, 2], 40100u16, 80u16);
     let request = b"GET /big.bin HTTP/1.1\r\nHost: example\r\n\r\n";
-    let response = [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), body].concat();
+    let response = [
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+        body,
+    ]
+    .concat();
     let (cseq, sseq) = (7000u32, 4_294_960_000u32); // the server's sequence numbers wrap mid-body
     let cdata = cseq + 1;
     let cend = cdata + request.len() as u32;
@@ -366,7 +436,10 @@ fn segmented_download(
     while off < response.len() {
         let n = mss.min(response.len() - off);
         let seq = sdata.wrapping_add(off as u32);
-        segs.push((segs.len(), eth_ipv4(s, c, 6, &tcp(sp, cp, seq, cend, PSH_ACK, &response[off..off + n]))));
+        segs.push((
+            segs.len(),
+            eth_ipv4(s, c, 6, &tcp(sp, cp, seq, cend, PSH_ACK, &response[off..off + n])),
+        ));
         off += n;
         ends.push(off);
     }
@@ -377,14 +450,23 @@ fn segmented_download(
         latest = latest.max(i);
         if k % 2 == 1 {
             let acked = ends[latest];
-            frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, sdata.wrapping_add(acked as u32), ACK, b"")));
+            frames.push(eth_ipv4(
+                c,
+                s,
+                6,
+                &tcp(cp, sp, cend, sdata.wrapping_add(acked as u32), ACK, b""),
+            ));
         }
     }
     let send = sdata.wrapping_add(response.len() as u32);
     frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, send, ACK, b"")));
     frames.push(eth_ipv4(c, s, 6, &tcp(cp, sp, cend, send, FIN_ACK, b"")));
     frames.push(eth_ipv4(s, c, 6, &tcp(sp, cp, send, cend + 1, FIN_ACK, b"")));
-    frames.into_iter().enumerate().map(|(i, f)| (1_600_000_000_000_000 + i as u64 * 100, f)).collect()
+    frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (1_600_000_000_000_000 + i as u64 * 100, f))
+        .collect()
 }
 
 fn pattern(n: usize) -> Vec<u8> {
@@ -422,7 +504,11 @@ fn reordered_and_duplicated_segments_still_give_the_exact_file() {
     write_pcap(&path, 1, &pkts);
     let run = run_read(&path, &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let rec = run.records.iter().find(|r| r["size"] == 200_000).unwrap_or_else(|| panic!("{}", run.describe()));
+    let rec = run
+        .records
+        .iter()
+        .find(|r| r["size"] == 200_000)
+        .unwrap_or_else(|| panic!("{}", run.describe()));
     assert_eq!(rec["sha256"], want.as_str(), "{}", run.describe());
     assert_eq!(rec["missing_bytes"], 0);
     assert!(run.stderr.contains("tcp.out_of_order_segments="), "{}", run.describe());
@@ -443,7 +529,11 @@ fn a_segment_lost_by_the_capture_is_counted_as_missing_bytes() {
     assert_eq!(run.records.len(), 1, "{}", run.describe());
     let rec = &run.records[0];
     assert_eq!(rec["missing_bytes"], 1000, "{}", run.describe());
-    assert!(rec["sha256"].is_null(), "no hash of a file with a hole\n{}", run.describe());
+    assert!(
+        rec["sha256"].is_null(),
+        "no hash of a file with a hole\n{}",
+        run.describe()
+    );
     assert_eq!(rec["size"], 49_000, "bytes seen");
     assert!(run.stderr.contains("1 gaps (1.0 kB missing)"), "{}", run.describe());
 }

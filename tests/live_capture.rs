@@ -16,18 +16,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::live::{assert_same_records, carve_offline, start_sensor, stop_sensor};
 use support::content::{pe_like, pseudo_random};
+use support::live::{assert_same_records, carve_offline, start_sensor, stop_sensor};
 use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
 use support::{sha256_hex, support_script};
 
-
-
 /// Rings that hold every frame a test sends, whatever the engine's speed.
 const BIG_RINGS: &[&str] = &["--rx-ring", "16384", "--fill-ring", "16384", "--umem-frames", "32768"];
-
-
-
 
 /// Mirrors everything entering and leaving `ifname` (in `ns`) out of `mirror` (same namespace),
 /// like a switch's SPAN port.
@@ -312,7 +307,13 @@ fn a_files_log_that_cannot_be_written_fails_the_live_run() {
     let srv = s.lab.spawn(
         "http_server",
         Some(&s.server_ns),
-        &["python3", &support_script("http_server.py"), &s.server_ip, "80", www.to_str().unwrap()],
+        &[
+            "python3",
+            &support_script("http_server.py"),
+            &s.server_ip,
+            "80",
+            www.to_str().unwrap(),
+        ],
     );
     s.lab.bg(srv).wait_for_line("READY", false, Duration::from_secs(15));
     // /dev/full: every write fails with ENOSPC.

@@ -17,8 +17,6 @@ use support::{sha256_hex, support_script};
 
 const CARVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-
-
 /// A small but well-formed-looking PDF with a binary stream.
 fn pdf_like(seed: u64, stream_len: usize) -> Vec<u8> {
     let mut v = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n".to_vec();
@@ -50,7 +48,6 @@ fn html_like(rows: usize) -> Vec<u8> {
     s.push_str("</table></body></html>\n");
     s.into_bytes()
 }
-
 
 /// A file we expect in the files log.
 struct Expected {
@@ -176,8 +173,6 @@ fn assert_carved(records: &[serde_json::Value], expected: &[Expected]) {
         summary(records)
     );
 }
-
-
 
 /// The count tcpdump printed on the line ending in `suffix` ("packets captured", ...).
 fn tcpdump_count(stderr: &str, suffix: &str) -> Option<u64> {

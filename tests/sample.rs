@@ -24,7 +24,11 @@ fn sample_capture_carves_to_exactly_the_expected_files() {
         .args(["--files-log", "-"])
         .output()
         .expect("run xdpcarve");
-    assert!(out.status.success(), "xdpcarve failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "xdpcarve failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .expect("utf-8 files log")
         .lines()
@@ -43,7 +47,11 @@ fn sample_capture_carves_to_exactly_the_expected_files() {
     let counts = |m: &BTreeMap<Option<String>, Vec<&serde_json::Value>>| {
         m.iter().map(|(k, v)| (k.clone(), v.len())).collect::<BTreeMap<_, _>>()
     };
-    assert_eq!(counts(&got), counts(&want), "carved sha256 multiset differs from the manifest");
+    assert_eq!(
+        counts(&got),
+        counts(&want),
+        "carved sha256 multiset differs from the manifest"
+    );
 
     for (sha, exps) in &want {
         let recs = &got[sha];

@@ -19,7 +19,10 @@ use xdpcarve_protocols::ProtocolsConfig;
 #[inline(never)]
 pub fn run_pipeline(frames: &[Frame<'_>], link: LinkType, hashes: HashSet) -> Vec<FileRecord> {
     let cfg = EngineConfig {
-        files: FileConfig { hashes, ..FileConfig::default() },
+        files: FileConfig {
+            hashes,
+            ..FileConfig::default()
+        },
         protocols: xdpcarve_protocols::registry(&ProtocolsConfig::default()),
         ..EngineConfig::default()
     };

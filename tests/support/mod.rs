@@ -28,7 +28,12 @@ pub mod netns;
 
 /// A script shipped in tests/support/, as a path string for a command line.
 pub fn support_script(name: &str) -> String {
-    repo_root().join("tests/support").join(name).to_str().expect("utf-8 path").to_string()
+    repo_root()
+        .join("tests/support")
+        .join(name)
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
 }
 
 /// Lowercase hex SHA-256, as `sha256sum` prints it.

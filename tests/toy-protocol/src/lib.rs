@@ -27,7 +27,10 @@ pub struct Toy {
 
 impl Toy {
     pub fn new(max_body: u64) -> Self {
-        Toy { max_body, stats: ToyStats::default() }
+        Toy {
+            max_body,
+            stats: ToyStats::default(),
+        }
     }
 }
 

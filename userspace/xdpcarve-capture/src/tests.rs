@@ -125,8 +125,13 @@ fn errors_name_the_problem() {
     assert!(e.contains("Linux cooked v2 (SLL2) (276)"), "{e}");
     // The cause is the error's source, not part of its own message, so a chain is printed once.
     let e = CaptureFile::open(std::env::temp_dir()).err().unwrap();
-    let cause = std::error::Error::source(&e).expect("the I/O error is the source").to_string();
-    assert!(e.to_string().starts_with("cannot read ") && !e.to_string().contains(&cause), "{e}");
+    let cause = std::error::Error::source(&e)
+        .expect("the I/O error is the source")
+        .to_string();
+    assert!(
+        e.to_string().starts_with("cannot read ") && !e.to_string().contains(&cause),
+        "{e}"
+    );
     assert!(cause.contains("is a directory"), "{cause}");
 }
 

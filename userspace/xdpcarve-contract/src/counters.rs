@@ -131,7 +131,12 @@ mod tests {
         });
         assert_eq!(
             seen,
-            vec![("tcp", "gaps", 5), ("tcp", "files", 1), ("mime", "gaps", 6), ("mime", "files", 2)]
+            vec![
+                ("tcp", "gaps", 5),
+                ("tcp", "files", 1),
+                ("mime", "gaps", 6),
+                ("mime", "files", 2)
+            ]
         );
         assert_eq!(set.get("mime", "files"), 2);
         assert_eq!(set.get("smtp", "files"), 0);

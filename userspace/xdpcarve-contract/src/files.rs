@@ -15,7 +15,12 @@ pub struct HashSet {
 
 impl Default for HashSet {
     fn default() -> Self {
-        HashSet { md5: true, sha1: true, sha256: true, blake3: true }
+        HashSet {
+            md5: true,
+            sha1: true,
+            sha256: true,
+            blake3: true,
+        }
     }
 }
 
@@ -25,7 +30,12 @@ impl Default for HashSet {
 pub struct UnknownHash(pub String);
 
 impl HashSet {
-    pub const NONE: HashSet = HashSet { md5: false, sha1: false, sha256: false, blake3: false };
+    pub const NONE: HashSet = HashSet {
+        md5: false,
+        sha1: false,
+        sha256: false,
+        blake3: false,
+    };
 
     /// Parses a comma-separated list such as `md5,sha256`.
     pub fn parse(list: &str) -> Result<HashSet, UnknownHash> {
@@ -57,7 +67,11 @@ pub struct FileConfig {
 
 impl Default for FileConfig {
     fn default() -> Self {
-        FileConfig { hashes: HashSet::default(), max_file_size: 256 << 20, sniff_bytes: 4096 }
+        FileConfig {
+            hashes: HashSet::default(),
+            max_file_size: 256 << 20,
+            sniff_bytes: 4096,
+        }
     }
 }
 
@@ -112,7 +126,12 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn new(config: FileConfig, worker: u16) -> Self {
-        FileSink { config, stats: FileStats::default(), records: Vec::new(), fuids: IdGen::new(worker) }
+        FileSink {
+            config,
+            stats: FileStats::default(),
+            records: Vec::new(),
+            fuids: IdGen::new(worker),
+        }
     }
 
     /// A new file id.
@@ -127,7 +146,14 @@ mod tests {
 
     #[test]
     fn parses_hash_lists() {
-        assert_eq!(HashSet::parse("md5, SHA256").unwrap(), HashSet { md5: true, sha256: true, ..HashSet::NONE });
+        assert_eq!(
+            HashSet::parse("md5, SHA256").unwrap(),
+            HashSet {
+                md5: true,
+                sha256: true,
+                ..HashSet::NONE
+            }
+        );
         assert_eq!(HashSet::parse("all").unwrap(), HashSet::default());
         assert!(HashSet::parse("crc32").unwrap_err().to_string().contains("crc32"));
     }

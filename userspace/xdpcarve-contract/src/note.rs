@@ -81,8 +81,14 @@ mod tests {
         n.fields.set("scan_verdict", "malicious");
         let line = n.to_json_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!((v["fuid"].as_str(), v["uid"].as_str(), v["sha256"].as_str()), (Some("F1"), Some("C1"), Some("abc")));
-        assert_eq!((v["kind"].as_str(), v["scan_verdict"].as_str()), (Some("scan"), Some("malicious")));
+        assert_eq!(
+            (v["fuid"].as_str(), v["uid"].as_str(), v["sha256"].as_str()),
+            (Some("F1"), Some("C1"), Some("abc"))
+        );
+        assert_eq!(
+            (v["kind"].as_str(), v["scan_verdict"].as_str()),
+            (Some("scan"), Some("malicious"))
+        );
         assert_eq!(v["ts"], "2023-11-14T22:13:20.000000Z");
         let back: FileNote = serde_json::from_str(&line).unwrap();
         assert_eq!(back, n);

@@ -127,7 +127,11 @@ impl Reassembled for ParserSink<'_> {
     #[inline]
     fn data(&mut self, data: &[u8]) {
         let (side, parser) = (self.side, &mut *self.parser);
-        let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+        let ev = Event {
+            conn: self.conn,
+            now: self.now,
+            files: &mut *self.files,
+        };
         if !self.proto.on_data(parser, side, data, ev) {
             self.tcp.opaque_bytes += data.len() as u64;
         }
@@ -135,13 +139,21 @@ impl Reassembled for ParserSink<'_> {
     fn gap(&mut self, len: u64) {
         if !self.proto.is_done(self.parser) {
             let (side, parser) = (self.side, &mut *self.parser);
-            let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+            let ev = Event {
+                conn: self.conn,
+                now: self.now,
+                files: &mut *self.files,
+            };
             self.proto.on_gap(parser, side, len, ev);
         }
     }
     fn end(&mut self) {
         let (side, parser) = (self.side, &mut *self.parser);
-        let ev = Event { conn: self.conn, now: self.now, files: &mut *self.files };
+        let ev = Event {
+            conn: self.conn,
+            now: self.now,
+            files: &mut *self.files,
+        };
         self.proto.on_end(parser, side, ev);
     }
     fn counters(&mut self) -> &mut TcpStats {
@@ -548,7 +560,11 @@ impl Engine {
                 sink.side = side;
                 streams[side.index()].flush(rst, &self.limits, &mut self.mem, &mut sink);
             }
-            let ev = Event { conn: meta, now: self.now, files: sink.files };
+            let ev = Event {
+                conn: meta,
+                now: self.now,
+                files: sink.files,
+            };
             sink.proto.on_close(sink.parser, reason, ev);
         }
         for s in streams.iter_mut() {

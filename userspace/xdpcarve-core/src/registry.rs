@@ -58,7 +58,12 @@ impl<P: Protocol> Running<P> {
     /// Runs `f` with the connection's context and counts the files it finished.
     fn with_cx(&mut self, ev: Event<'_>, f: impl FnOnce(&mut AppContext<'_, P>)) {
         let before = ev.files.stats.files;
-        let mut cx = AppContext { conn: ev.conn, now: ev.now, files: ev.files, state: &mut self.proto };
+        let mut cx = AppContext {
+            conn: ev.conn,
+            now: ev.now,
+            files: ev.files,
+            state: &mut self.proto,
+        };
         f(&mut cx);
         self.files += cx.files.stats.files - before;
     }
@@ -150,7 +155,12 @@ impl ProtocolRegistry {
             name: P::NAME,
             ports: ports.to_vec(),
             detect: P::detect,
-            make: Arc::new(move || Box::new(Running { proto: make(), files: 0 })),
+            make: Arc::new(move || {
+                Box::new(Running {
+                    proto: make(),
+                    files: 0,
+                })
+            }),
         });
         self
     }
@@ -197,7 +207,9 @@ impl ProtocolRegistry {
 
 impl fmt::Debug for ProtocolRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter().map(|e| (e.name, &e.ports))).finish()
+        f.debug_map()
+            .entries(self.entries.iter().map(|e| (e.name, &e.ports)))
+            .finish()
     }
 }
 

@@ -61,7 +61,10 @@ fn sha256(data: &[u8]) -> String {
 }
 
 fn run(registry: ProtocolRegistry, frames: &[Vec<u8>]) -> (Vec<FileRecord>, xdpcarve_core::WorkerReport) {
-    let cfg = EngineConfig { protocols: registry, ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        protocols: registry,
+        ..EngineConfig::default()
+    };
     let mut worker = Worker::new(Engine::new(cfg), Vec::new());
     for (i, f) in frames.iter().enumerate() {
         worker.handle_packet(Timestamp::from_secs(1 + i as u64 / 100), LinkType::Ethernet, f);
@@ -87,7 +90,10 @@ fn a_toy_protocol_registered_in_one_line_produces_records() {
     assert_eq!(a.fields.str(xdpcarve_toy::FIELD_NAME), Some("tool.exe"));
     assert_eq!(a.sha256.as_deref(), Some(sha256(&exe).as_str()));
     assert_eq!(a.mime_type.as_deref(), Some("application/x-dosexec"));
-    assert_eq!((a.orig_p, a.resp_p, a.size, a.total_bytes), (40001, 7777, exe.len() as u64, Some(exe.len() as u64)));
+    assert_eq!(
+        (a.orig_p, a.resp_p, a.size, a.total_bytes),
+        (40001, 7777, exe.len() as u64, Some(exe.len() as u64))
+    );
     assert_eq!(b.sha256.as_deref(), Some(sha256(&note).as_str()));
     // The record's JSON carries the protocol's own field, flattened like http_* and smtp_*.
     let json: serde_json::Value = serde_json::from_str(&a.to_json_line()).unwrap();

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use xdpcarve_contract::FileRecord;
 use xdpcarve_egress::config::EgressConfig;
 use xdpcarve_egress::{Egress, MetricsHub, QueueMode};
-use xdpcarve_contract::FileRecord;
 
 #[derive(Default)]
 struct Received {

@@ -2,10 +2,10 @@
 //! bytes for sniffing, and accounting of what was missed. No file is ever held whole.
 
 use crate::sniff;
-use xdpcarve_contract::{AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp};
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
+use xdpcarve_contract::{AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp};
 
 /// How a file ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,10 @@ const BLAKE3_STAGE: usize = 16 * 1024;
 
 impl StagedBlake3 {
     fn new() -> Self {
-        StagedBlake3 { hasher: blake3::Hasher::new(), stage: Vec::new() }
+        StagedBlake3 {
+            hasher: blake3::Hasher::new(),
+            stage: Vec::new(),
+        }
     }
 
     fn update(&mut self, mut data: &[u8]) {
@@ -220,8 +223,19 @@ impl FileAnalyzer {
     }
 
     fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
-        let FileAnalyzer { conn, meta, fuid, start, hashers, sniff, size, missing_bytes, overflow_bytes, limit_hit, .. } =
-            self;
+        let FileAnalyzer {
+            conn,
+            meta,
+            fuid,
+            start,
+            hashers,
+            sniff,
+            size,
+            missing_bytes,
+            overflow_bytes,
+            limit_hit,
+            ..
+        } = self;
         let truncated_reason = match end {
             FileEnd::Truncated(why) => Some(why),
             FileEnd::Complete if limit_hit => Some("limit"),
@@ -330,14 +344,28 @@ mod tests {
 
     #[test]
     fn staged_blake3_matches_one_shot_for_any_split() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        for split in [1usize, 1460, BLAKE3_STAGE - 1, BLAKE3_STAGE, BLAKE3_STAGE + 1, 3 * BLAKE3_STAGE + 7, 99_999] {
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for split in [
+            1usize,
+            1460,
+            BLAKE3_STAGE - 1,
+            BLAKE3_STAGE,
+            BLAKE3_STAGE + 1,
+            3 * BLAKE3_STAGE + 7,
+            99_999,
+        ] {
             let mut a = analyzer(&FileConfig::default());
             for chunk in data.chunks(split) {
                 a.update(chunk);
             }
             let r = a.finish(Timestamp::from_secs(6), FileEnd::Complete);
-            assert_eq!(r.blake3.unwrap(), blake3::hash(&data).to_hex().to_string(), "split {split}");
+            assert_eq!(
+                r.blake3.unwrap(),
+                blake3::hash(&data).to_hex().to_string(),
+                "split {split}"
+            );
             assert_eq!(r.sha256.unwrap(), hex(&Sha256::digest(&data)), "split {split}");
         }
     }
@@ -355,7 +383,10 @@ mod tests {
 
     #[test]
     fn size_limit_truncates() {
-        let cfg = FileConfig { max_file_size: 4, ..FileConfig::default() };
+        let cfg = FileConfig {
+            max_file_size: 4,
+            ..FileConfig::default()
+        };
         let mut a = analyzer(&cfg);
         a.update(b"abcdef");
         let r = a.finish(Timestamp::from_secs(5), FileEnd::Complete);
@@ -366,7 +397,13 @@ mod tests {
 
     #[test]
     fn disabled_hashes_are_absent() {
-        let cfg = FileConfig { hashes: HashSet { md5: true, ..HashSet::NONE }, ..FileConfig::default() };
+        let cfg = FileConfig {
+            hashes: HashSet {
+                md5: true,
+                ..HashSet::NONE
+            },
+            ..FileConfig::default()
+        };
         let mut a = analyzer(&cfg);
         a.update(b"x");
         let r = a.finish(Timestamp::from_secs(5), FileEnd::Complete);

@@ -122,9 +122,13 @@ fn sniff_zip(b: &[u8]) -> &'static str {
         let csize = u32::from_le_bytes([h[18], h[19], h[20], h[21]]) as usize;
         let nlen = u16::from_le_bytes([h[26], h[27]]) as usize;
         let xlen = u16::from_le_bytes([h[28], h[29]]) as usize;
-        let Some(name) = b.get(off + 30..off + 30 + nlen) else { break };
+        let Some(name) = b.get(off + 30..off + 30 + nlen) else {
+            break;
+        };
         if name == b"mimetype" {
-            let data = b.get(off + 30 + nlen + xlen..off + 30 + nlen + xlen + csize).unwrap_or(&[]);
+            let data = b
+                .get(off + 30 + nlen + xlen..off + 30 + nlen + xlen + csize)
+                .unwrap_or(&[]);
             return match data {
                 b"application/vnd.oasis.opendocument.text" => "application/vnd.oasis.opendocument.text",
                 b"application/vnd.oasis.opendocument.spreadsheet" => "application/vnd.oasis.opendocument.spreadsheet",
@@ -226,7 +230,10 @@ fn looks_like_text(b: &[u8]) -> bool {
     if sample.contains(&0) {
         return false;
     }
-    let control = sample.iter().filter(|&&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    let control = sample
+        .iter()
+        .filter(|&&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b))
+        .count();
     if control * 20 > sample.len().max(1) {
         return false;
     }
@@ -256,7 +263,10 @@ mod tests {
         assert_eq!(sniff(&elf), Some("application/x-executable"));
         elf[16] = 3;
         assert_eq!(sniff(&elf), Some("application/x-sharedlib"));
-        assert_eq!(sniff(b"\xcf\xfa\xed\xfe\x07\0\0\x01"), Some("application/x-mach-binary"));
+        assert_eq!(
+            sniff(b"\xcf\xfa\xed\xfe\x07\0\0\x01"),
+            Some("application/x-mach-binary")
+        );
         assert_eq!(sniff(b"\xca\xfe\xba\xbe\0\0\0\x34"), Some("application/x-java-applet"));
         assert_eq!(sniff(b"\xca\xfe\xba\xbe\0\0\0\x02"), Some("application/x-mach-binary"));
     }
@@ -264,10 +274,16 @@ mod tests {
     #[test]
     fn documents_and_archives() {
         assert_eq!(sniff(b"%PDF-1.7\n"), Some("application/pdf"));
-        assert_eq!(sniff(b"MSCF\0\0\0\0\x10\0\0\0"), Some("application/vnd.ms-cab-compressed"));
+        assert_eq!(
+            sniff(b"MSCF\0\0\0\0\x10\0\0\0"),
+            Some("application/vnd.ms-cab-compressed")
+        );
         assert_eq!(sniff(b"CWS\x0a\0\0\0\0"), Some("application/x-shockwave-flash"));
         assert_eq!(sniff(b"{\\rtf1\\ansi"), Some("text/rtf"));
-        assert_eq!(sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\0\0"), Some("application/x-ole-storage"));
+        assert_eq!(
+            sniff(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\0\0"),
+            Some("application/x-ole-storage")
+        );
         assert_eq!(sniff(b"\x1f\x8b\x08\0"), Some("application/gzip"));
         assert_eq!(sniff(b"7z\xbc\xaf\x27\x1c\0\x04"), Some("application/x-7z-compressed"));
         assert_eq!(sniff(b"Rar!\x1a\x07\x01\0"), Some("application/x-rar"));
@@ -292,7 +308,10 @@ mod tests {
     fn zip_children() {
         let mut docx = zip_entry("[Content_Types].xml", b"<Types/>");
         docx.extend(zip_entry("word/document.xml", b"<w/>"));
-        assert_eq!(sniff(&docx), Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"));
+        assert_eq!(
+            sniff(&docx),
+            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        );
         let jar = zip_entry("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n");
         assert_eq!(sniff(&jar), Some("application/java-archive"));
         let zip = zip_entry("readme.txt", b"hi");
@@ -307,7 +326,10 @@ mod tests {
         assert_eq!(sniff(b"hello world\r\n"), Some("text/plain"));
         assert_eq!(sniff(b"#!/bin/sh\necho hi"), Some("text/x-shellscript"));
         assert_eq!(sniff(b"<?xml version=\"1.0\"?><root/>"), Some("text/xml"));
-        assert_eq!(sniff(b"\x01\x02\x03\x04\x05\x06\0\x07"), Some("application/octet-stream"));
+        assert_eq!(
+            sniff(b"\x01\x02\x03\x04\x05\x06\0\x07"),
+            Some("application/octet-stream")
+        );
         assert_eq!(sniff(b""), None);
     }
 }

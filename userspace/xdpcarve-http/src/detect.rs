@@ -39,7 +39,10 @@ mod tests {
 
     #[test]
     fn recognises_request_lines() {
-        assert_eq!(detect(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"), Some(Opener::Client));
+        assert_eq!(
+            detect(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(Opener::Client)
+        );
         assert_eq!(detect(b"PROPFIND /dav HTTP/1.1\r\n"), Some(Opener::Client));
         assert_eq!(detect(b"POST /upload?very-long-uri"), Some(Opener::Client));
     }

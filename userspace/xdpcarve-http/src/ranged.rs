@@ -363,7 +363,11 @@ impl RangedFiles {
 
     /// When the idlest object will have been idle for `idle`, if there is one.
     pub fn next_expiry(&self, idle: Duration) -> Option<Timestamp> {
-        self.objects.values().map(|o| o.last_seen).min().map(|t| t.saturating_add(idle))
+        self.objects
+            .values()
+            .map(|o| o.last_seen)
+            .min()
+            .map(|t| t.saturating_add(idle))
     }
 
     /// Emits objects with no new piece for `idle`.
@@ -567,7 +571,10 @@ mod tests {
         let mut files = sink();
         r.flush_all(Timestamp::ZERO, &mut files);
         assert_eq!(r.buffered, 0);
-        assert!(files.records.iter().all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
+        assert!(files
+            .records
+            .iter()
+            .all(|rec| rec.size == 100 && rec.missing_bytes == rec.total_bytes.unwrap() - 100));
     }
 
     #[test]

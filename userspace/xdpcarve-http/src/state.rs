@@ -86,7 +86,12 @@ pub struct Http {
 
 impl Http {
     pub fn new(cfg: HttpConfig, mime: MimeConfig) -> Self {
-        Http { cfg, stats: HttpStats::default(), mime: MimeState::new(mime), ranged: RangedFiles::new() }
+        Http {
+            cfg,
+            stats: HttpStats::default(),
+            mime: MimeState::new(mime),
+            ranged: RangedFiles::new(),
+        }
     }
 }
 

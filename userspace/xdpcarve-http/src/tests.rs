@@ -422,7 +422,10 @@ fn decompression_bomb_is_bounded() {
     h.send(&mut p, Side::Orig, &get("/bomb"));
     h.send_split(&mut p, Side::Resp, &resp, 1460);
     h.finish(p);
-    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("decompression_limit"));
+    assert_eq!(
+        h.files.records[0].truncated_reason.as_deref(),
+        Some("decompression_limit")
+    );
 }
 
 #[test]
@@ -440,7 +443,10 @@ fn corrupt_gzip_is_counted_and_truncated() {
     h.send(&mut p, Side::Resp, &resp);
     h.finish(p);
     assert_eq!(h.files.records.len(), 1);
-    assert_eq!(h.files.records[0].truncated_reason.as_deref(), Some("decompression_error"));
+    assert_eq!(
+        h.files.records[0].truncated_reason.as_deref(),
+        Some("decompression_error")
+    );
     assert_eq!(h.http.stats.decompress_errors, 1);
 }
 
@@ -455,7 +461,10 @@ fn unknown_encoding_is_hashed_as_sent() {
         b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 4\r\n\r\n\x0b\x01\x80\x03",
     );
     h.finish(p);
-    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(b"\x0b\x01\x80\x03").as_str()));
+    assert_eq!(
+        h.files.records[0].sha256.as_deref(),
+        Some(sha(b"\x0b\x01\x80\x03").as_str())
+    );
     assert_eq!(h.http.stats.unknown_encodings, 1);
 }
 
@@ -637,7 +646,8 @@ fn garbage_never_panics_and_recovery_follows() {
         h.send(&mut p, Side::Resp, &ok("text/plain", b"recovered"));
         h.finish(p);
         assert!(
-            h.files.records
+            h.files
+                .records
                 .iter()
                 .any(|r| r.sha256.as_deref() == Some(sha(b"recovered").as_str())),
             "seed {seed}: {:?}",
@@ -700,7 +710,11 @@ fn gap_in_a_body_keeps_the_file_and_the_framing() {
     h.send(&mut p, Side::Resp, &[&[b'z'; 53][..], b"\r\n0\r\n\r\n"].concat());
     h.finish(p);
     assert_eq!(
-        (h.files.records[0].size, h.files.records[0].missing_bytes, h.files.records[0].truncated),
+        (
+            h.files.records[0].size,
+            h.files.records[0].missing_bytes,
+            h.files.records[0].truncated
+        ),
         (56, 200, false)
     );
 }

@@ -50,7 +50,10 @@ pub struct MimeState {
 
 impl MimeState {
     pub fn new(cfg: MimeConfig) -> Self {
-        MimeState { cfg, stats: MimeStats::default() }
+        MimeState {
+            cfg,
+            stats: MimeStats::default(),
+        }
     }
 }
 

@@ -142,10 +142,7 @@ fn multipart_text_base64_and_qp_parts() {
         assert_eq!(f.fields.str("smtp_helo"), Some("client"));
         assert!(!f.truncated);
     }
-    assert_eq!(
-        (s.messages, s.parts, s.missing_final_boundary),
-        (1, 3, 0)
-    );
+    assert_eq!((s.messages, s.parts, s.missing_final_boundary), (1, 3, 0));
 }
 
 #[test]

@@ -17,7 +17,10 @@ pub struct SmtpConfig {
 
 impl Default for SmtpConfig {
     fn default() -> Self {
-        SmtpConfig { max_line_len: 4096, max_pipelined: 128 }
+        SmtpConfig {
+            max_line_len: 4096,
+            max_pipelined: 128,
+        }
     }
 }
 
@@ -47,7 +50,11 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn new(cfg: SmtpConfig, mime: MimeConfig) -> Self {
-        Smtp { cfg, stats: SmtpStats::default(), mime: MimeState::new(mime) }
+        Smtp {
+            cfg,
+            stats: SmtpStats::default(),
+            mime: MimeState::new(mime),
+        }
     }
 }
 

@@ -597,7 +597,10 @@ fn a_354_is_recognised_when_replies_are_out_of_step() {
     p.on_data(C, b"Subject: s\r\n\r\nin step again\r\n", &mut h.cx());
     p.on_data(C, b".\r\n", &mut h.cx());
     assert_eq!(h.files.records.len(), 1);
-    assert_eq!(h.files.records[0].sha256.as_deref(), Some(sha(b"in step again\r\n").as_str()));
+    assert_eq!(
+        h.files.records[0].sha256.as_deref(),
+        Some(sha(b"in step again\r\n").as_str())
+    );
 }
 
 #[test]

@@ -295,7 +295,12 @@ mod tests {
         let lo = Interface::lookup("lo").expect("lo exists");
         assert_eq!(lo.arphrd, 772);
         assert!(lo.is_ethernet());
-        let tun = Interface { name: "tun0".into(), index: 1, queues: 1, arphrd: 65534 };
+        let tun = Interface {
+            name: "tun0".into(),
+            index: 1,
+            queues: 1,
+            arphrd: 65534,
+        };
         assert!(!tun.is_ethernet());
     }
 

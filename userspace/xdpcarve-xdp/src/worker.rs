@@ -573,7 +573,9 @@ impl QueueSocket {
             }
             if n == 0 {
                 // Sleep until a frame arrives or the handler's next deadline, whichever is first.
-                let until_due = handler.poll_timeout().map(|t| t.saturating_sub(now_ns()) / 1_000_000);
+                let until_due = handler
+                    .poll_timeout()
+                    .map(|t| t.saturating_sub(now_ns()).div_ceil(1_000_000));
                 let timeout_ms = until_due.map_or(IDLE_POLL_MS, |ms| ms.min(IDLE_POLL_MS));
                 let mut pfd = libc::pollfd {
                     fd: self.fd().as_raw_fd(),

@@ -20,12 +20,16 @@ pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
     match source {
         Source::Read(r) => {
             if let Some(e) = &r.stopped {
-                out.push(format!("{e}; the packets before it were processed and their files logged"));
+                out.push(format!(
+                    "{e}; the packets before it were processed and their files logged"
+                ));
             }
         }
         Source::Live(l) => {
             for i in &l.lost_workers {
-                out.push(format!("worker {i} ended without a report (its thread panicked): its files are lost"));
+                out.push(format!(
+                    "worker {i} ended without a report (its thread panicked): its files are lost"
+                ));
             }
         }
     }
@@ -88,13 +92,19 @@ mod tests {
 
     #[test]
     fn a_files_log_that_cannot_be_written_fails_both_modes_alike() {
-        let egress = EgressSummary { files_log_errors: 3, ..Default::default() };
+        let egress = EgressSummary {
+            files_log_errors: 3,
+            ..Default::default()
+        };
         let (r, l) = (read(), live());
         let offline = failures(&Source::Read(&r), &egress);
         let online = failures(&Source::Live(&l), &egress);
         assert_eq!(offline, online);
         assert_eq!(offline.len(), 1);
-        assert!(offline[0].contains("files log could not be written (3 failed writes"), "{offline:?}");
+        assert!(
+            offline[0].contains("files log could not be written (3 failed writes"),
+            "{offline:?}"
+        );
         assert!(failures(&Source::Read(&r), &EgressSummary::default()).is_empty());
         assert!(failures(&Source::Live(&l), &EgressSummary::default()).is_empty());
     }

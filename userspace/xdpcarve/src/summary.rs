@@ -63,10 +63,7 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
         c.get("tcp", "flows_ignored"),
         max_flows
     );
-    let per_proto: Vec<String> = protocols
-        .iter()
-        .map(|p| format!("{p} {}", c.get(p, "files")))
-        .collect();
+    let per_proto: Vec<String> = protocols.iter().map(|p| format!("{p} {}", c.get(p, "files"))).collect();
     let _ = writeln!(
         out,
         "  files: {} logged ({}), {} of file data, {} with missing bytes",

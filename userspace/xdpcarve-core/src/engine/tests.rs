@@ -126,7 +126,10 @@ fn a_download_becomes_one_record_with_the_right_orientation() {
     assert_eq!(s.fin, 2);
     assert_eq!((s.handshakes, s.synack_without_syn, s.syn_without_synack), (1, 0, 0));
     let c = e.counters();
-    assert_eq!((c.get("http", "files"), c.get("smtp", "files"), c.get("files", "files")), (1, 0, 1));
+    assert_eq!(
+        (c.get("http", "files"), c.get("smtp", "files"), c.get("files", "files")),
+        (1, 0, 1)
+    );
     assert_eq!(c.get("http", "requests"), 1);
 }
 

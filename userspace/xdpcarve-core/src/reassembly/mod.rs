@@ -13,8 +13,8 @@
 //!   peer acknowledged beyond it a few packets ago (the capture lost it), when the stream's or the engine's buffer
 //!   bound is hit, or when the connection closes.
 
-use std::collections::BTreeMap;
 use crate::stats::TcpStats;
+use std::collections::BTreeMap;
 
 /// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
 /// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.

@@ -106,5 +106,10 @@ pub fn strip_vlan_tags(mut ethertype: u16, mut payload: &[u8]) -> Result<Untagge
         ethertype = tag.ethertype();
         payload = tag.payload();
     }
-    Ok(Untagged { ethertype, payload, tags, outer_vlan: outer })
+    Ok(Untagged {
+        ethertype,
+        payload,
+        tags,
+        outer_vlan: outer,
+    })
 }

@@ -14,8 +14,8 @@ mod tunnel;
 pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
 pub use ip::{Ipv4Packet, Ipv6Packet};
 pub use link::{LinuxSll2Header, LinuxSllHeader};
-pub use xdpcarve_contract::LinkType;
 pub use tcp::{TcpFlags, TcpSegment};
+pub use xdpcarve_contract::LinkType;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
