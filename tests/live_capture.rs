@@ -248,36 +248,44 @@ fn live_http_and_smtp_equal_offline_carving_of_the_same_traffic() {
     }
 }
 
+/// A SPAN lab whose server serves one pseudo-random file over HTTP on `port`; its URL.
+fn serve_one_file(tmp: &TempDir, port: &str, seed: u64, len: usize) -> (SpanLab, String) {
+    let www = tmp.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("file.bin"), pseudo_random(seed, len)).unwrap();
+    let mut s = span_lab();
+    let argv = [
+        "python3",
+        &support_script("http_server.py"),
+        &s.server_ip,
+        port,
+        www.to_str().unwrap(),
+    ];
+    let srv = s.lab.spawn("http_server", Some(&s.server_ns), &argv);
+    s.lab.bg(srv).wait_for_line("READY", false, Duration::from_secs(15));
+    let url = format!("http://{}:{port}/files/file.bin", s.server_ip);
+    (s, url)
+}
+
+/// Downloads `url` from the client namespace.
+fn fetch(s: &SpanLab, url: &str) {
+    client(
+        &s.lab,
+        &s.client_ns,
+        &["curl", "-sS", "--fail", "--noproxy", "*", "-o", "/dev/null", url],
+    );
+}
+
 #[test]
 fn ports_outside_the_map_never_reach_userspace() {
     if !require_root_or_skip(&["tc", "curl", "python3"]) {
         return;
     }
     let tmp = TempDir::new("live-port");
-    let www = tmp.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("file.bin"), pseudo_random(21, 200_000)).unwrap();
-    let mut s = span_lab();
-    let srv = s.lab.spawn(
-        "http_server",
-        Some(&s.server_ns),
-        &[
-            "python3",
-            &support_script("http_server.py"),
-            &s.server_ip,
-            "8000",
-            www.to_str().unwrap(),
-        ],
-    );
-    s.lab.bg(srv).wait_for_line("READY", false, Duration::from_secs(15));
+    let (mut s, url) = serve_one_file(&tmp, "8000", 21, 200_000);
     let live_log = tmp.join("live.jsonl");
     let sensor = start_sensor(&mut s.lab, &s.sensor_ns, &s.sensor_if, &live_log, &[]);
-    let url = format!("http://{}:8000/files/file.bin", s.server_ip);
-    client(
-        &s.lab,
-        &s.client_ns,
-        &["curl", "-sS", "--fail", "--noproxy", "*", "-o", "/dev/null", &url],
-    );
+    fetch(&s, &url);
     let (counters, live, summary) = stop_sensor(&mut s.lab, &sensor);
     drop(s);
     assert!(
@@ -300,30 +308,10 @@ fn a_files_log_that_cannot_be_written_fails_the_live_run() {
         return;
     }
     let tmp = TempDir::new("live-full");
-    let www = tmp.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("file.bin"), pseudo_random(22, 100_000)).unwrap();
-    let mut s = span_lab();
-    let srv = s.lab.spawn(
-        "http_server",
-        Some(&s.server_ns),
-        &[
-            "python3",
-            &support_script("http_server.py"),
-            &s.server_ip,
-            "80",
-            www.to_str().unwrap(),
-        ],
-    );
-    s.lab.bg(srv).wait_for_line("READY", false, Duration::from_secs(15));
+    let (mut s, url) = serve_one_file(&tmp, "80", 22, 100_000);
     // /dev/full: every write fails with ENOSPC.
     let sensor = start_sensor(&mut s.lab, &s.sensor_ns, &s.sensor_if, Path::new("/dev/full"), &[]);
-    let url = format!("http://{}/files/file.bin", s.server_ip);
-    client(
-        &s.lab,
-        &s.client_ns,
-        &["curl", "-sS", "--fail", "--noproxy", "*", "-o", "/dev/null", &url],
-    );
+    fetch(&s, &url);
     let bg = s.lab.bg(sensor.bg);
     let status = bg.interrupt_and_wait(Duration::from_secs(60));
     let stderr = bg.stderr();
