@@ -10,8 +10,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use xdpcarve_contract::{
-    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, FileStats, IdGen, LinkType, Opener, Side,
-    Timestamp,
+    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdGen, LinkType, Opener, Side, Timestamp,
 };
 
 use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable};
@@ -123,38 +122,36 @@ struct ParserSink<'a> {
     tcp: &'a mut TcpStats,
 }
 
-impl Reassembled for ParserSink<'_> {
-    #[inline]
-    fn data(&mut self, data: &[u8]) {
-        let (side, parser) = (self.side, &mut *self.parser);
+impl<'a> ParserSink<'a> {
+    /// The protocol, this connection's parser, and the event they are handed.
+    fn parts(&mut self) -> (&mut dyn RunningProtocol, &mut dyn Any, Event<'_>) {
         let ev = Event {
             conn: self.conn,
             now: self.now,
             files: &mut *self.files,
         };
-        if !self.proto.on_data(parser, side, data, ev) {
+        (&mut *self.proto, &mut *self.parser, ev)
+    }
+}
+
+impl Reassembled for ParserSink<'_> {
+    #[inline]
+    fn data(&mut self, data: &[u8]) {
+        let side = self.side;
+        let (proto, parser, ev) = self.parts();
+        if !proto.on_data(parser, side, data, ev) {
             self.tcp.opaque_bytes += data.len() as u64;
         }
     }
     fn gap(&mut self, len: u64) {
-        if !self.proto.is_done(self.parser) {
-            let (side, parser) = (self.side, &mut *self.parser);
-            let ev = Event {
-                conn: self.conn,
-                now: self.now,
-                files: &mut *self.files,
-            };
-            self.proto.on_gap(parser, side, len, ev);
-        }
+        let side = self.side;
+        let (proto, parser, ev) = self.parts();
+        proto.on_gap(parser, side, len, ev);
     }
     fn end(&mut self) {
-        let (side, parser) = (self.side, &mut *self.parser);
-        let ev = Event {
-            conn: self.conn,
-            now: self.now,
-            files: &mut *self.files,
-        };
-        self.proto.on_end(parser, side, ev);
+        let side = self.side;
+        let (proto, parser, ev) = self.parts();
+        proto.on_end(parser, side, ev);
     }
     fn counters(&mut self) -> &mut TcpStats {
         self.tcp
@@ -198,9 +195,6 @@ impl Engine {
     pub fn tcp_stats(&self) -> &TcpStats {
         &self.tcp
     }
-    pub fn file_stats(&self) -> &FileStats {
-        &self.files.stats
-    }
     /// Every counter of this engine: capture, TCP, each protocol's own, files.
     pub fn counters(&self) -> CounterSet {
         let mut set = CounterSet::new();
@@ -219,10 +213,6 @@ impl Engine {
     /// Out-of-order bytes currently buffered (with bookkeeping overhead).
     pub fn reassembly_memory(&self) -> usize {
         self.mem.used
-    }
-    /// Packet time as the engine knows it: the latest packet or timeout seen.
-    pub fn now(&self) -> Timestamp {
-        self.now
     }
     /// True when records are waiting to be drained.
     pub fn has_records(&self) -> bool {
@@ -560,12 +550,8 @@ impl Engine {
                 sink.side = side;
                 streams[side.index()].flush(rst, &self.limits, &mut self.mem, &mut sink);
             }
-            let ev = Event {
-                conn: meta,
-                now: self.now,
-                files: sink.files,
-            };
-            sink.proto.on_close(sink.parser, reason, ev);
+            let (proto, parser, ev) = sink.parts();
+            proto.on_close(parser, reason, ev);
         }
         for s in streams.iter_mut() {
             s.release(&mut self.mem);

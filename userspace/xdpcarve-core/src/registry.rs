@@ -31,6 +31,7 @@ pub(crate) trait RunningProtocol: Send {
     /// Hands over in-order bytes; false (and nothing done) when the parser is done with the
     /// stream (one call per segment: the check and the call share one dynamic dispatch).
     fn on_data(&mut self, parser: &mut dyn Any, from: Side, data: &[u8], ev: Event<'_>) -> bool;
+    /// Reports missing bytes; nothing when the parser is done with the stream.
     fn on_gap(&mut self, parser: &mut dyn Any, from: Side, len: u64, ev: Event<'_>);
     fn on_end(&mut self, parser: &mut dyn Any, from: Side, ev: Event<'_>);
     fn on_close(&mut self, parser: &mut dyn Any, reason: CloseReason, ev: Event<'_>);
@@ -90,7 +91,9 @@ impl<P: Protocol> RunningProtocol for Running<P> {
     }
     fn on_gap(&mut self, parser: &mut dyn Any, from: Side, len: u64, ev: Event<'_>) {
         let p = Self::parser(parser);
-        self.with_cx(ev, |cx| p.on_gap(from, len, cx));
+        if !p.is_done() {
+            self.with_cx(ev, |cx| p.on_gap(from, len, cx));
+        }
     }
     fn on_end(&mut self, parser: &mut dyn Any, from: Side, ev: Event<'_>) {
         let p = Self::parser(parser);
@@ -177,10 +180,6 @@ impl ProtocolRegistry {
         ports.sort_unstable();
         ports.dedup();
         ports
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Every protocol's value for one engine, and the port map.

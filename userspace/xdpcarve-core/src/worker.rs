@@ -131,7 +131,7 @@ impl<S: RecordSink> Worker<S> {
     /// logged as truncated), hands over the last records, flushes the sink and reports.
     pub fn finish(&mut self, ts: Timestamp) -> WorkerReport {
         self.max_flows = self.max_flows.max(self.engine.active_flows());
-        self.engine.finish(ts.max(self.last_ts));
+        self.engine.finish(ts);
         self.forward();
         if self.error.is_none() {
             if let Err(e) = self.sink.flush() {

@@ -23,7 +23,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use xdpcarve_contract::{FileConfig, HashSet};
 use xdpcarve_core::EngineConfig;
-use xdpcarve_egress::{EgressConfig, QueueMode};
+use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
 use xdpcarve_protocols::http::HttpConfig;
 use xdpcarve_protocols::ProtocolsConfig;
 
@@ -108,41 +108,43 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
     let read = cli.read.as_deref().context("no --read file given")?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    let (mut egress, hub, mut sinks) = egress::start(egress_cfg, 1, QueueMode::Block)?;
+    let (egress, hub, mut sinks) = egress::start(egress_cfg, 1, QueueMode::Block)?;
     let sink = sinks.pop().expect("one sink per worker");
     let report = offline::run(read, cfg, sink, cli.quiet);
-    if let Ok(r) = &report {
-        hub.publish_worker(0, &r.worker.counters);
-    }
-    let egress_summary = egress.finish();
-    let report = report?;
-    let egress_summary = egress_summary?;
-    let source = Source::Read(&report);
-    if !cli.quiet {
-        eprint!("{}", summary::render(&source, &protocols, &egress_summary));
-    }
-    egress.join();
-    Ok(outcome::exit_status(&source, &egress_summary))
+    conclude(cli, egress, &hub, &protocols, report, |r| Source::Read(r))
 }
 
 /// `xdpcarve -i IFACE`: one worker per queue, each with a non-blocking queue to egress.
 fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
     let workers = live::worker_count(&cli.live)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    let (mut egress, hub, sinks) = egress::start(egress_cfg, workers, QueueMode::DropWhenFull)?;
+    let (egress, hub, sinks) = egress::start(egress_cfg, workers, QueueMode::DropWhenFull)?;
     let metrics: Arc<dyn live::LiveMetrics> = Arc::new(egress::HubMetrics(hub.clone()));
     let report = live::run(&cli.live, cfg, sinks, Some(metrics), cli.quiet);
+    conclude(cli, egress, &hub, &protocols, report, |r| Source::Live(r))
+}
+
+/// The end of every run, read or live: the workers' last counters to `/metrics`, egress drained,
+/// the summary, and the exit status.
+fn conclude<R>(
+    cli: &Cli,
+    mut egress: Egress,
+    hub: &MetricsHub,
+    protocols: &[&'static str],
+    report: Result<R>,
+    source: fn(&R) -> Source<'_>,
+) -> Result<ExitCode> {
     if let Ok(r) = &report {
-        for (i, w) in r.workers.iter().enumerate() {
+        for (i, w) in source(r).workers().iter().enumerate() {
             hub.publish_worker(i, &w.counters);
         }
     }
     let egress_summary = egress.finish();
     let report = report?;
     let egress_summary = egress_summary?;
-    let source = Source::Live(&report);
+    let source = source(&report);
     if !cli.quiet {
-        eprint!("{}", summary::render(&source, &protocols, &egress_summary));
+        eprint!("{}", summary::render(&source, protocols, &egress_summary));
     }
     egress.join();
     Ok(outcome::exit_status(&source, &egress_summary))
