@@ -281,13 +281,13 @@ fn pcapng_garbage_blocks_stop_with_an_error() {
 #[test]
 fn unsupported_link_type_is_named() {
     let tmp = TempDir::new("bad");
-    let path = tmp.path("wifi.pcap");
-    write_pcap(&path, 105, &[(1, vec![0u8; 60])]);
+    let path = tmp.path("user0.pcap");
+    write_pcap(&path, 147, &[(1, vec![0u8; 60])]);
     let run = run_read(&path, &[]);
     assert!(run.clean(), "{}", run.describe());
     assert_eq!(run.code, Some(1), "{}", run.describe());
     assert!(
-        run.stderr.contains("IEEE802_11 (105) is not supported"),
+        run.stderr.contains("USER0 (147) is not supported"),
         "{}",
         run.describe()
     );

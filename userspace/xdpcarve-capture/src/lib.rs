@@ -5,9 +5,15 @@
 //! Lengths are checked before anything is buffered, so a hostile length field costs an error
 //! message, not memory. A record cut short at the end of the file (a capture that was still
 //! being written, or copied partially) ends the read with a warning; everything before it is kept.
+//!
+//! A pcapng interface of an unsupported link type does not stop the read: its packets are skipped
+//! and counted per interface ([`CaptureFile::skipped_interfaces`]). Only a capture with nothing
+//! readable (a classic pcap of such a type, a pcapng with packets of such interfaces only) is an
+//! error.
 
 #![forbid(unsafe_code)]
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -72,10 +78,40 @@ pub enum Format {
     PcapNg,
 }
 
+/// A pcapng interface whose link type is not supported: its packets are skipped and counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedInterface {
+    /// The section (0 for the first section header block of the file).
+    pub section: u32,
+    /// The interface id within its section (what packet blocks refer to).
+    pub interface: u32,
+    pub linktype: u32,
+    /// pcap-file's name of the link type ("IEEE802_15_4", "Unknown(300)").
+    pub name: String,
+    /// Packets skipped so far.
+    pub packets: u64,
+}
+
+impl fmt::Display for SkippedInterface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unsupported link type {} ({}) on interface {}",
+            self.name, self.linktype, self.interface
+        )?;
+        if self.section > 0 {
+            write!(f, " of section {}", self.section + 1)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Interface {
     /// None: an unsupported link type (packets of this interface are skipped).
     link: Option<LinkType>,
+    /// Index in `CaptureFile::skipped` once a packet of this (unsupported) interface was seen.
+    skipped: Option<usize>,
     linktype: u32,
     /// if_tsresol: the unit of EPB timestamps.
     resol: u8,
@@ -110,6 +146,10 @@ pub struct CaptureFile {
     packets: u64,
     truncated: Option<String>,
     skipped_unsupported: u64,
+    /// Unsupported pcapng interfaces, in the order their first packet was seen.
+    skipped: Vec<SkippedInterface>,
+    /// pcapng section number (section header blocks seen, minus one).
+    section: u32,
     last_ts: Timestamp,
 }
 
@@ -143,6 +183,8 @@ impl CaptureFile {
             packets: 0,
             truncated: None,
             skipped_unsupported: 0,
+            skipped: Vec::new(),
+            section: 0,
             last_ts: Timestamp::ZERO,
         };
         cap.fill(24)?;
@@ -241,6 +283,12 @@ impl CaptureFile {
     pub fn skipped_unsupported(&self) -> u64 {
         self.skipped_unsupported
     }
+    /// The unsupported pcapng interfaces that had packets, with their counts, in the order they
+    /// were first seen: an entry appears with the first packet skipped (warn about entries past
+    /// the ones already warned about, after any [`CaptureFile::next_packet`]).
+    pub fn skipped_interfaces(&self) -> &[SkippedInterface] {
+        &self.skipped
+    }
 
     /// The next packet; `Ok(None)` at the end of the file (check [`CaptureFile::truncated`]).
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
@@ -296,10 +344,10 @@ impl CaptureFile {
     fn next_pcapng(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         loop {
             let Some(len) = self.peek_block_len_current()? else {
-                return self.end_of_file("a block header");
+                return self.end_of_pcapng("a block header");
             };
             if !self.fill(len)? {
-                return self.end_of_file("a block");
+                return self.end_of_pcapng("a block");
             }
             let Reader::PcapNg { parser, interfaces } = &mut self.reader else {
                 unreachable!("pcapng reader")
@@ -327,6 +375,7 @@ impl CaptureFile {
             let packet = match raw.type_ {
                 PCAPNG_SHB => {
                     interfaces.clear();
+                    self.section = self.section.saturating_add(1);
                     None
                 }
                 PCAPNG_IDB => {
@@ -344,6 +393,7 @@ impl CaptureFile {
                     }
                     interfaces.push(Interface {
                         link: LinkType::from_linktype(linktype),
+                        skipped: None,
                         linktype,
                         resol,
                         offset_secs,
@@ -395,13 +445,22 @@ impl CaptureFile {
                 );
                 return Err(self.corrupt(reason));
             }
-            let Some(iface) = interfaces.get(iface_id as usize).cloned() else {
+            let Some(iface) = interfaces.get_mut(iface_id as usize) else {
                 return Err(self.corrupt(format!("packet of interface {iface_id}, which was never described")));
             };
             let Some(link) = iface.link else {
-                if interfaces.iter().all(|i| i.link.is_none()) && self.skipped_unsupported == 0 && self.packets == 0 {
-                    return Err(self.unsupported(iface.linktype));
+                // Skipped, and the read goes on: other interfaces (or sections) may be readable.
+                let slot = *iface.skipped.get_or_insert(self.skipped.len());
+                if slot == self.skipped.len() {
+                    self.skipped.push(SkippedInterface {
+                        section: self.section,
+                        interface: iface_id,
+                        linktype: iface.linktype,
+                        name: link_name(iface.linktype),
+                        packets: 0,
+                    });
                 }
+                self.skipped[slot].packets += 1;
                 self.skipped_unsupported += 1;
                 self.consume(len);
                 continue;
@@ -473,9 +532,20 @@ impl CaptureFile {
         CaptureError::UnsupportedLink {
             path: self.path.clone(),
             linktype,
-            name: format!("{:?}", DataLink::from(linktype)),
+            name: link_name(linktype),
             supported: LinkType::supported_list(),
         }
+    }
+
+    /// The end of a pcapng file. If every packet was of unsupported interfaces, nothing of the
+    /// capture could be used: that is the unsupported-link error, naming the first such type.
+    fn end_of_pcapng(&mut self, what: &str) -> Result<Option<Packet<'_>>, CaptureError> {
+        if self.packets == 0 {
+            if let Some(first) = self.skipped.first() {
+                return Err(self.unsupported(first.linktype));
+            }
+        }
+        self.end_of_file(what)
     }
 
     fn corrupt(&self, reason: String) -> CaptureError {
@@ -536,6 +606,11 @@ impl CaptureFile {
         }
         Ok(true)
     }
+}
+
+/// pcap-file's name of a link type number (the LINKTYPE_ name without its prefix).
+fn link_name(linktype: u32) -> String {
+    format!("{:?}", DataLink::from(linktype))
 }
 
 /// Converts pcapng timestamp ticks to nanoseconds: `resol` is if_tsresol (high bit clear:

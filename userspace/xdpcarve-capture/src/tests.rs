@@ -123,6 +123,7 @@ fn errors_name_the_problem() {
     let e = CaptureFile::open(&path).err().unwrap().to_string();
     assert!(e.contains("link type USER0 (147) is not supported"), "{e}");
     assert!(e.contains("Linux cooked v2 (SLL2) (276)"), "{e}");
+    assert!(e.contains("IEEE 802.11 with radiotap (127)"), "{e}");
     // The cause is the error's source, not part of its own message, so a chain is printed once.
     let e = CaptureFile::open(std::env::temp_dir()).err().unwrap();
     let cause = std::error::Error::source(&e)
@@ -281,25 +282,120 @@ fn pcapng_new_section_resets_interfaces_and_may_switch_byte_order() {
 }
 
 #[test]
-fn pcapng_unsupported_interfaces() {
-    // Only unsupported interfaces: a clear error.
+fn pcapng_unsupported_interfaces_are_skipped_and_counted() {
+    // The unsupported interface (USER0) is described first and has the first packet; the Ethernet
+    // interface comes later, and packets of both interleave.
     let mut ng = Ng::new(false);
-    ng.idb(105, None);
-    ng.epb(0, 1, b"wifi");
-    let (path, _rm) = temp_file(&ng.b);
-    let mut cap = CaptureFile::open(&path).unwrap();
-    let e = cap.next_packet().err().unwrap().to_string();
-    assert!(e.contains("IEEE802_11 (105) is not supported"), "{e}");
-    // Mixed: the unsupported interface's packets are skipped and counted.
-    let mut ng = Ng::new(false);
+    ng.idb(147, None);
+    ng.epb(0, 1, b"user0-a");
     ng.idb(1, None);
-    ng.idb(105, None);
-    ng.epb(1, 1, b"wifi");
-    ng.epb(0, 2, b"eth");
+    ng.epb(1, 2, b"eth-a");
+    ng.epb(0, 3, b"user0-b");
+    ng.epb(1, 4, b"eth-b");
     let (path, _rm) = temp_file(&ng.b);
     let mut cap = CaptureFile::open(&path).unwrap();
-    assert_eq!(all(&mut cap).len(), 1);
-    assert_eq!(cap.skipped_unsupported(), 1);
+    assert!(cap.skipped_interfaces().is_empty());
+    assert_eq!(cap.next_packet().unwrap().unwrap().data, b"eth-a");
+    // The entry is there as soon as the first packet is skipped (for the warning).
+    assert_eq!(cap.skipped_interfaces().len(), 1);
+    assert_eq!(cap.next_packet().unwrap().unwrap().data, b"eth-b");
+    assert!(cap.next_packet().unwrap().is_none());
+    assert_eq!(cap.packets_read(), 2);
+    assert_eq!(cap.skipped_unsupported(), 2);
+    assert_eq!(
+        cap.skipped_interfaces(),
+        [SkippedInterface {
+            section: 0,
+            interface: 0,
+            linktype: 147,
+            name: "USER0".into(),
+            packets: 2,
+        }]
+    );
+    assert_eq!(
+        cap.skipped_interfaces()[0].to_string(),
+        "unsupported link type USER0 (147) on interface 0"
+    );
+}
+
+#[test]
+fn pcapng_sections_are_counted_separately() {
+    // Section 1: one unsupported interface only; section 2: Ethernet, then another unsupported one.
+    let mut a = Ng::new(false);
+    a.idb(195, None);
+    a.epb(0, 1, b"zigbee");
+    let mut b = Ng::new(true);
+    b.idb(1, None);
+    b.idb(300, None);
+    b.epb(1, 2, b"unknown");
+    b.epb(0, 3, b"eth");
+    b.epb(1, 4, b"unknown");
+    let (path, _rm) = temp_file(&[a.b, b.b].concat());
+    let mut cap = CaptureFile::open(&path).unwrap();
+    let pk = all(&mut cap);
+    assert_eq!(pk.len(), 1);
+    assert_eq!((pk[0].1, pk[0].2.as_slice()), (LinkType::Ethernet, &b"eth"[..]));
+    let got: Vec<(String, u64)> = cap
+        .skipped_interfaces()
+        .iter()
+        .map(|s| (s.to_string(), s.packets))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("unsupported link type IEEE802_15_4 (195) on interface 0".to_string(), 1),
+            (
+                "unsupported link type Unknown(300) (300) on interface 1 of section 2".to_string(),
+                2
+            ),
+        ]
+    );
+    assert_eq!(cap.skipped_unsupported(), 3);
+}
+
+#[test]
+fn pcapng_with_only_unsupported_packets_is_an_error() {
+    let mut ng = Ng::new(false);
+    ng.idb(147, None);
+    ng.idb(1, None); // described, but without packets
+    ng.epb(0, 1, b"user0");
+    ng.epb(0, 2, b"user0");
+    let (path, _rm) = temp_file(&ng.b);
+    let mut cap = CaptureFile::open(&path).unwrap();
+    let e = cap.next_packet().err().unwrap();
+    assert!(matches!(e, CaptureError::UnsupportedLink { linktype: 147, .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("link type USER0 (147) is not supported"), "{e}");
+    assert!(
+        e.contains("IEEE 802.11 (105)") && e.contains("NFLOG (Linux netfilter log) (239)"),
+        "{e}"
+    );
+    assert_eq!(cap.skipped_interfaces()[0].packets, 2);
+    // A pcapng whose interfaces have no packets at all is an empty capture, not an error.
+    let mut ng = Ng::new(false);
+    ng.idb(147, None);
+    let (path, _rm) = temp_file(&ng.b);
+    let mut cap = CaptureFile::open(&path).unwrap();
+    assert!(cap.next_packet().unwrap().is_none());
+}
+
+#[test]
+fn wifi_and_nflog_link_types_are_read() {
+    for (linktype, link) in [
+        (105, LinkType::Ieee80211),
+        (127, LinkType::Ieee80211Radiotap),
+        (239, LinkType::Nflog),
+    ] {
+        let (path, _rm) = temp_file(&pcap(false, false, linktype, 65535, &[(1, 0, b"frame")]));
+        let mut cap = CaptureFile::open(&path).unwrap();
+        assert_eq!(all(&mut cap)[0].1, link);
+        let mut ng = Ng::new(false);
+        ng.idb(linktype as u16, None);
+        ng.epb(0, 1, b"frame");
+        let (path, _rm) = temp_file(&ng.b);
+        let mut cap = CaptureFile::open(&path).unwrap();
+        assert_eq!(all(&mut cap)[0].1, link);
+    }
 }
 
 #[test]

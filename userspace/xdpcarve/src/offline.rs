@@ -37,6 +37,8 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
     let mut next_progress = started + PROGRESS_EVERY;
     let mut stopped = None;
     let mut n: u64 = 0;
+    // Unsupported pcapng interfaces warned about so far (one warning each, when first seen).
+    let mut warned = 0;
     loop {
         let pkt = match cap.next_packet() {
             Ok(Some(p)) => p,
@@ -48,6 +50,9 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
             Err(e) => return Err(e).context("reading the capture failed"),
         };
         worker.handle_packet(pkt.ts, pkt.link, pkt.data);
+        if cap.skipped_interfaces().len() > warned {
+            warned = warn_skipped(&cap, read, warned);
+        }
         if worker.failed() {
             break;
         }
@@ -70,16 +75,13 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
             );
         }
     }
+    warn_skipped(&cap, read, warned);
     let truncated = cap.truncated().map(str::to_owned);
     if let Some(t) = &truncated {
         warn!("{}: {t}", read.display());
     }
-    if cap.skipped_unsupported() > 0 {
-        warn!(
-            "{}: {} packets skipped: their interface's link type is not supported",
-            read.display(),
-            cap.skipped_unsupported()
-        );
+    for s in cap.skipped_interfaces() {
+        warn!("{}: {} packets skipped: {s}", read.display(), s.packets);
     }
     // Packet time ends with the last packet: every connection still open is closed then.
     let report = worker.finish(Timestamp::ZERO);
@@ -93,4 +95,13 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
         stopped,
         worker: report,
     })
+}
+
+/// Warns about the unsupported interfaces first seen since `warned`; returns how many are warned.
+fn warn_skipped(cap: &CaptureFile, read: &Path, warned: usize) -> usize {
+    let all = cap.skipped_interfaces();
+    for s in all.get(warned..).unwrap_or_default() {
+        warn!("{}: skipping packets: {s}", read.display());
+    }
+    all.len()
 }

@@ -1,7 +1,8 @@
 //! Typed, zero-copy views of the headers on a packet's path, smoltcp style: each view checks its
 //! length once (`new_checked`) and then reads fields straight from the borrowed bytes.
 //!
-//! [`parse_tcp`] walks link layer → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
+//! [`parse_tcp`] walks link layer (Ethernet, Linux cooked, loopback, raw IP, 802.11 data frames
+//! with or without radiotap, NFLOG) → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
 //! the few fields the flow engine needs. Checksums are not verified: captures taken on the sending
 //! host carry offloaded (wrong) checksums, and tcpdump/Zeek users expect those packets processed.
 
@@ -10,11 +11,13 @@ mod ip;
 mod link;
 mod tcp;
 mod tunnel;
+mod wifi;
 
 pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
 pub use ip::{Ipv4Packet, Ipv6Packet};
-pub use link::{LinuxSll2Header, LinuxSllHeader};
+pub use link::{LinuxSll2Header, LinuxSllHeader, NflogHeader};
 pub use tcp::{TcpFlags, TcpSegment};
+pub use wifi::{Ieee80211Header, RadiotapHeader};
 pub use xdpcarve_contract::LinkType;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,11 +25,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Why a frame yields no TCP segment. Each maps to a capture counter.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Skip {
-    /// Not IP (ARP, LLDP, ...).
+    /// Not IP (ARP, LLDP, ...), or no IP that can be read: 802.11 management, control, null and
+    /// encrypted frames, NFLOG records without a payload.
     NonIp,
     /// IP, but not TCP.
     NonTcp,
-    /// An IP fragment (not reassembled).
+    /// An IP fragment, or an 802.11 MSDU fragment (neither is reassembled).
     Fragment,
     /// A header that does not parse; the string says which.
     Malformed(&'static str),
@@ -87,6 +91,27 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
             L3::from_version(&frame[4..])?
         }
         LinkType::Raw => L3::from_version(frame)?,
+        LinkType::Ieee80211 => {
+            let (ethertype, bytes) = wifi::data_payload(frame, false)?;
+            after_ethertype(ethertype, bytes, &mut vlan, &mut vlan_tags)?
+        }
+        LinkType::Ieee80211Radiotap => {
+            let (ethertype, bytes) = wifi::radiotap_payload(frame)?;
+            after_ethertype(ethertype, bytes, &mut vlan, &mut vlan_tags)?
+        }
+        LinkType::Nflog => {
+            let nf = NflogHeader::new_checked(frame).map_err(|_| Skip::Malformed("nflog header"))?;
+            let ip = nf
+                .tlv(link::NFULA_PAYLOAD)
+                .map_err(|_| Skip::Malformed("nflog tlv"))?
+                .ok_or(Skip::NonIp)?;
+            match nf.family() {
+                link::AF_INET => L3::V4(ip),
+                link::AF_INET6 => L3::V6(ip),
+                // AF_BRIDGE and others: the packet says what it is.
+                _ => L3::from_version(ip)?,
+            }
+        }
         LinkType::Ipv4 => L3::V4(frame),
         LinkType::Ipv6 => L3::V6(frame),
     };

@@ -1,3 +1,4 @@
+use super::wifi::{RADIOTAP_FLAG_BAD_FCS, RADIOTAP_FLAG_DATAPAD, RADIOTAP_FLAG_FCS};
 use super::*;
 
 /// TCP header (20 bytes + `opts`) and payload.
@@ -169,7 +170,7 @@ fn raw_and_loopback_link_types() {
     let lo = [2u32.to_be_bytes().to_vec(), v4].concat();
     check_http(&parse_tcp(LinkType::Loop, &lo).unwrap());
     assert_eq!(LinkType::from_linktype(12), Some(LinkType::Raw));
-    assert_eq!(LinkType::from_linktype(105), None);
+    assert_eq!(LinkType::from_linktype(147), None);
 }
 
 #[test]
@@ -302,4 +303,265 @@ fn nested_tunnels_are_bounded() {
         parse_tcp(LinkType::Raw, &pkt),
         Err(Skip::Malformed("too many nested tunnels"))
     );
+}
+
+// --- 802.11, radiotap, NFLOG ---
+
+/// An 802.11 data frame: frame control (subtype, flags), duration, three addresses, sequence
+/// control, then `extra` (address 4, QoS control, HT control as the test wants) and the body.
+fn wifi(subtype: u8, flags: u8, extra: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut f = vec![(subtype << 4) | (2 << 2), flags, 0x2c, 0];
+    for a in 1..=3u8 {
+        f.extend_from_slice(&[2, 0, 0, 0, 0, a]);
+    }
+    f.extend_from_slice(&[0x10, 0x00]); // sequence 1, fragment 0
+    f.extend_from_slice(extra);
+    f.extend_from_slice(body);
+    f
+}
+
+fn snap(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    [
+        vec![0xaa, 0xaa, 0x03, 0, 0, 0],
+        ethertype.to_be_bytes().to_vec(),
+        payload.to_vec(),
+    ]
+    .concat()
+}
+
+/// A radiotap header with the given present word and field bytes (`it_len` filled in).
+fn radiotap(present: &[u32], fields: &[u8]) -> Vec<u8> {
+    let mut h = vec![0, 0, 0, 0];
+    for p in present {
+        h.extend_from_slice(&p.to_le_bytes());
+    }
+    h.extend_from_slice(fields);
+    let len = h.len() as u16;
+    h[2..4].copy_from_slice(&len.to_le_bytes());
+    h
+}
+
+#[test]
+fn ieee80211_data_frames_carry_llc_snap() {
+    let ip = ipv4(6, &[], &seg());
+    // Plain data, from the AP (FromDS).
+    check_http(&parse_tcp(LinkType::Ieee80211, &wifi(0, 0x02, &[], &snap(0x0800, &ip))).unwrap());
+    // QoS data: 2-byte QoS control (TID 5).
+    check_http(&parse_tcp(LinkType::Ieee80211, &wifi(8, 0x01, &[5, 0], &snap(0x0800, &ip))).unwrap());
+    // QoS data with the Order bit: + 4-byte HT control.
+    let f = wifi(8, 0x81, &[0, 0, 0xaa, 0xbb, 0xcc, 0xdd], &snap(0x0800, &ip));
+    check_http(&parse_tcp(LinkType::Ieee80211, &f).unwrap());
+    // Order bit in a non-QoS data frame: no HT control.
+    check_http(&parse_tcp(LinkType::Ieee80211, &wifi(0, 0x80, &[], &snap(0x0800, &ip))).unwrap());
+    // 4-address (WDS/mesh) QoS data: address 4 before QoS control.
+    let f = wifi(8, 0x03, &[2, 0, 0, 0, 0, 4, 0, 0], &snap(0x0800, &ip));
+    check_http(&parse_tcp(LinkType::Ieee80211, &f).unwrap());
+    // IPv6, and an 802.1Q tag behind SNAP; 802.1H bridge-tunnel OUI.
+    let v6 = ipv6(&[], 6, &seg());
+    check_http(&parse_tcp(LinkType::Ieee80211, &wifi(0, 0x01, &[], &snap(0x86dd, &v6))).unwrap());
+    let tagged = snap(0x8100, &[vlan_tag(0x0800, 7), ip.clone()].concat());
+    let f = wifi(0, 0x01, &[], &tagged);
+    let p = parse_tcp(LinkType::Ieee80211, &f).unwrap();
+    assert_eq!((p.vlan, p.vlan_tags), (Some(7), 1));
+    let mut tunnel = snap(0x0800, &ip);
+    tunnel[5] = 0xf8;
+    check_http(&parse_tcp(LinkType::Ieee80211, &wifi(0, 0x01, &[], &tunnel)).unwrap());
+}
+
+#[test]
+fn ieee80211_frames_without_readable_ip_are_skipped() {
+    let body = snap(0x0800, &ipv4(6, &[], &seg()));
+    let skip = |f: &[u8]| parse_tcp(LinkType::Ieee80211, f).unwrap_err();
+    // Beacon (management), ACK (control, 10 bytes), null data, QoS null.
+    let mut beacon = wifi(8, 0, &[], &[0; 40]);
+    beacon[0] = 0x80;
+    assert_eq!(skip(&beacon), Skip::NonIp);
+    assert_eq!(skip(&[0xd4, 0, 0, 0, 2, 0, 0, 0, 0, 1]), Skip::NonIp);
+    assert_eq!(skip(&wifi(4, 0x01, &[], &[])), Skip::NonIp);
+    assert_eq!(skip(&wifi(12, 0x01, &[0, 0], &[])), Skip::NonIp);
+    // Protected (encrypted), A-MSDU, EAPOL, non-SNAP LLC, protocol version 1.
+    assert_eq!(skip(&wifi(8, 0x41, &[0, 0], &body)), Skip::NonIp);
+    assert_eq!(skip(&wifi(8, 0x01, &[0x80, 0], &body)), Skip::NonIp);
+    assert_eq!(skip(&wifi(0, 0x01, &[], &snap(0x888e, &[1, 3, 0, 0]))), Skip::NonIp);
+    assert_eq!(
+        skip(&wifi(0, 0x01, &[], &[0x42, 0x42, 0x03, 0, 0, 0, 0, 0])),
+        Skip::NonIp
+    );
+    let mut pv1 = wifi(0, 0x01, &[], &body);
+    pv1[0] |= 1;
+    assert_eq!(skip(&pv1), Skip::NonIp);
+    // Fragments: MoreFragments, or fragment number 1.
+    assert_eq!(skip(&wifi(0, 0x05, &[], &body)), Skip::Fragment);
+    let mut frag = wifi(0, 0x01, &[], &body);
+    frag[22] |= 1;
+    assert_eq!(skip(&frag), Skip::Fragment);
+}
+
+#[test]
+fn ieee80211_truncated_frames_are_malformed_not_panics() {
+    let f = wifi(
+        8,
+        0x83,
+        &[2, 0, 0, 0, 0, 4, 0, 0, 1, 2, 3, 4],
+        &snap(0x0800, &ipv4(6, &[], &seg())),
+    );
+    for cut in 0..f.len() {
+        // Every prefix is skipped (or, once the TCP header is in, parsed); none panics.
+        let r = parse_tcp(LinkType::Ieee80211, &f[..cut]);
+        if cut < 36 + 8 + 20 + 20 {
+            assert!(matches!(r, Err(Skip::Malformed(_))), "cut {cut}: {r:?}");
+        }
+    }
+    assert!(matches!(
+        parse_tcp(LinkType::Ieee80211, &wifi(0, 0x01, &[], &[0xaa, 0xaa, 0x03, 0])),
+        Err(Skip::Malformed("802.11 llc/snap header"))
+    ));
+}
+
+#[test]
+fn radiotap_header_is_skipped_and_its_fcs_flag_honoured() {
+    let frame = wifi(8, 0x01, &[0, 0], &snap(0x0800, &ipv4(6, &[], &seg())));
+    let fcs = [0xde, 0xad, 0xbe, 0xef];
+    // No Flags field: the frame has no FCS.
+    let rt = radiotap(&[0x0000_0004], &[0x02, 0]); // Rate
+    check_http(&parse_tcp(LinkType::Ieee80211Radiotap, &[rt, frame.clone()].concat()).unwrap());
+    // Flags with the FCS bit: the last 4 bytes are cut off (they would be TCP payload otherwise).
+    let mut tcp_frame = frame.clone();
+    let ip_total = 20 + seg().len();
+    let ip_at = tcp_frame.len() - ip_total;
+    tcp_frame[ip_at + 2..ip_at + 4].copy_from_slice(&[0, 0]); // TSO-style zero length: no trim by IP
+    let rt = radiotap(&[0x0000_0002], &[RADIOTAP_FLAG_FCS]);
+    let f = [rt, tcp_frame, fcs.to_vec()].concat();
+    check_http(&parse_tcp(LinkType::Ieee80211Radiotap, &f).unwrap());
+    // TSFT (u64) before Flags, behind an extended present word: fields start at 12, TSFT is
+    // aligned to 16, Flags follow at 24.
+    let rt = radiotap(
+        &[0x8000_0003, 0],
+        &[0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, RADIOTAP_FLAG_FCS, 0],
+    );
+    let h = RadiotapHeader::new_checked(&rt).unwrap();
+    assert_eq!(h.flags(), Some(RADIOTAP_FLAG_FCS));
+    check_http(&parse_tcp(LinkType::Ieee80211Radiotap, &[rt, frame.clone(), fcs.to_vec()].concat()).unwrap());
+    // Data padding: the 26-byte QoS header is padded to 28.
+    let rt = radiotap(&[0x0000_0002], &[RADIOTAP_FLAG_DATAPAD]);
+    let mut padded = frame[..26].to_vec();
+    padded.extend_from_slice(&[0, 0]);
+    padded.extend_from_slice(&frame[26..]);
+    check_http(&parse_tcp(LinkType::Ieee80211Radiotap, &[rt, padded].concat()).unwrap());
+    // A frame that failed its FCS check is not used.
+    let rt = radiotap(&[0x0000_0002], &[RADIOTAP_FLAG_FCS | RADIOTAP_FLAG_BAD_FCS]);
+    assert!(matches!(
+        parse_tcp(LinkType::Ieee80211Radiotap, &[rt, frame, fcs.to_vec()].concat()),
+        Err(Skip::Malformed(_))
+    ));
+}
+
+#[test]
+fn hostile_radiotap_headers_are_malformed_not_panics() {
+    let frame = wifi(0, 0x01, &[], &snap(0x0800, &ipv4(6, &[], &seg())));
+    let bad = |f: Vec<u8>| {
+        let r = parse_tcp(LinkType::Ieee80211Radiotap, &f);
+        assert!(matches!(r, Err(Skip::Malformed(_))), "{f:?}: {r:?}");
+    };
+    let ok = [radiotap(&[0x0000_0002], &[0]), frame.clone()].concat();
+    check_http(&parse_tcp(LinkType::Ieee80211Radiotap, &ok).unwrap());
+    for cut in 0..8 + 1 + 24 {
+        bad(ok[..cut].to_vec());
+    }
+    // Version 1; it_len past the frame; it_len below 8.
+    let mut v1 = ok.clone();
+    v1[0] = 1;
+    bad(v1);
+    let mut long = ok.clone();
+    long[2..4].copy_from_slice(&0xffffu16.to_le_bytes());
+    bad(long);
+    let mut short = ok.clone();
+    short[2..4].copy_from_slice(&4u16.to_le_bytes());
+    bad(short);
+    // Extended present words running past it_len; Flags announced but beyond it_len.
+    bad([radiotap(&[0x8000_0000, 0x8000_0000], &[]), frame.clone()].concat());
+    bad([radiotap(&[0x0000_0003], &[0; 4]), frame.clone()].concat());
+    bad([radiotap(&[0x0000_0002], &[]), frame.clone()].concat());
+    // FCS flagged on a frame shorter than an FCS.
+    bad([radiotap(&[0x0000_0002], &[RADIOTAP_FLAG_FCS]), vec![0x08, 0x01]].concat());
+}
+
+/// An NFLOG record: header, a packet-header TLV, a prefix TLV (odd length: padded), the payload
+/// TLV; lengths and types in little- or big-endian order.
+fn nflog(family: u8, big: bool, payload: &[u8]) -> Vec<u8> {
+    let w = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut f = vec![family, 0, 0, 5];
+    let tlv = |f: &mut Vec<u8>, t: u16, v: &[u8]| {
+        f.extend_from_slice(&w(4 + v.len() as u16));
+        f.extend_from_slice(&w(t));
+        f.extend_from_slice(v);
+        f.extend(std::iter::repeat_n(0, (4 - v.len() % 4) % 4));
+    };
+    tlv(&mut f, 1, &[0x08, 0x00, 3, 0]); // NFULA_PACKET_HDR: hw protocol, hook
+    tlv(&mut f, 10, b"http-in\0"); // NFULA_PREFIX
+    tlv(&mut f, 4, &[0, 0, 0, 2]); // NFULA_IFINDEX_INDEV
+    tlv(&mut f, 9, payload); // NFULA_PAYLOAD
+    f
+}
+
+#[test]
+fn nflog_payload_tlv_is_the_ip_packet() {
+    let v4 = ipv4(6, &[], &seg());
+    let v6 = ipv6(&[], 6, &seg());
+    for big in [false, true] {
+        check_http(&parse_tcp(LinkType::Nflog, &nflog(2, big, &v4)).unwrap());
+        let f = nflog(10, big, &v6);
+        let p = parse_tcp(LinkType::Nflog, &f).unwrap();
+        check_http(&p);
+        assert!(p.is_ipv6());
+        // AF_BRIDGE (7): the version nibble decides.
+        check_http(&parse_tcp(LinkType::Nflog, &nflog(7, big, &v6)).unwrap());
+    }
+    let f = nflog(2, false, &v4);
+    let h = NflogHeader::new_checked(&f).unwrap();
+    assert_eq!((h.family(), h.version(), h.resource_id()), (2, 0, 5));
+    assert_eq!(h.tlv(10).unwrap(), Some(&b"http-in\0"[..]));
+    // Family and packet disagree: the IPv4 parser rejects it.
+    assert!(matches!(
+        parse_tcp(LinkType::Nflog, &nflog(2, false, &v6)),
+        Err(Skip::Malformed("ipv4 version"))
+    ));
+    // A snap-length cut inside the payload TLV: the IP layer reports the missing tail.
+    let pad = (4 - v4.len() % 4) % 4;
+    let p = parse_tcp(LinkType::Nflog, &f[..f.len() - pad - 5]).unwrap();
+    assert_eq!(p.missing_tail, 5);
+}
+
+#[test]
+fn hostile_nflog_records_are_skipped_not_panics() {
+    let f = nflog(2, false, &ipv4(6, &[], &seg()));
+    for cut in 0..f.len() {
+        let r = parse_tcp(LinkType::Nflog, &f[..cut]);
+        assert!(r.is_err() || cut > f.len() - seg().len(), "cut {cut}: {r:?}");
+    }
+    // No payload TLV (logged with a zero copy range): nothing to read.
+    assert_eq!(parse_tcp(LinkType::Nflog, &f[..4 + 8 + 12 + 8]), Err(Skip::NonIp));
+    assert_eq!(parse_tcp(LinkType::Nflog, &[2, 0, 0, 0]), Err(Skip::NonIp));
+    // A zero or too-small TLV length would loop forever; one past the end hides the payload.
+    for len in [0u16, 3, 0x7fff] {
+        let mut g = f.clone();
+        g[4..6].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(
+            parse_tcp(LinkType::Nflog, &g),
+            Err(Skip::Malformed("nflog tlv")),
+            "len {len}"
+        );
+    }
+    assert!(matches!(
+        parse_tcp(LinkType::Nflog, &[2, 0, 0]),
+        Err(Skip::Malformed(_))
+    ));
+}
+
+#[test]
+fn new_link_types_are_mapped() {
+    assert_eq!(LinkType::from_linktype(105), Some(LinkType::Ieee80211));
+    assert_eq!(LinkType::from_linktype(127), Some(LinkType::Ieee80211Radiotap));
+    assert_eq!(LinkType::from_linktype(239), Some(LinkType::Nflog));
+    assert!(LinkType::supported_list().contains("NFLOG (Linux netfilter log) (239)"));
 }
