@@ -1,10 +1,12 @@
 //! The contract every part of xdpcarve is written against: a connection and its sides
 //! ([`conn`]), packet time ([`time`]), link types ([`link`]), the file record and the records that
-//! complete it later ([`record`], [`note`]), counters ([`counters`]), where files go ([`files`]),
-//! and what a protocol implements to be run by the engine ([`parser`]). No I/O, no parsing.
+//! complete it later ([`record`], [`note`]), the ways a sender bent a protocol to carry a file
+//! ([`anomaly`]), counters ([`counters`]), where files go ([`files`]), and what a protocol
+//! implements to be run by the engine ([`parser`]). No I/O, no parsing.
 
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod conn;
 pub mod counters;
 pub mod files;
@@ -14,6 +16,7 @@ pub mod parser;
 pub mod record;
 pub mod time;
 
+pub use anomaly::{Anomalies, Anomaly};
 pub use conn::{CloseReason, ConnMeta, Side};
 pub use counters::CounterSet;
 pub use files::{FileConfig, FileSink, FileStats, HashSet, IdGen, UnknownHash};

@@ -2,6 +2,7 @@
 //! (`fuid`, `uid`, `seen_bytes` as `size`, `missing_bytes`, `total_bytes`, `depth`, `parent_fuid`)
 //! flattened the way the issue fixes them (`orig_h` rather than `id.orig_h`).
 
+use crate::anomaly::Anomalies;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -136,6 +137,8 @@ pub struct FileMeta {
     pub parent_fuid: Option<String>,
     /// The file is one piece of a larger object (206 range that could not be completed).
     pub partial: bool,
+    /// How the sender bent the protocol to carry this file.
+    pub anomalies: Anomalies,
     /// The protocol's own part of the record (`http_uri`, `smtp_mail_from`, ...).
     pub fields: AppFields,
 }
@@ -151,6 +154,7 @@ impl FileMeta {
             depth: 0,
             parent_fuid: None,
             partial: false,
+            anomalies: Anomalies::EMPTY,
             fields: AppFields::new(),
         }
     }
@@ -189,6 +193,10 @@ pub struct FileRecord {
     /// Why the file ended early, when it did ("limit", "conn_closed", "timeout", "gap", ...).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub truncated_reason: Option<String>,
+    /// How the sender bent the protocol to carry this file (names in [`crate::anomaly`]);
+    /// left out when none.
+    #[serde(skip_serializing_if = "Anomalies::is_empty", default)]
+    pub anomalies: Anomalies,
     pub partial: bool,
     pub depth: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -173,6 +173,7 @@ pub(crate) mod tests {
             overflow_bytes: 0,
             truncated: false,
             truncated_reason: None,
+            anomalies: Default::default(),
             partial: false,
             depth: 0,
             parent_fuid: None,

@@ -5,7 +5,9 @@ use crate::sniff;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
-use xdpcarve_contract::{AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp};
+use xdpcarve_contract::{
+    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp,
+};
 
 /// How a file ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -170,6 +172,10 @@ impl FileAnalyzer {
     pub fn meta_mut(&mut self) -> &mut FileMeta {
         &mut self.meta
     }
+    /// Marks the file with a way its sender bent the protocol.
+    pub fn flag(&mut self, anomaly: Anomaly) {
+        self.meta.anomalies.insert(anomaly);
+    }
     /// Decoded bytes seen so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -277,6 +283,7 @@ impl FileAnalyzer {
             overflow_bytes,
             truncated: truncated_reason.is_some(),
             truncated_reason: truncated_reason.map(str::to_owned),
+            anomalies: meta.anomalies,
             partial: meta.partial,
             depth: meta.depth,
             parent_fuid: meta.parent_fuid,
