@@ -4,8 +4,8 @@
 use crate::chunked::Dechunker;
 use crate::ranged::{RangeKey, RangePiece};
 use crate::HttpContext;
-use xdpcarve_contract::FileMeta;
-use xdpcarve_files::decode::inflate::{InflateError, Inflater};
+use xdpcarve_contract::{Anomalies, Anomaly, FileMeta};
+use xdpcarve_files::decode::inflate::{Coding, InflateError, Inflater, Trailer};
 use xdpcarve_files::{FileAnalyzer, FileEnd};
 use xdpcarve_mime::{MimeContext, MimeParser, MimeStart};
 
@@ -21,7 +21,81 @@ pub enum Framing {
     Chunked(Dechunker),
     /// Until the sender closes the connection (responses without a length).
     UntilClose,
+    /// Framing that could not be followed (conflicting lengths, a broken chunk size): the rest of
+    /// the connection is the body, logged as truncated with the reason `framing`.
+    Unframed,
 }
+
+/// Content-Encoding decoders, outermost first (the coding listed last was applied last).
+pub struct Decoders(pub Vec<Inflater>);
+
+impl Decoders {
+    fn decode_with(&mut self, data: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<(), InflateError> {
+        feed(&mut self.0, data, sink)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.iter().all(Inflater::is_finished)
+    }
+
+    fn produced_nothing(&self) -> bool {
+        self.0.first().is_some_and(|d| d.total_out() == 0)
+    }
+
+    /// What the decoders noticed about the encoding once the body ended.
+    fn anomalies(&self) -> Anomalies {
+        let mut out = Anomalies::EMPTY;
+        for d in &self.0 {
+            if d.raw_deflate() {
+                out.insert(Anomaly::CeRawDeflate);
+            }
+            match d.trailer() {
+                Trailer::Bad => out.insert(Anomaly::GzipBadTrailer),
+                Trailer::Missing => out.insert(Anomaly::GzipTrailerMissing),
+                Trailer::Good | Trailer::NotYet => {}
+            }
+            if d.coding() == Coding::Gzip && d.trailing_bytes > 0 {
+                out.insert(Anomaly::GzipExtraData);
+            }
+        }
+        out
+    }
+
+    /// Whether a body starting with `earlier` then `data` cannot start the outermost coding at all: a gzip
+    /// body without the gzip magic, a deflate body that is not deflate.
+    fn not_encoded(&self, earlier: &[u8], data: &[u8]) -> bool {
+        match self.0.first().map(Inflater::coding) {
+            Some(Coding::Gzip) => {
+                let first: Vec<u8> = earlier.iter().chain(data).take(2).copied().collect();
+                first.as_slice() != &[0x1f, 0x8b][..first.len()]
+            }
+            Some(Coding::Deflate) => true,
+            None => false,
+        }
+    }
+}
+
+fn feed(chain: &mut [Inflater], data: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<(), InflateError> {
+    match chain.split_first_mut() {
+        None => {
+            sink(data);
+            Ok(())
+        }
+        Some((first, rest)) => {
+            let mut inner = Ok(());
+            first.decode_with(data, |d| {
+                if inner.is_ok() {
+                    inner = feed(rest, d, sink);
+                }
+            })?;
+            inner
+        }
+    }
+}
+
+/// Encoded bytes kept until the decoder produced its first output: a body that was never
+/// encoded the way its header says is then hashed as sent (what a permissive client shows).
+const RAW_PREFIX: usize = 512;
 
 /// Where decoded content goes. Files are opened on the first byte, so an empty body leaves no
 /// record (as Zeek does). One per message body, so variant sizes do not matter.
@@ -53,7 +127,9 @@ pub enum Sink {
 
 pub struct Content {
     sink: Sink,
-    decoder: Option<Inflater>,
+    decoder: Option<Decoders>,
+    /// The first encoded bytes, while the decoder has produced nothing.
+    raw_prefix: Vec<u8>,
     /// Set when the rest of the content cannot be used (corrupt or bounded decoding, a hole in
     /// compressed data): later bytes are skipped and the file ends truncated with this reason.
     spoiled: Option<&'static str>,
@@ -66,10 +142,11 @@ pub struct Body {
 }
 
 impl Content {
-    pub fn new(sink: Sink, decoder: Option<Inflater>) -> Self {
+    pub fn new(sink: Sink, decoder: Option<Decoders>) -> Self {
         Content {
             sink,
             decoder,
+            raw_prefix: Vec::new(),
             spoiled: None,
             opened: false,
         }
@@ -139,24 +216,67 @@ impl Content {
             return;
         }
         let Content {
-            sink, decoder, spoiled, ..
+            sink,
+            decoder,
+            raw_prefix,
+            spoiled,
+            ..
         } = self;
-        match decoder {
-            None => write(sink, data, cx),
-            Some(dec) => {
-                if let Err(e) = dec.decode_with(data, |d| write(sink, d, cx)) {
-                    *spoiled = Some(match e {
-                        InflateError::Corrupt => {
-                            cx.state.stats.decompress_errors += 1;
-                            "decompression_error"
-                        }
-                        InflateError::Limit => {
-                            cx.state.stats.decompress_limited += 1;
-                            "decompression_limit"
-                        }
-                    });
+        let Some(dec) = decoder else {
+            write(sink, data, cx);
+            return;
+        };
+        // `raw_prefix` holds every earlier byte while the decoder has produced nothing (and they
+        // fit); past that, a late failure cannot fall back to the bytes as sent.
+        let fresh = dec.produced_nothing() && raw_prefix.len() < RAW_PREFIX;
+        match dec.decode_with(data, &mut |d| write(sink, d, cx)) {
+            Ok(()) => {
+                if dec.produced_nothing() && fresh {
+                    let n = data.len().min(RAW_PREFIX - raw_prefix.len());
+                    raw_prefix.extend_from_slice(&data[..n]);
+                    if n < data.len() {
+                        // Does not fit: mark it full so no fallback is attempted.
+                        raw_prefix.resize(RAW_PREFIX, 0);
+                    }
+                } else {
+                    *raw_prefix = Vec::new();
                 }
             }
+            Err(InflateError::Corrupt) if fresh && dec.produced_nothing() && dec.not_encoded(raw_prefix, data) => {
+                // Not encoded as declared: the bytes as sent are the file.
+                cx.state.stats.decompress_errors += 1;
+                let prefix = std::mem::take(raw_prefix);
+                *decoder = None;
+                flag(sink, Anomaly::CeNotEncoded);
+                write(sink, &prefix, cx);
+                write(sink, data, cx);
+            }
+            Err(e) => {
+                *raw_prefix = Vec::new();
+                flag(sink, Anomaly::CeDecodeError);
+                *spoiled = Some(match e {
+                    InflateError::Corrupt => {
+                        cx.state.stats.decompress_errors += 1;
+                        "decompression_error"
+                    }
+                    InflateError::Limit => {
+                        cx.state.stats.decompress_limited += 1;
+                        "decompression_limit"
+                    }
+                });
+            }
+        }
+    }
+
+    /// Marks the file (or the file to be) with an anomaly.
+    pub fn flag(&mut self, a: Anomaly) {
+        flag(&mut self.sink, a);
+    }
+
+    /// Marks the file with every anomaly of `set`.
+    pub fn flag_all(&mut self, set: Anomalies) {
+        for a in set.iter() {
+            flag(&mut self.sink, a);
         }
     }
 
@@ -205,10 +325,11 @@ impl Content {
     /// The body ended (`Complete`: its framing said so) or was cut off.
     pub fn end(self, end: FileEnd, cx: &mut HttpContext<'_>) {
         let Content {
-            sink,
+            mut sink,
             decoder,
             spoiled,
             opened,
+            ..
         } = self;
         if !opened {
             return;
@@ -217,10 +338,16 @@ impl Content {
             Some(why) => FileEnd::Truncated(why),
             None => end,
         };
+        if let Some(dec) = &decoder {
+            for a in dec.anomalies().iter() {
+                flag(&mut sink, a);
+            }
+        }
         if let (FileEnd::Complete, Some(dec)) = (end, &decoder) {
             if !dec.is_finished() {
                 // Framing complete but the compressed stream is not: the decoded bytes are a prefix.
                 cx.state.stats.decompress_errors += 1;
+                flag(&mut sink, Anomaly::CeDecodeError);
                 end = FileEnd::Truncated("decompression_incomplete");
             }
         }
@@ -241,6 +368,30 @@ impl Content {
             // An unfinished piece leaves the object waiting for the rest (another response or
             // connection); it is flushed as partial if the rest never comes.
             Sink::Range { .. } => {}
+        }
+    }
+}
+
+fn flag(sink: &mut Sink, a: Anomaly) {
+    match sink {
+        Sink::File { meta, file } => match (file, meta) {
+            (Some(f), _) => f.flag(a),
+            (None, Some(m)) => m.anomalies.insert(a),
+            (None, None) => {}
+        },
+        Sink::Form {
+            envelope_meta,
+            envelope,
+            ..
+        } => match (envelope, envelope_meta) {
+            (Some(f), _) => f.flag(a),
+            (None, Some(m)) => m.anomalies.insert(a),
+            (None, None) => {}
+        },
+        Sink::Range { meta, .. } => {
+            if let Some(m) = meta {
+                m.anomalies.insert(a);
+            }
         }
     }
 }

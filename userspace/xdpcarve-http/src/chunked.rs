@@ -1,9 +1,12 @@
 //! Streaming de-chunker (RFC 9112 7.1): chunk sizes, extensions and trailers may be split across
-//! inputs anywhere. Lenient where real servers are sloppy (bare LF, blanks after the size, empty
-//! lines before a size); strict where leniency would desynchronise (a non-hex size, a missing CRLF
-//! after the data).
+//! inputs anywhere. Lines end at LF, as in Chromium's and Firefox's decoders. Where Chromium
+//! accepts a chunk, we read it the same; where it gives up, we read on as the most permissive
+//! decoder does (Firefox's `strtoul`: blanks and control bytes around the size, junk after its
+//! digits; a missing CRLF after the data) and note the [`Anomaly`]. Only a line with no hex digit
+//! where a size belongs, or one longer than the bound, breaks the framing.
 
 use memchr::memchr;
+use xdpcarve_contract::{Anomalies, Anomaly};
 
 /// What one step over the input found.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,26 +17,19 @@ pub enum Step<'a> {
     Data(&'a [u8]),
     /// The last chunk and the trailers are through: the body is complete.
     Done,
-    /// The framing is broken; the rest of the body is unknown.
+    /// The framing is broken; [`Dechunker::take_line`] has the bytes of the line it broke on.
     Error,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum State {
-    /// Before or inside the hex size.
+    /// Reading a chunk-size line.
     Size,
-    /// After the size: blanks, `;extension`s, up to the LF.
-    Ext,
-    /// Saw CR at the end of the size line.
-    SizeLf,
+    /// Reading the line that ends chunk data (empty when the sender is well-behaved).
+    AfterData,
     Data,
-    /// After the data: CR LF expected.
-    DataCr,
-    DataLf,
-    /// At the start of a trailer line (or the final empty line).
-    TrailerStart,
-    TrailerLine,
-    TrailerLf,
+    /// Reading trailer lines after the last chunk, up to an empty one.
+    Trailer,
     Done,
     Error,
 }
@@ -41,13 +37,14 @@ enum State {
 #[derive(Clone, Debug)]
 pub struct Dechunker {
     state: State,
-    size: u64,
-    digits: u8,
-    /// Bytes of the current size line or of all trailers (bounded).
-    framing_len: usize,
+    /// The line being read (bounded by `max_framing`), with its LF once complete.
+    line: Vec<u8>,
+    /// Bytes of all trailers (bounded by `max_framing` too).
+    trailer_len: usize,
     max_framing: usize,
     /// Data bytes left in the current chunk.
     remaining: u64,
+    anomalies: Anomalies,
 }
 
 impl Dechunker {
@@ -55,12 +52,28 @@ impl Dechunker {
     pub fn new(max_framing: usize) -> Self {
         Dechunker {
             state: State::Size,
-            size: 0,
-            digits: 0,
-            framing_len: 0,
+            line: Vec::new(),
+            trailer_len: 0,
             max_framing,
             remaining: 0,
+            anomalies: Anomalies::EMPTY,
         }
+    }
+
+    /// The ways the framing was bent so far.
+    pub fn anomalies(&self) -> Anomalies {
+        self.anomalies
+    }
+
+    /// After [`Step::Error`]: the bytes of the line the framing broke on (they belong to the body
+    /// read to the close).
+    pub fn take_line(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.line)
+    }
+
+    /// Between chunks: the body could have ended here without losing a byte of data.
+    pub fn between_chunks(&self) -> bool {
+        matches!(self.state, State::Size | State::AfterData) && self.line.iter().all(|b| b.is_ascii_whitespace())
     }
 
     /// Data bytes left in the current chunk, if inside chunk data.
@@ -76,7 +89,7 @@ impl Dechunker {
         }
         self.remaining -= len;
         if self.remaining == 0 {
-            self.state = State::DataCr;
+            self.state = State::AfterData;
         }
         true
     }
@@ -93,138 +106,124 @@ impl Dechunker {
                 let n = (input.len() as u64).min(self.remaining) as usize;
                 self.remaining -= n as u64;
                 if self.remaining == 0 {
-                    self.state = State::DataCr;
+                    self.state = State::AfterData;
                 }
                 (n, Step::Data(&input[..n]))
             }
-            State::Ext | State::TrailerLine => {
-                // Skip to the end of the line in one go.
+            State::Size | State::AfterData | State::Trailer => {
                 let (n, eol) = match memchr(b'\n', input) {
                     Some(i) => (i + 1, true),
                     None => (input.len(), false),
                 };
-                self.framing_len += n;
-                if self.framing_len > self.max_framing {
-                    return self.fail(n);
+                if self.line.len() + n > self.max_framing {
+                    let room = self.max_framing.saturating_sub(self.line.len()).min(n);
+                    self.line.extend_from_slice(&input[..room]);
+                    self.anomalies.insert(Anomaly::ChunkSizeInvalid);
+                    self.state = State::Error;
+                    return (room, Step::Error);
                 }
-                if eol {
-                    if self.state == State::Ext {
-                        return self.end_size_line(n);
-                    }
-                    self.state = State::TrailerStart;
+                self.line.extend_from_slice(&input[..n]);
+                if !eol {
+                    return (n, Step::Framing);
                 }
-                (n, Step::Framing)
+                let step = self.end_line();
+                if step != Step::Error {
+                    self.line.clear();
+                }
+                (n, step)
             }
-            _ => self.byte(input[0]),
         }
     }
 
-    fn byte<'a>(&mut self, b: u8) -> (usize, Step<'a>) {
-        match self.state {
-            State::Size => {
-                self.framing_len += 1;
-                if self.framing_len > self.max_framing {
-                    return self.fail(1);
-                }
-                match b {
-                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                        if self.digits >= 16 {
-                            return self.fail(1); // would overflow u64
-                        }
-                        let v = (b as char).to_digit(16).unwrap_or(0) as u64;
-                        self.size = self.size << 4 | v;
-                        self.digits += 1;
-                    }
-                    b';' | b' ' | b'\t' if self.digits > 0 => self.state = State::Ext,
-                    // Blanks before the size, and stray empty lines between chunks.
-                    b' ' | b'\t' => {}
-                    b'\r' => self.state = State::SizeLf,
-                    b'\n' => return self.end_size_line(1),
-                    _ => return self.fail(1),
-                }
-                (1, Step::Framing)
-            }
-            State::SizeLf => {
-                if b != b'\n' {
-                    return self.fail(1);
-                }
-                self.end_size_line(1)
-            }
-            State::DataCr => match b {
-                b'\r' => {
-                    self.state = State::DataLf;
-                    (1, Step::Framing)
-                }
-                b'\n' => {
-                    self.next_size();
-                    (1, Step::Framing)
-                }
-                _ => self.fail(1),
-            },
-            State::DataLf => {
-                if b != b'\n' {
-                    return self.fail(1);
-                }
-                self.next_size();
-                (1, Step::Framing)
-            }
-            State::TrailerStart => match b {
-                b'\r' => {
-                    self.state = State::TrailerLf;
-                    (1, Step::Framing)
-                }
-                b'\n' => {
-                    self.state = State::Done;
-                    (1, Step::Done)
-                }
-                _ => {
-                    self.state = State::TrailerLine;
-                    self.framing_len += 1;
-                    (1, Step::Framing)
-                }
-            },
-            State::TrailerLf => {
+    /// A whole line (ending in LF) is in `self.line`.
+    fn end_line<'a>(&mut self) -> Step<'a> {
+        // Taken out while it is read, put back after: its capacity is reused line after line.
+        let buf = std::mem::take(&mut self.line);
+        let with_cr = &buf[..buf.len() - 1];
+        let bare_lf = !with_cr.ends_with(b"\r");
+        let line = with_cr.strip_suffix(b"\r").unwrap_or(with_cr);
+        let step = match self.state {
+            State::Trailer if line.is_empty() => {
                 self.state = State::Done;
-                if b == b'\n' {
-                    (1, Step::Done)
+                Step::Done
+            }
+            State::Trailer => {
+                self.trailer_len += buf.len();
+                if self.trailer_len > self.max_framing {
+                    self.anomalies.insert(Anomaly::ChunkSizeInvalid);
+                    self.state = State::Error;
+                    Step::Error
                 } else {
-                    // A lone CR ends the body too; the byte belongs to what follows.
-                    (0, Step::Done)
+                    Step::Framing
                 }
             }
-            State::Ext | State::TrailerLine | State::Data | State::Done | State::Error => {
-                unreachable!("handled in step")
+            State::AfterData if line.is_empty() => {
+                self.state = State::Size;
+                Step::Framing
             }
-        }
+            State::AfterData => {
+                // Data not followed by CRLF: Firefox reads this line as the next size.
+                self.anomalies.insert(Anomaly::ChunkDataNoCrlf);
+                self.size_line(line, bare_lf)
+            }
+            _ => self.size_line(line, bare_lf),
+        };
+        self.line = buf;
+        step
     }
 
-    fn end_size_line<'a>(&mut self, used: usize) -> (usize, Step<'a>) {
-        if self.digits == 0 {
-            // An empty line where a size belongs: tolerated, keep looking for the size.
-            self.next_size();
-            return (used, Step::Framing);
+    fn size_line<'a>(&mut self, line: &[u8], bare_lf: bool) -> Step<'a> {
+        if line.iter().all(|&b| is_blank(b)) {
+            // An empty line where a size belongs: skipped (Chromium gives up here).
+            self.anomalies.insert(Anomaly::ChunkSizeWhitespace);
+            self.state = State::Size;
+            return Step::Framing;
         }
-        if self.size == 0 {
-            self.state = State::TrailerStart;
-            self.framing_len = 0;
+        if bare_lf {
+            self.anomalies.insert(Anomaly::ChunkSizeBareLf);
+        }
+        let (size_part, ext) = match line.iter().position(|&b| b == b';') {
+            Some(i) => (&line[..i], true),
+            None => (line, false),
+        };
+        if ext {
+            self.anomalies.insert(Anomaly::ChunkExtension);
+        }
+        if size_part.contains(&b'\r') {
+            self.anomalies.insert(Anomaly::ChunkSizeBareCr);
+        }
+        let start = size_part.iter().position(|&b| !is_blank(b)).unwrap_or(size_part.len());
+        let end = size_part.iter().rposition(|&b| !is_blank(b)).map_or(start, |i| i + 1);
+        if (start > 0 || end < size_part.len()) && size_part.iter().any(|&b| is_blank(b) && b != b'\r') {
+            self.anomalies.insert(Anomaly::ChunkSizeWhitespace);
+        }
+        let size = &size_part[start..end];
+        let digits = size.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        if digits == 0 || size[..digits].iter().skip_while(|&&b| b == b'0').count() > 16 {
+            self.anomalies.insert(Anomaly::ChunkSizeInvalid);
+            self.state = State::Error;
+            return Step::Error;
+        }
+        if digits < size.len() {
+            self.anomalies.insert(Anomaly::ChunkSizeJunk);
+        }
+        let value = size[..digits]
+            .iter()
+            .fold(0u64, |v, &b| v << 4 | (b as char).to_digit(16).unwrap_or(0) as u64);
+        if value == 0 {
+            self.state = State::Trailer;
+            self.trailer_len = 0;
         } else {
-            self.remaining = self.size;
+            self.remaining = value;
             self.state = State::Data;
         }
-        (used, Step::Framing)
+        Step::Framing
     }
+}
 
-    fn next_size(&mut self) {
-        self.state = State::Size;
-        self.size = 0;
-        self.digits = 0;
-        self.framing_len = 0;
-    }
-
-    fn fail<'a>(&mut self, used: usize) -> (usize, Step<'a>) {
-        self.state = State::Error;
-        (used, Step::Error)
-    }
+/// What `strtoul` skips before a number, and what may trail a size: blanks and control bytes.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c | 0)
 }
 
 #[cfg(test)]
@@ -281,8 +280,69 @@ mod tests {
     #[test]
     fn bad_size_is_an_error() {
         assert!(run(b"zz\r\nabc", 3).2);
-        assert!(run(b"3\r\nabcX\r\n", 3).2, "missing CRLF after data");
+        assert!(run(b"3\r\nabcX\r\n", 3).2, "junk after data that is not a size");
         assert!(run(b"11111111111111111\r\n", 100).2, "size overflows u64");
+    }
+
+    /// Runs `input` whole; returns (body, done, error, anomalies).
+    fn run_anomalies(input: &[u8]) -> (Vec<u8>, bool, bool, Anomalies) {
+        let mut d = Dechunker::new(1024);
+        let (body, done, err, _) = run(input, input.len());
+        for piece in 1..input.len() {
+            assert_eq!(run(input, piece).0, body, "piece {piece}");
+        }
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (n, s) = d.step(rest);
+            rest = &rest[n..];
+            if matches!(s, Step::Done | Step::Error) {
+                break;
+            }
+        }
+        (body, done, err, d.anomalies())
+    }
+
+    #[test]
+    fn bent_size_lines_are_read_as_firefox_reads_them() {
+        let cases: &[(&[u8], Anomaly)] = &[
+            (b"3\r\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeBareCr),
+            (b"\r3\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeBareCr),
+            (b"\x0b3\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeWhitespace),
+            (b" 3 \r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeWhitespace),
+            (b"3zz\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeJunk),
+            (b"3;a=b\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkExtension),
+            (b"3\nabc\n0\n\n", Anomaly::ChunkSizeBareLf),
+            (b"3\r\nabc0\r\n\r\n", Anomaly::ChunkDataNoCrlf),
+            (b"\r\n3\r\nabc\r\n0\r\n\r\n", Anomaly::ChunkSizeWhitespace),
+            (b"0003\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", Anomaly::ChunkSizeInvalid),
+        ];
+        for (i, &(input, anomaly)) in cases.iter().enumerate() {
+            let (body, done, err, a) = run_anomalies(input);
+            assert_eq!((body.as_slice(), done, err), (&b"abc"[..], true, false), "case {i}");
+            if anomaly == Anomaly::ChunkSizeInvalid {
+                assert!(a.is_empty(), "case {i}: leading zeros and trailers are fine: {a:?}");
+            } else {
+                assert!(a.contains(anomaly), "case {i}: {a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_line_is_handed_back() {
+        let mut d = Dechunker::new(1024);
+        let (n, s) = d.step(b"3\r\nabc\r\nzz\r\nrest");
+        assert_eq!((n, s), (3, Step::Framing));
+        let mut rest: &[u8] = b"abc\r\nzz\r\nrest";
+        loop {
+            let (n, s) = d.step(rest);
+            rest = &rest[n..];
+            if s == Step::Error {
+                break;
+            }
+        }
+        assert_eq!(d.take_line(), b"zz\r\n");
+        assert_eq!(rest, b"rest");
+        assert!(d.anomalies().contains(Anomaly::ChunkSizeInvalid));
     }
 
     #[test]

@@ -3,22 +3,33 @@
 //! One [`HttpParser`] per connection, one state machine per direction (Suricata-style: every byte
 //! handed in is consumed; an incomplete header block waits in a bounded buffer, bodies are never
 //! held). Requests come from `Side::Orig`, responses from `Side::Resp`, paired FIFO (pipelining,
-//! keep-alive). Bodies are delimited by Content-Length, chunked encoding, or the connection's end;
-//! gzip/x-gzip/deflate content is decoded before hashing (other codings are hashed as sent and
-//! counted in `unknown_encodings`). multipart/form-data uploads go through the MIME parser: each
-//! part with a filename is a file (depth 1) whose `parent_fuid` is the envelope, which is recorded
-//! too (depth 0, declared multipart/form-data; the corpus expects the raw body as tshark exports
-//! it). Empty bodies leave no record. 206 pieces are placed into one object per resource via
-//! [`RangedFiles`] (HTTP's per-worker state, [`Http`]) when Content-Range gives the total and the body is not
-//! content-encoded; other 206 shapes (multipart/byteranges, `*` total, encoded) are files of their
-//! own marked `partial`. CONNECT (2xx) and 101 Switching Protocols end parsing (`is_done`).
+//! keep-alive).
+//!
+//! Responses are read the way browsers read them (module `response`): what Chromium would save as the
+//! download is what we hash, and where Chromium gives up we read on as the most permissive
+//! client does, marking the file with the [`Anomaly`] that bent the framing (README "Evasion").
+//! Bodies are delimited by chunked encoding (HTTP/1.1 and later, Transfer-Encoding naming
+//! `chunked`), Content-Length, or the connection's end; lengths that disagree or a chunk size
+//! nobody can read make the rest of the connection the body, logged truncated with the reason
+//! `framing`. No status line at all on a connection's first reply is HTTP/0.9: the body runs to the
+//! close. Every Content-Encoding listed is undone (gzip/x-gzip, deflate with or without its zlib
+//! header; the first gzip member only, as browsers do); one we do not know anywhere in the list
+//! leaves the body as sent (counted in `unknown_encodings`).
+//!
+//! multipart/form-data uploads go through the MIME parser: each part is a file (depth 1) whose
+//! `parent_fuid` is the envelope, which is recorded too (depth 0, declared multipart/form-data;
+//! the corpus expects the raw body as tshark exports it). Empty bodies leave no record. 206 pieces
+//! are placed into one object per resource via [`RangedFiles`] (HTTP's per-worker state, [`Http`])
+//! when Content-Range gives the total and the body is not content-encoded; other 206 shapes
+//! (multipart/byteranges, `*` total, encoded) are files of their own marked `partial`. CONNECT
+//! (2xx) and 101 Switching Protocols end parsing (`is_done`).
 //!
 //! Bodies delimited by the connection's end are complete on FIN (`on_end`) or a `Finished` close,
 //! truncated on timeout/eviction/shutdown; the engine's contract does not tell RST from FIN.
 //!
-//! Broken input never stalls the parser: an unparsable or oversized header block, broken chunk
-//! framing or a hole outside a body makes it skip ahead to the next line that starts a request
-//! (`GET `, `POST `, ...) or a response (`HTTP/1.`), counting `resyncs`.
+//! Broken input never stalls the parser: an unparsable or oversized header block or a hole outside
+//! a body makes it skip ahead to the next line that starts a request (`GET `, `POST `, ...) or a
+//! response (`HTTP/1.`), counting `resyncs`.
 
 #![forbid(unsafe_code)]
 
@@ -28,19 +39,21 @@ mod detect;
 mod head;
 pub mod info;
 pub mod ranged;
+mod response;
 mod state;
 
 pub use info::HttpInfo;
 pub use ranged::RangedFiles;
 pub use state::{Http, HttpConfig, HttpStats};
 
-use body::{Body, Content, Framing, Sink};
+use body::{Body, Content, Decoders, Framing, Sink};
 use chunked::{Dechunker, Step};
 use head::{disposition_filename, parse_content_range, uri_filename, Head};
 use memchr::memchr;
 use ranged::RangeKey;
+use response::{Found, HeadReader, ResponseHead};
 use std::collections::VecDeque;
-use xdpcarve_contract::{AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
+use xdpcarve_contract::{Anomalies, Anomaly, AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
 use xdpcarve_files::decode::inflate::{Coding, Inflater};
 use xdpcarve_files::FileEnd;
 
@@ -114,6 +127,10 @@ struct Half {
     eol: u8,
     body: Option<Body>,
     resync: LineMatch,
+    /// Responses: where the status line and the head's end are.
+    reader: HeadReader,
+    /// Responses: anomalies of interim (1xx) responses, carried to the final one.
+    carried: Anomalies,
 }
 
 impl Half {
@@ -124,6 +141,8 @@ impl Half {
             eol: 0,
             body: None,
             resync: LineMatch::default(),
+            reader: HeadReader::default(),
+            carried: Anomalies::EMPTY,
         }
     }
 }
@@ -134,6 +153,8 @@ pub struct HttpParser {
     pending: VecDeque<Pending>,
     /// CONNECT accepted or protocol switched: the rest is opaque.
     tunnel: bool,
+    /// Final responses seen: only a connection's first reply may be HTTP/0.9.
+    responses_seen: u64,
     max_header_bytes: usize,
     max_pipelined: usize,
     parse_cfg: httparse::ParserConfig,
@@ -153,14 +174,122 @@ impl HttpParser {
             halves: [Half::new(), Half::new()],
             pending: VecDeque::new(),
             tunnel: false,
+            responses_seen: 0,
             max_header_bytes: cfg.max_header_bytes.max(64),
             max_pipelined: cfg.max_pipelined.max(1),
             parse_cfg,
         }
     }
 
-    /// Reads (part of) a header block; returns the bytes consumed.
-    fn read_headers(&mut self, side: Side, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
+    /// Reads (part of) a response head, the way browsers find and read it; returns the bytes
+    /// consumed. The head (and any junk before it) is gathered in `hdr`, bounded.
+    fn read_response_head(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
+        let limit = self.max_header_bytes + response::MAX_STATUS_SEARCH;
+        let h = &mut self.halves[Side::Resp.index()];
+        if h.phase == Phase::Start {
+            h.phase = Phase::Headers;
+            h.hdr.clear();
+            h.reader = HeadReader::default();
+        }
+        let before = h.hdr.len();
+        let take = input.len().min(limit.saturating_sub(before)).max(1);
+        h.hdr.extend_from_slice(&input[..take.min(input.len())]);
+        match h.reader.step(&h.hdr, false) {
+            Found::More if h.hdr.len() >= limit => {
+                cx.state.stats.header_too_large += 1;
+                self.start_resync(Side::Resp, false, cx);
+                take
+            }
+            Found::More => take,
+            Found::Head(end) => {
+                let used = end.saturating_sub(before);
+                self.response_head_done(end, cx);
+                used
+            }
+            Found::NoStatusLine => {
+                if self.http09_plausible() {
+                    self.http09_body(cx);
+                    take
+                } else {
+                    cx.state.stats.malformed_responses += 1;
+                    self.start_resync(Side::Resp, false, cx);
+                    // The new bytes are looked at again by the resync.
+                    0
+                }
+            }
+        }
+    }
+
+    /// The response head ends at `end` in `hdr`: parse it and set up its body.
+    fn response_head_done(&mut self, end: usize, cx: &mut HttpContext<'_>) {
+        let h = &mut self.halves[Side::Resp.index()];
+        h.hdr.truncate(end);
+        let at = h.reader.status_at();
+        let mut rh = response::parse(&h.hdr[at..], at > 0);
+        rh.anomalies.extend(std::mem::take(&mut h.carried));
+        release_header_buffer(&mut h.hdr);
+        h.phase = Phase::Start;
+        self.on_response(rh, cx);
+    }
+
+    /// A reply with no status line is HTTP/0.9 only where a browser would take it as one: the
+    /// connection's first reply, to a request we saw.
+    fn http09_plausible(&self) -> bool {
+        self.responses_seen == 0 && !self.pending.is_empty()
+    }
+
+    /// An HTTP/0.9 reply: everything up to the close is the body, starting with what is in `hdr`.
+    fn http09_body(&mut self, cx: &mut HttpContext<'_>) {
+        cx.state.stats.responses += 1;
+        self.responses_seen += 1;
+        let info = self.pending.pop_front().map(|p| p.info).unwrap_or_default();
+        let mut meta = file_meta(Direction::Download, &Head::default(), info, false);
+        meta.anomalies.insert(Anomaly::Http09Response);
+        let mut content = Content::new(
+            Sink::File {
+                meta: Some(meta),
+                file: None,
+            },
+            None,
+        );
+        let h = &mut self.halves[Side::Resp.index()];
+        let buffered = std::mem::take(&mut h.hdr);
+        if buffered.iter().any(|b| !b.is_ascii_whitespace()) {
+            content.data(&buffered, cx);
+        }
+        let h = &mut self.halves[Side::Resp.index()];
+        h.hdr = buffered;
+        release_header_buffer(&mut h.hdr);
+        h.body = Some(Body {
+            framing: Framing::UntilClose,
+            content,
+        });
+        h.phase = Phase::Body;
+    }
+
+    /// The response side ended inside a head: what came is read as the whole head (no body), or
+    /// as an HTTP/0.9 body.
+    fn response_ended_in_head(&mut self, cx: &mut HttpContext<'_>) {
+        let h = &mut self.halves[Side::Resp.index()];
+        if h.phase != Phase::Headers || h.hdr.iter().all(|b| b.is_ascii_whitespace()) {
+            return;
+        }
+        match h.reader.step(&h.hdr, true) {
+            Found::Head(end) => {
+                let rest = h.hdr.split_off(end.min(h.hdr.len()));
+                self.response_head_done(end, cx);
+                if self.halves[Side::Resp.index()].phase == Phase::Body {
+                    self.read_body(Side::Resp, &rest, cx);
+                }
+            }
+            Found::NoStatusLine if self.http09_plausible() => self.http09_body(cx),
+            Found::NoStatusLine | Found::More => cx.state.stats.malformed_responses += 1,
+        }
+    }
+
+    /// Reads (part of) a request header block; returns the bytes consumed.
+    fn read_request_head(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
+        let side = Side::Orig;
         let max = self.max_header_bytes;
         let h = &mut self.halves[side.index()];
         let mut i = 0;
@@ -175,19 +304,16 @@ impl HttpParser {
             h.hdr.clear();
             h.eol = 0;
         }
-        // The first bytes must look like a message start; otherwise this is not HTTP here (a
-        // mid-stream pickup, garbage, an HTTP/0.9 reply) and we look for the next start.
+        // The first bytes must look like a request; otherwise this is not HTTP here (a mid-stream
+        // pickup, garbage) and we look for the next start.
         if h.hdr.len() < MAX_METHOD + 1 {
             let mut probe = [0u8; MAX_METHOD + 1];
             let have = h.hdr.len();
             probe[..have].copy_from_slice(&h.hdr);
             let more = (probe.len() - have).min(input.len() - i);
             probe[have..have + more].copy_from_slice(&input[i..i + more]);
-            if plausible_start(side, &probe[..have + more]) == Some(false) {
-                match side {
-                    Side::Orig => cx.state.stats.malformed_requests += 1,
-                    Side::Resp => cx.state.stats.malformed_responses += 1,
-                }
+            if plausible_request_start(&probe[..have + more]) == Some(false) {
+                cx.state.stats.malformed_requests += 1;
                 self.start_resync(side, false, cx);
                 return i;
             }
@@ -209,18 +335,12 @@ impl HttpParser {
             h.hdr.extend_from_slice(&input[i..i + end]);
             &h.hdr
         };
-        let parsed = parse_head(&self.parse_cfg, side, whole);
+        let parsed = parse_request_head(&self.parse_cfg, whole);
         release_header_buffer(&mut self.halves[side.index()].hdr);
         match parsed {
-            Some(head) => match side {
-                Side::Orig => self.on_request(head, cx),
-                Side::Resp => self.on_response(head, cx),
-            },
+            Some(head) => self.on_request(head, cx),
             None => {
-                match side {
-                    Side::Orig => cx.state.stats.malformed_requests += 1,
-                    Side::Resp => cx.state.stats.malformed_responses += 1,
-                }
+                cx.state.stats.malformed_requests += 1;
                 self.start_resync(side, false, cx);
             }
         }
@@ -289,8 +409,9 @@ impl HttpParser {
                         )
                     }
                     None => {
-                        let (decoder, decoded) = decoder_for(&head, cx);
-                        let meta = file_meta(Direction::Upload, &head, info.clone(), decoded);
+                        let (decoder, decoded, anomalies) = decoder_for(&head, cx);
+                        let mut meta = file_meta(Direction::Upload, &head, info.clone(), decoded);
+                        meta.anomalies.extend(anomalies);
                         Content::new(
                             Sink::File {
                                 meta: Some(meta),
@@ -309,7 +430,13 @@ impl HttpParser {
         self.pending.push_back(Pending { info, kind });
     }
 
-    fn on_response(&mut self, head: Head, cx: &mut HttpContext<'_>) {
+    fn on_response(&mut self, rh: ResponseHead, cx: &mut HttpContext<'_>) {
+        let ResponseHead {
+            head,
+            anomalies,
+            cl_conflict,
+            ..
+        } = &rh;
         let status = head.status;
         let resp = Side::Resp.index();
         if (100..200).contains(&status) {
@@ -319,11 +446,15 @@ impl HttpParser {
             } else {
                 // 100 Continue and friends: the final response is still to come.
                 cx.state.stats.interim_responses += 1;
-                self.halves[resp].phase = Phase::Start;
+                let h = &mut self.halves[resp];
+                h.carried.extend(*anomalies);
+                h.carried.insert(Anomaly::InterimResponse);
+                h.phase = Phase::Start;
             }
             return;
         }
         cx.state.stats.responses += 1;
+        self.responses_seen += 1;
         let (mut info, kind) = match self.pending.pop_front() {
             Some(p) => (p.info, p.kind),
             None => {
@@ -347,10 +478,13 @@ impl HttpParser {
         if kind == MethodKind::Head || status == 204 || status == 304 {
             return;
         }
-        let framing = if head.is_chunked() {
+        // Chromium's order: chunked (HTTP/1.1 and later only), then Content-Length, then the
+        // close. Lengths that disagree frame nothing: the rest of the connection is the body.
+        let framing = if rh.is_chunked() {
             Framing::Chunked(Dechunker::new(self.max_header_bytes))
-        } else if head.transfer_encoding.is_some() {
-            Framing::UntilClose
+        } else if *cl_conflict {
+            cx.state.stats.malformed_responses += 1;
+            Framing::Unframed
         } else {
             match head.content_length {
                 Some(Ok(0)) => return,
@@ -362,12 +496,13 @@ impl HttpParser {
                 None => Framing::UntilClose,
             }
         };
-        let content = if status == 206 {
+        let mut content = if status == 206 {
             cx.state.stats.partial_content += 1;
-            self.partial_content(&head, info, cx)
+            self.partial_content(head, info, cx)
         } else {
-            let (decoder, decoded) = decoder_for(&head, cx);
-            let meta = file_meta(Direction::Download, &head, info, decoded);
+            let (decoder, decoded, ce_anomalies) = decoder_for(head, cx);
+            let mut meta = file_meta(Direction::Download, head, info, decoded);
+            meta.anomalies.extend(ce_anomalies);
             Content::new(
                 Sink::File {
                     meta: Some(meta),
@@ -376,6 +511,10 @@ impl HttpParser {
                 decoder,
             )
         };
+        content.flag_all(*anomalies);
+        if matches!(framing, Framing::Unframed) {
+            content.flag(Anomaly::FramingLost);
+        }
         let half = &mut self.halves[resp];
         half.body = Some(Body { framing, content });
         half.phase = Phase::Body;
@@ -449,12 +588,13 @@ impl HttpParser {
                 }
                 n
             }
-            Framing::UntilClose => {
+            Framing::UntilClose | Framing::Unframed => {
                 body.content.data(input, cx);
                 input.len()
             }
             Framing::Chunked(d) => {
                 let mut used = 0;
+                let mut outcome = None;
                 while used < input.len() {
                     let (n, step) = d.step(&input[used..]);
                     used += n;
@@ -462,16 +602,30 @@ impl HttpParser {
                         Step::Framing => {}
                         Step::Data(x) => body.content.data(x, cx),
                         Step::Done => {
-                            self.end_body(side, FileEnd::Complete, cx);
-                            return used;
+                            outcome = Some(Step::Done);
+                            break;
                         }
                         Step::Error => {
-                            cx.state.stats.chunked_errors += 1;
-                            self.end_body(side, FileEnd::Truncated("chunked_error"), cx);
-                            self.start_resync(side, false, cx);
-                            return used;
+                            outcome = Some(Step::Error);
+                            break;
                         }
                     }
+                }
+                body.content.flag_all(d.anomalies());
+                match outcome {
+                    Some(Step::Done) => self.end_body(side, FileEnd::Complete, cx),
+                    Some(Step::Error) => {
+                        // A size no client can read: the rest of the connection is the body,
+                        // starting with the line that broke the framing.
+                        cx.state.stats.chunked_errors += 1;
+                        let line = d.take_line();
+                        body.content.flag(Anomaly::FramingLost);
+                        body.content.data(&line, cx);
+                        body.content.data(&input[used..], cx);
+                        body.framing = Framing::Unframed;
+                        return input.len();
+                    }
+                    _ => {}
                 }
                 used
             }
@@ -552,7 +706,10 @@ impl StreamParser for HttpParser {
         while !input.is_empty() && !self.tunnel {
             let phase = self.halves[from.index()].phase;
             let used = match phase {
-                Phase::Start | Phase::Headers => self.read_headers(from, input, cx),
+                Phase::Start | Phase::Headers => match from {
+                    Side::Orig => self.read_request_head(input, cx),
+                    Side::Resp => self.read_response_head(input, cx),
+                },
                 Phase::Body => self.read_body(from, input, cx),
                 Phase::Resync => self.read_resync(from, input),
                 Phase::AwaitTunnel | Phase::Ended => input.len(),
@@ -588,7 +745,7 @@ impl StreamParser for HttpParser {
                             }
                         }
                     }
-                    Framing::UntilClose => body.content.gap(len, cx),
+                    Framing::UntilClose | Framing::Unframed => body.content.gap(len, cx),
                     Framing::Chunked(d) => {
                         if d.skip_data(len) {
                             body.content.gap(len, cx);
@@ -612,13 +769,14 @@ impl StreamParser for HttpParser {
     }
 
     fn on_end(&mut self, from: Side, cx: &mut HttpContext<'_>) {
+        if from == Side::Resp {
+            self.response_ended_in_head(cx);
+        }
         let h = &mut self.halves[from.index()];
         if h.phase == Phase::Body {
-            let until_close = matches!(h.body.as_ref().map(|b| &b.framing), Some(Framing::UntilClose));
-            let end = if until_close {
-                FileEnd::Complete
-            } else {
-                FileEnd::Truncated(CloseReason::Finished.as_str())
+            let end = match h.body.as_mut() {
+                Some(body) => end_at_close(body, CloseReason::Finished),
+                None => FileEnd::Complete,
             };
             self.end_body(from, end, cx);
         }
@@ -629,14 +787,12 @@ impl StreamParser for HttpParser {
 
     fn on_close(&mut self, reason: CloseReason, cx: &mut HttpContext<'_>) {
         for side in [Side::Orig, Side::Resp] {
+            if side == Side::Resp && reason == CloseReason::Finished {
+                self.response_ended_in_head(cx);
+            }
             let h = &mut self.halves[side.index()];
-            let until_close = matches!(h.body.as_ref().map(|b| &b.framing), Some(Framing::UntilClose));
-            if h.body.is_some() {
-                let end = if until_close && reason == CloseReason::Finished {
-                    FileEnd::Complete
-                } else {
-                    FileEnd::Truncated(reason.as_str())
-                };
+            if let Some(body) = h.body.as_mut() {
+                let end = end_at_close(body, reason);
                 self.end_body(side, end, cx);
             }
             let h = &mut self.halves[side.index()];
@@ -648,6 +804,29 @@ impl StreamParser for HttpParser {
 
     fn is_done(&self) -> bool {
         self.tunnel
+    }
+}
+
+/// How a body still open when its side of the connection ends (`reason`) is recorded.
+fn end_at_close(body: &mut Body, reason: CloseReason) -> FileEnd {
+    let finished = reason == CloseReason::Finished;
+    match &body.framing {
+        Framing::UntilClose if finished => FileEnd::Complete,
+        Framing::Unframed => FileEnd::Truncated("framing"),
+        // Closed between chunks: no data byte is missing, only the last chunk (Firefox keeps it).
+        Framing::Chunked(d) if finished && d.between_chunks() => {
+            body.content.flag(Anomaly::ChunkFinalMissing);
+            FileEnd::Complete
+        }
+        Framing::Chunked(_) if finished => {
+            body.content.flag(Anomaly::ChunkFinalMissing);
+            FileEnd::Truncated(reason.as_str())
+        }
+        Framing::Length(_) if finished => {
+            body.content.flag(Anomaly::ClShort);
+            FileEnd::Truncated(reason.as_str())
+        }
+        Framing::Chunked(_) | Framing::Length(_) | Framing::UntilClose => FileEnd::Truncated(reason.as_str()),
     }
 }
 
@@ -663,36 +842,20 @@ fn release_header_buffer(hdr: &mut Vec<u8>) {
     }
 }
 
-/// Whether `b` (the first bytes of a message) can start a request / response. None: too few
-/// bytes to tell.
-fn plausible_start(side: Side, b: &[u8]) -> Option<bool> {
-    match side {
-        Side::Orig => {
-            for (i, &c) in b.iter().enumerate() {
-                match c {
-                    b'A'..=b'Z' | b'_' | b'-' => {}
-                    b'a'..=b'z' if i > 0 => {}
-                    b' ' => return Some(i > 0),
-                    _ => return Some(false),
-                }
-            }
-            if b.len() > MAX_METHOD {
-                Some(false)
-            } else {
-                None
-            }
+/// Whether `b` (the first bytes of a message) can start a request. None: too few bytes to tell.
+fn plausible_request_start(b: &[u8]) -> Option<bool> {
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'A'..=b'Z' | b'_' | b'-' => {}
+            b'a'..=b'z' if i > 0 => {}
+            b' ' => return Some(i > 0),
+            _ => return Some(false),
         }
-        Side::Resp => {
-            let p = b"HTTP/";
-            let n = b.len().min(p.len());
-            if b[..n] != p[..n] {
-                Some(false)
-            } else if n == p.len() {
-                Some(true)
-            } else {
-                None
-            }
-        }
+    }
+    if b.len() > MAX_METHOD {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -722,65 +885,52 @@ fn scan_header_end(eol: &mut u8, s: &[u8]) -> (usize, bool) {
     (s.len(), false)
 }
 
-/// Parses a complete header block.
-fn parse_head(cfg: &httparse::ParserConfig, side: Side, block: &[u8]) -> Option<Head> {
+/// Parses a complete request header block.
+fn parse_request_head(cfg: &httparse::ParserConfig, block: &[u8]) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match side {
-        Side::Orig => {
-            let mut req = httparse::Request::new(&mut headers);
-            match cfg.parse_request(&mut req, block) {
-                Ok(httparse::Status::Complete(_)) => {
-                    let mut head = Head::from_headers(req.headers);
-                    head.method = req.method?.to_owned();
-                    head.uri = req.path?.to_owned();
-                    Some(head)
-                }
-                _ => None,
-            }
+    let mut req = httparse::Request::new(&mut headers);
+    match cfg.parse_request(&mut req, block) {
+        Ok(httparse::Status::Complete(_)) => {
+            let mut head = Head::from_headers(req.headers);
+            head.method = req.method?.to_owned();
+            head.uri = req.path?.to_owned();
+            Some(head)
         }
-        Side::Resp => {
-            let mut resp = httparse::Response::new(&mut headers);
-            match cfg.parse_response(&mut resp, block) {
-                Ok(httparse::Status::Complete(_)) => {
-                    let mut head = Head::from_headers(resp.headers);
-                    head.status = resp.code?;
-                    Some(head)
-                }
-                _ => None,
-            }
-        }
+        _ => None,
     }
 }
 
-/// The Content-Encoding decoder for a body, and whether the content will be decoded.
-fn decoder_for(head: &Head, cx: &mut HttpContext<'_>) -> (Option<Inflater>, bool) {
+/// Codings stacked deeper than this are hashed as sent.
+const MAX_CODINGS: usize = 4;
+
+/// The Content-Encoding decoders for a body, whether the content will be decoded, and what was
+/// unusual. Chromium's rule: every coding listed (across headers) is undone, last first; one it
+/// does not know (or `identity`) anywhere in the list leaves the body as sent.
+fn decoder_for(head: &Head, cx: &mut HttpContext<'_>) -> (Option<Decoders>, bool, Anomalies) {
+    let mut anomalies = Anomalies::EMPTY;
     let Some(ce) = head.content_encoding.as_deref() else {
-        return (None, false);
+        return (None, false, anomalies);
     };
-    let codings: Vec<&str> = ce
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("identity"))
-        .collect();
-    match codings.as_slice() {
-        [] => (None, false),
-        [one] => match Coding::from_token(one) {
-            Some(c) => {
-                let h = &cx.state.cfg;
-                (
-                    Some(Inflater::new(c, h.max_decompressed_bytes, h.max_decompression_ratio)),
-                    true,
-                )
-            }
-            None => {
-                cx.state.stats.unknown_encodings += 1;
-                (None, false)
-            }
-        },
-        // Stacked codings (rare): hashed as sent.
+    let tokens: Vec<&str> = ce.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    let codings: Option<Vec<Coding>> = tokens.iter().map(|t| Coding::from_token(t)).collect();
+    if tokens.len() > 1 {
+        anomalies.insert(Anomaly::CeStacked);
+    }
+    match codings {
+        Some(codings) if !codings.is_empty() && codings.len() <= MAX_CODINGS => {
+            let h = &cx.state.cfg;
+            let chain = codings
+                .iter()
+                .rev()
+                .map(|&c| Inflater::new(c, h.max_decompressed_bytes, h.max_decompression_ratio))
+                .collect();
+            (Some(Decoders(chain)), true, anomalies)
+        }
+        Some(codings) if codings.is_empty() => (None, false, anomalies),
         _ => {
             cx.state.stats.unknown_encodings += 1;
-            (None, false)
+            anomalies.insert(Anomaly::CeUnknown);
+            (None, false, anomalies)
         }
     }
 }

@@ -820,3 +820,258 @@ fn form_data_upload_carves_each_part_under_the_envelope() {
         );
     }
 }
+
+/// One bent response to `GET /f`, delivered in pieces of every size in `pieces`, then FIN.
+/// Returns the download records.
+fn carve_bent(response: &[u8], pieces: &[usize]) -> Vec<xdpcarve_contract::FileRecord> {
+    let mut out: Option<Vec<xdpcarve_contract::FileRecord>> = None;
+    for &n in pieces {
+        let mut h = Harness::new();
+        let mut p = h.parser();
+        h.send(&mut p, Side::Orig, &get("/f"));
+        h.send_split(&mut p, Side::Resp, response, n);
+        h.end(&mut p, Side::Resp);
+        h.finish(p);
+        let recs = std::mem::take(&mut h.files.records);
+        if let Some(prev) = &out {
+            let sums = |r: &[xdpcarve_contract::FileRecord]| r.iter().map(|r| r.sha256.clone()).collect::<Vec<_>>();
+            assert_eq!(sums(prev), sums(&recs), "pieces of {n} disagree");
+        }
+        out = Some(recs);
+    }
+    out.unwrap_or_default()
+}
+
+fn has(rec: &xdpcarve_contract::FileRecord, a: Anomaly) -> bool {
+    rec.anomalies.contains(a)
+}
+
+const PIECES: &[usize] = &[1, 2, 7, 64, 100_000];
+
+#[test]
+fn evasion_chunk_size_lines_bent_as_browsers_tolerate() {
+    let body = body_bytes(300, 9);
+    let sizes: [&[u8]; 6] = [
+        b"12c\r\r\n",
+        b"\r12c\r\n",
+        b"\x0b12c\r\n",
+        b"012C\r\n",
+        b"12c;x=y\r\n",
+        b"12c \t\r\n",
+    ];
+    let anomalies = [
+        Some(Anomaly::ChunkSizeBareCr),
+        Some(Anomaly::ChunkSizeBareCr),
+        Some(Anomaly::ChunkSizeWhitespace),
+        None,
+        Some(Anomaly::ChunkExtension),
+        Some(Anomaly::ChunkSizeWhitespace),
+    ];
+    for (size, anomaly) in sizes.iter().zip(anomalies) {
+        let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        r.extend_from_slice(size);
+        r.extend_from_slice(&body);
+        r.extend_from_slice(b"\r\n0\r\n\r\n");
+        let recs = carve_bent(&r, PIECES);
+        assert_eq!(recs.len(), 1, "{size:?}");
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{size:?}");
+        if let Some(a) = anomaly {
+            assert!(has(&recs[0], a), "{size:?}: {:?}", recs[0].anomalies);
+        } else {
+            assert!(recs[0].anomalies.is_empty(), "{size:?}: {:?}", recs[0].anomalies);
+        }
+    }
+}
+
+#[test]
+fn evasion_transfer_encodings_browsers_do_not_take_as_chunked() {
+    let body = body_bytes(200, 3);
+    let framed = chunked(&body, &[50, 150]);
+    // Not `chunked` to a browser: the body is read by Content-Length, or to the close, as sent.
+    for te in ["chunked;", "xchunked", "chunked-x", "chunked x"] {
+        let mut r = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n").into_bytes();
+        r.extend_from_slice(&framed);
+        let recs = carve_bent(&r, PIECES);
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&framed).as_str()), "{te}");
+        assert!(has(&recs[0], Anomaly::TeUnknown), "{te}");
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&body);
+        assert_eq!(
+            carve_bent(&r, PIECES)[0].sha256.as_deref(),
+            Some(sha(&body).as_str()),
+            "{te} + CL"
+        );
+    }
+    // chunked on HTTP/1.0 is ignored by browsers.
+    let mut r = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    r.extend_from_slice(&framed);
+    let recs = carve_bent(&r, PIECES);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&framed).as_str()));
+    assert!(has(&recs[0], Anomaly::TeOnHttp10));
+    // Whitespace before the colon is trimmed; a CR there splits the line and loses the header.
+    for (sep, dechunked) in [(" :", true), ("\t:", true), ("\r:", false)] {
+        let mut r = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding{sep} chunked\r\n\r\n").into_bytes();
+        r.extend_from_slice(&framed);
+        let want = if dechunked { &body } else { &framed };
+        assert_eq!(
+            carve_bent(&r, PIECES)[0].sha256.as_deref(),
+            Some(sha(want).as_str()),
+            "{sep:?}"
+        );
+    }
+    // Chunked wins over Content-Length.
+    let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    r.extend_from_slice(&framed);
+    let recs = carve_bent(&r, PIECES);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::TeAndCl));
+}
+
+#[test]
+fn evasion_status_lines_browsers_accept() {
+    let body = body_bytes(100, 5);
+    for status in [
+        "HTTP/1.01 200 OK",
+        "HTTP/1.10 200 OK",
+        "HTTP/2.0 200 OK",
+        "HTTP/0.9 200 OK",
+        "http/1.1 200 OK",
+        "HTTP/1.1 200",
+        "HTTP/1.1",
+        "HTTP/1.1  200  OK",
+        "\r\n\r\nHTTP/1.1 200 OK",
+        "junkHTTP/1.1 200 OK",
+    ] {
+        let mut r = format!("{status}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        r.extend_from_slice(&body);
+        let recs = carve_bent(&r, PIECES);
+        assert_eq!(recs.len(), 1, "{status:?}");
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{status:?}");
+        assert_eq!(recs[0].fields.u64("http_status"), Some(200), "{status:?}");
+        assert!(!recs[0].anomalies.is_empty() || status == "HTTP/1.1 200", "{status:?}");
+    }
+    // Bare LF and bare CR line ends.
+    for head in [
+        "HTTP/1.1 200 OK\nContent-Length: 100\n\n",
+        "HTTP/1.1 200 OK\rContent-Length: 100\r\r",
+    ] {
+        let mut r = head.as_bytes().to_vec();
+        r.extend_from_slice(&body);
+        let recs = carve_bent(&r, PIECES);
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{head:?}");
+        assert!(has(&recs[0], Anomaly::BareLf) || has(&recs[0], Anomaly::BareCr));
+    }
+}
+
+#[test]
+fn evasion_http09_reply_is_the_body_to_the_close() {
+    let body = b"MZ\x90\x00 an HTTP/0.9 reply has no status line and no headers".to_vec();
+    let recs = carve_bent(&body, PIECES);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::Http09Response));
+    assert_eq!(recs[0].fields.str("http_uri"), Some("/f"));
+}
+
+#[test]
+fn evasion_content_encodings_as_browsers_decode_them() {
+    let body = body_bytes(5000, 11);
+    let gz = gzip(&body);
+    let raw_deflate = {
+        let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
+        e.write_all(&body).unwrap();
+        e.finish().unwrap()
+    };
+    let with = |ce: &str, payload: &[u8]| {
+        let mut r = format!("HTTP/1.1 200 OK\r\n{ce}Content-Length: {}\r\n\r\n", payload.len()).into_bytes();
+        r.extend_from_slice(payload);
+        carve_bent(&r, PIECES)
+    };
+    let recs = with("Content-Encoding: deflate\r\n", &raw_deflate);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::CeRawDeflate));
+    // Doubled: undone twice, last first.
+    let twice = gzip(&gz);
+    for ce in [
+        "Content-Encoding: gzip, gzip\r\n",
+        "Content-Encoding: gzip\r\nContent-Encoding: x-gzip\r\n",
+    ] {
+        let recs = with(ce, &twice);
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{ce:?}");
+        assert!(has(&recs[0], Anomaly::CeStacked));
+    }
+    // An unknown coding anywhere leaves the body as sent.
+    let recs = with("Content-Encoding: gzip, foo\r\n", &gz);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&gz).as_str()));
+    assert!(has(&recs[0], Anomaly::CeUnknown));
+    // Damaged, missing trailer; extra member ignored.
+    let mut bad = gz.clone();
+    let n = bad.len();
+    bad[n - 7] ^= 0x55;
+    let recs = with("Content-Encoding: gzip\r\n", &bad);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::GzipBadTrailer));
+    let recs = with("Content-Encoding: gzip\r\n", &gz[..n - 8]);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::GzipTrailerMissing));
+    let mut two = gz.clone();
+    two.extend(gzip(b"second member"));
+    let recs = with("Content-Encoding: gzip\r\n", &two);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::GzipExtraData));
+    // Declared but not encoded: kept as sent.
+    let recs = with("Content-Encoding: gzip\r\n", &body);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::CeNotEncoded));
+}
+
+#[test]
+fn evasion_unframeable_bodies_are_logged_to_the_close() {
+    let body = body_bytes(400, 2);
+    // Conflicting lengths: no client frames it; the rest of the connection is the body.
+    let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 400\r\n\r\n".to_vec();
+    r.extend_from_slice(&body);
+    let recs = carve_bent(&r, PIECES);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].size, 400);
+    assert_eq!(recs[0].truncated_reason.as_deref(), Some("framing"));
+    assert!(has(&recs[0], Anomaly::ClConflict) && has(&recs[0], Anomaly::FramingLost));
+    // A chunk size nobody can read: the rest is the body, from the line that broke.
+    let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\nzz\r\n".to_vec();
+    r.extend_from_slice(&body);
+    let recs = carve_bent(&r, PIECES);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].size, 16 + 4 + 400);
+    assert_eq!(recs[0].truncated_reason.as_deref(), Some("framing"));
+    assert!(has(&recs[0], Anomaly::ChunkSizeInvalid) && has(&recs[0], Anomaly::FramingLost));
+    // Closed between chunks, before the last one: every data byte is there.
+    let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    r.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    r.extend_from_slice(&body);
+    r.extend_from_slice(b"\r\n");
+    let recs = carve_bent(&r, PIECES);
+    assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()));
+    assert!(has(&recs[0], Anomaly::ChunkFinalMissing));
+}
+
+#[test]
+fn evasion_headers_folded_or_broken() {
+    let body = body_bytes(120, 4);
+    let framed = chunked(&body, &[60, 60]);
+    for head in [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: identity,\r\n\tchunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nnocolon\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-\x00: y\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n",
+    ] {
+        let mut r = head.as_bytes().to_vec();
+        r.extend_from_slice(&framed);
+        let recs = carve_bent(&r, PIECES);
+        assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{head:?}");
+    }
+}

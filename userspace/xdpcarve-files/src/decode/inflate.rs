@@ -4,9 +4,12 @@
 //! parsed here byte by byte, so a header split across packets is fine; the deflate data goes
 //! through flate2's [`Decompress`]. Output is produced into a fixed internal window and handed out
 //! slice by slice ([`Inflater::decode_with`]), so the memory of one decoder is bounded whatever the
-//! compression ratio. Concatenated gzip members are decoded one after the other, as gzip(1) does.
+//! compression ratio. Browsers decode only a body's first gzip member and ignore what follows it
+//! (Chromium's `STATE_IGNORING_EXTRA_BYTES`, as Firefox does); so do we, since what a browser saves
+//! is what we hash. The gzip trailer is not required, but it is checked, so a damaged or missing
+//! one can be reported ([`Inflater::trailer`]).
 
-use flate2::{Decompress, FlushDecompress, Status};
+use flate2::{Crc, Decompress, FlushDecompress, Status};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Coding {
@@ -60,10 +63,8 @@ enum Stage {
     GzHcrc(u8),
     /// Compressed data.
     Data,
-    /// Gzip trailer (CRC32 + ISIZE, 8 bytes); not verified: a corrupt body still fails inflation.
+    /// Gzip trailer (CRC32 + ISIZE, 8 bytes): checked, never required.
     GzTrailer(u8),
-    /// Gzip: between members (a new member may follow).
-    GzBetween,
     /// Deflate stream ended; anything after it is ignored.
     Done,
     /// A previous error: everything is rejected.
@@ -85,6 +86,24 @@ pub struct Inflater {
     total_out: u64,
     /// Bytes received after the end of the compressed stream (ignored).
     pub trailing_bytes: u64,
+    /// Deflate: the stream had no zlib header.
+    raw_deflate: bool,
+    /// Gzip: CRC-32 and size of the output, and the trailer as received.
+    crc: Crc,
+    trailer_bytes: [u8; 8],
+}
+
+/// What the gzip trailer said about the decoded content.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Trailer {
+    /// Not gzip, or the stream has not ended yet.
+    NotYet,
+    /// CRC-32 and size match.
+    Good,
+    /// CRC-32 or size differ from the content.
+    Bad,
+    /// The stream ended but the trailer was cut short or missing.
+    Missing,
 }
 
 impl Inflater {
@@ -107,6 +126,41 @@ impl Inflater {
             total_in: 0,
             total_out: 0,
             trailing_bytes: 0,
+            raw_deflate: false,
+            crc: Crc::new(),
+            trailer_bytes: [0; 8],
+        }
+    }
+
+    /// Deflate only: the stream was raw deflate, without the zlib header the RFC asks for.
+    pub fn raw_deflate(&self) -> bool {
+        self.raw_deflate
+    }
+
+    /// Gzip only: what the trailer said.
+    pub fn trailer(&self) -> Trailer {
+        match self.stage {
+            Stage::GzTrailer(_) => Trailer::Missing,
+            Stage::Done if self.coding == Coding::Gzip => {
+                let crc = u32::from_le_bytes([
+                    self.trailer_bytes[0],
+                    self.trailer_bytes[1],
+                    self.trailer_bytes[2],
+                    self.trailer_bytes[3],
+                ]);
+                let size = u32::from_le_bytes([
+                    self.trailer_bytes[4],
+                    self.trailer_bytes[5],
+                    self.trailer_bytes[6],
+                    self.trailer_bytes[7],
+                ]);
+                if crc == self.crc.sum() && size == self.crc.amount() {
+                    Trailer::Good
+                } else {
+                    Trailer::Bad
+                }
+            }
+            _ => Trailer::NotYet,
         }
     }
 
@@ -120,7 +174,7 @@ impl Inflater {
     /// True once the compressed stream ended (the final deflate block was seen). A gzip trailer
     /// cut short does not count against it: every byte of content was already decoded.
     pub fn is_finished(&self) -> bool {
-        matches!(self.stage, Stage::Done | Stage::GzBetween | Stage::GzTrailer(_))
+        matches!(self.stage, Stage::Done | Stage::GzTrailer(_))
     }
 
     /// Decodes `input`, appending to `out`.
@@ -149,6 +203,7 @@ impl Inflater {
                         let (cmf, flg) = (self.head[0], self.head[1]);
                         let zlib = cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0;
                         self.z = Some(Decompress::new(zlib));
+                        self.raw_deflate = !zlib;
                         self.stage = Stage::Data;
                         self.head_len = 0;
                         let head = [cmf, flg];
@@ -182,16 +237,6 @@ impl Inflater {
     /// One byte of framing outside the deflate data. Headers are tiny, so byte steps cost nothing.
     fn header_byte(&mut self, b: u8) -> Result<(), InflateError> {
         match self.stage {
-            Stage::GzBetween => {
-                // A new member must start with the magic; anything else is trailing garbage.
-                if b == 0x1f {
-                    self.stage = Stage::GzFixed;
-                    self.head_len = 0;
-                    return self.header_byte(b);
-                }
-                self.stage = Stage::Done;
-                self.trailing_bytes += 1;
-            }
             Stage::GzFixed => {
                 self.head[self.head_len] = b;
                 self.head_len += 1;
@@ -249,11 +294,8 @@ impl Inflater {
                 }
             }
             Stage::GzTrailer(n) => {
-                if n == 7 {
-                    self.stage = Stage::GzBetween;
-                } else {
-                    self.stage = Stage::GzTrailer(n + 1);
-                }
+                self.trailer_bytes[usize::from(n)] = b;
+                self.stage = if n == 7 { Stage::Done } else { Stage::GzTrailer(n + 1) };
             }
             Stage::Sniff | Stage::Data | Stage::Done | Stage::Failed => unreachable!("handled by decode_with"),
         }
@@ -296,9 +338,14 @@ impl Inflater {
         let cap = room.min(ratio_cap);
         let mut produced = 0u64;
         let mut over = false;
+        let gzip = self.coding == Coding::Gzip;
+        let crc = &mut self.crc;
         let (used, _, ended) = Self::run(z, input, &mut self.window, |d| {
             let keep = (d.len() as u64).min(cap.saturating_sub(produced)) as usize;
             if keep > 0 {
+                if gzip {
+                    crc.update(&d[..keep]);
+                }
                 sink(&d[..keep]);
             }
             if keep < d.len() {
@@ -425,10 +472,28 @@ mod tests {
     }
 
     #[test]
-    fn gzip_concatenated_members() {
+    fn only_the_first_gzip_member_is_the_content_as_in_browsers() {
         let mut enc = gzip(b"first ");
         enc.extend(gzip(b"second"));
-        assert_eq!(decode_in_pieces(Coding::Gzip, &enc, 5).unwrap(), b"first second");
+        assert_eq!(decode_in_pieces(Coding::Gzip, &enc, 5).unwrap(), b"first ");
+    }
+
+    #[test]
+    fn gzip_trailer_is_checked_not_required() {
+        let enc = gzip(&sample());
+        let run = |enc: &[u8]| {
+            let mut d = Inflater::new(Coding::Gzip, u64::MAX, 0);
+            let mut out = Vec::new();
+            d.decode(enc, &mut out).unwrap();
+            (out, d.trailer())
+        };
+        assert_eq!(run(&enc), (sample(), Trailer::Good));
+        let mut bad = enc.clone();
+        let n = bad.len();
+        bad[n - 6] ^= 0xff;
+        assert_eq!(run(&bad), (sample(), Trailer::Bad));
+        assert_eq!(run(&enc[..n - 3]), (sample(), Trailer::Missing));
+        assert_eq!(run(&enc[..n - 8]), (sample(), Trailer::Missing));
     }
 
     #[test]
