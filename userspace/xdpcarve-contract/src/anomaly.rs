@@ -55,8 +55,17 @@ anomalies! {
     BareLf = "bare_lf",
     /// A line of the head ended by a bare CR.
     BareCr = "bare_cr",
-    /// Interim (1xx) responses before the final one.
+    /// Interim (1xx) responses before the final one (a 101 without an Upgrade asked for is one).
     InterimResponse = "interim_response",
+    /// A status code outside 100-599.
+    StatusCodeOdd = "status_code_odd",
+    /// A response asking to be saved (`Content-Disposition: attachment`) under a status browsers
+    /// do not save a download for (anything but 200-203, or 206 with a range).
+    StatusRefusedDownload = "status_refused_download",
+    /// A 206 without a usable Content-Range: browsers refuse it.
+    RangeMissing = "range_missing",
+    /// The head's empty line was bent (a bare CR, blanks on it): the head is taken to end there.
+    HeadEndBent = "head_end_bent",
     // ---- HTTP: headers ----
     /// A header continued on the next line (obsolete folding).
     HeaderFolding = "header_folding",
@@ -78,6 +87,8 @@ anomalies! {
     ClInvalid = "cl_invalid",
     /// The connection closed before Content-Length bytes arrived.
     ClShort = "cl_short",
+    /// Content-Disposition given more than once with different values (Chromium refuses it).
+    CdConflict = "cd_conflict",
     /// Transfer-Encoding given more than once.
     TeDuplicate = "te_duplicate",
     /// A Transfer-Encoding that is not exactly `chunked` (`xchunked`, `chunked-x`, `chunked;`):
@@ -111,7 +122,8 @@ anomalies! {
     CeRawDeflate = "ce_raw_deflate",
     /// Content-Encoding declared but the body is not encoded that way: kept as sent.
     CeNotEncoded = "ce_not_encoded",
-    /// Compressed data that breaks off or is corrupt: what decoded before the damage is the file.
+    /// Compressed data that breaks off or is corrupt: what decoded before the damage is the file
+    /// (what browsers save).
     CeDecodeError = "ce_decode_error",
     /// A gzip member whose trailer (CRC-32, size) is wrong.
     GzipBadTrailer = "gzip_bad_trailer",
@@ -125,6 +137,50 @@ anomalies! {
     /// A body whose framing could not be followed: logged to the connection's end, truncated
     /// with `truncated_reason: "framing"`.
     FramingLost = "framing_lost",
+    // ---- Mail: MIME and SMTP ----
+    /// A line that starts with a multipart's `--boundary` but goes on with other bytes (junk, a
+    /// longer token, junk after the closing `--`): not a delimiter, as mail clients read it;
+    /// parsers that end the part there (Suricata, Wireshark) see less.
+    BoundaryTrailingJunk = "boundary_trailing_junk",
+    /// A multipart without its close delimiter: its last part runs to the end of the enclosing
+    /// part or of the message.
+    BoundaryCloseMissing = "boundary_close_missing",
+    /// A multipart whose boundary never occurs: its whole body is logged as one file.
+    BoundaryNotFound = "boundary_not_found",
+    /// A multipart Content-Type without a usable boundary parameter: its body is one file.
+    BoundaryMissing = "boundary_missing",
+    /// A nested multipart with the same boundary as an enclosing one: delimiters are taken as
+    /// the innermost one's.
+    BoundaryReused = "boundary_reused",
+    /// A MIME part or attached message that starts with content instead of a header block.
+    PartWithoutHeaders = "part_without_headers",
+    /// Content-Type given more than once in one entity: the first counts.
+    ContentTypeDuplicate = "content_type_duplicate",
+    /// Content-Disposition given more than once in one entity: the first counts.
+    DispositionDuplicate = "disposition_duplicate",
+    /// Content-Transfer-Encoding given more than once in one entity: the first counts.
+    CteDuplicate = "cte_duplicate",
+    /// A Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64, quoted-printable or
+    /// x-uuencode: the bytes are kept as sent.
+    CteUnknown = "cte_unknown",
+    /// x-uuencode content (not a MIME encoding, but mail clients decode it): decoded.
+    CteUuencode = "cte_uuencode",
+    /// A Content-Type or Content-Disposition parameter given twice: the first counts.
+    ParamDuplicate = "param_duplicate",
+    /// RFC 2231 continuations of a parameter out of order: assembled by section number.
+    Rfc2231OutOfOrder = "rfc2231_out_of_order",
+    /// RFC 2231 continuations with a section missing or repeated: the sections there are joined.
+    Rfc2231SectionMissing = "rfc2231_section_missing",
+    /// Characters outside the base64 alphabet (spaces, tabs, junk) in base64 content: skipped.
+    Base64InvalidChars = "base64_invalid_chars",
+    /// base64 content that ends inside a quantum, without its `=` padding.
+    Base64PaddingMissing = "base64_padding_missing",
+    /// base64 content that goes on after `=` padding (encodings back to back): decoded on;
+    /// decoders that stop at the padding (Python's `email`) see less.
+    Base64DataAfterPadding = "base64_data_after_padding",
+    /// In quoted-printable content, `=` followed by neither two hex digits nor a line break:
+    /// kept literally.
+    QpInvalidEscape = "qp_invalid_escape",
 }
 
 /// A set of anomalies: one bit each.

@@ -93,6 +93,10 @@ fn feed(chain: &mut [Inflater], data: &[u8], sink: &mut dyn FnMut(&[u8])) -> Res
     }
 }
 
+/// Compressed data broke off or is corrupt: what decoded before the damage is the file, as
+/// browsers save it (Chromium keeps the output of a stream that fails or ends early).
+const DECODE_FAILED: &str = "decompression_error";
+
 /// Encoded bytes kept until the decoder produced its first output: a body that was never
 /// encoded the way its header says is then hashed as sent (what a permissive client shows).
 const RAW_PREFIX: usize = 512;
@@ -131,7 +135,8 @@ pub struct Content {
     /// The first encoded bytes, while the decoder has produced nothing.
     raw_prefix: Vec<u8>,
     /// Set when the rest of the content cannot be used (corrupt or bounded decoding, a hole in
-    /// compressed data): later bytes are skipped and the file ends truncated with this reason.
+    /// compressed data): later bytes are skipped and the file ends truncated with this reason,
+    /// except for corrupt compressed data ([`DECODE_FAILED`]).
     spoiled: Option<&'static str>,
     opened: bool,
 }
@@ -257,7 +262,7 @@ impl Content {
                 *spoiled = Some(match e {
                     InflateError::Corrupt => {
                         cx.state.stats.decompress_errors += 1;
-                        "decompression_error"
+                        DECODE_FAILED
                     }
                     InflateError::Limit => {
                         cx.state.stats.decompress_limited += 1;
@@ -266,6 +271,11 @@ impl Content {
                 });
             }
         }
+    }
+
+    /// The body was content-encoded and its decoders reached the end of the stream.
+    pub fn decoded_to_end(&self) -> bool {
+        self.spoiled.is_none() && self.decoder.as_ref().is_some_and(Decoders::is_finished)
     }
 
     /// Marks the file (or the file to be) with an anomaly.
@@ -334,21 +344,21 @@ impl Content {
         if !opened {
             return;
         }
-        let mut end = match spoiled {
-            Some(why) => FileEnd::Truncated(why),
-            None => end,
+        let end = match spoiled {
+            Some(why) if why != DECODE_FAILED => FileEnd::Truncated(why),
+            _ => end,
         };
         if let Some(dec) = &decoder {
             for a in dec.anomalies().iter() {
                 flag(&mut sink, a);
             }
         }
-        if let (FileEnd::Complete, Some(dec)) = (end, &decoder) {
+        if let (FileEnd::Complete, Some(dec), None) = (end, &decoder, spoiled) {
             if !dec.is_finished() {
-                // Framing complete but the compressed stream is not: the decoded bytes are a prefix.
+                // Framing complete but the compressed stream is not: the decoded bytes are a
+                // prefix, and the file browsers save.
                 cx.state.stats.decompress_errors += 1;
                 flag(&mut sink, Anomaly::CeDecodeError);
-                end = FileEnd::Truncated("decompression_incomplete");
             }
         }
         match sink {

@@ -197,7 +197,12 @@ impl Dechunker {
         if (start > 0 || end < size_part.len()) && size_part.iter().any(|&b| is_blank(b) && b != b'\r') {
             self.anomalies.insert(Anomaly::ChunkSizeWhitespace);
         }
-        let size = &size_part[start..end];
+        let mut size = &size_part[start..end];
+        if let Some(hex) = size.strip_prefix(b"0x").or_else(|| size.strip_prefix(b"0X")) {
+            // `strtoul(.., 16)` takes a 0x prefix.
+            self.anomalies.insert(Anomaly::ChunkSizeJunk);
+            size = hex;
+        }
         let digits = size.iter().take_while(|b| b.is_ascii_hexdigit()).count();
         if digits == 0 || size[..digits].iter().skip_while(|&&b| b == b'0').count() > 16 {
             self.anomalies.insert(Anomaly::ChunkSizeInvalid);

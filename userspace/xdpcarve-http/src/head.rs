@@ -20,6 +20,8 @@ pub struct Head {
     pub host: Option<String>,
     pub user_agent: Option<String>,
     pub referrer: Option<String>,
+    /// A request's `Upgrade` header was present.
+    pub upgrade: bool,
 }
 
 impl Head {
@@ -56,6 +58,8 @@ impl Head {
                 h.host.get_or_insert_with(value);
             } else if name.eq_ignore_ascii_case("user-agent") {
                 h.user_agent.get_or_insert_with(value);
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                h.upgrade = true;
             } else if name.eq_ignore_ascii_case("referer") {
                 h.referrer.get_or_insert_with(value);
             }

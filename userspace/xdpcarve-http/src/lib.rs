@@ -93,6 +93,8 @@ enum MethodKind {
 struct Pending {
     info: HttpInfo,
     kind: MethodKind,
+    /// It asked for a protocol switch (`Upgrade`): only then does a 101 end HTTP.
+    upgrade: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -141,7 +143,7 @@ impl Half {
             eol: 0,
             body: None,
             resync: LineMatch::default(),
-            reader: HeadReader::default(),
+            reader: HeadReader::new(true),
             carried: Anomalies::EMPTY,
         }
     }
@@ -185,48 +187,86 @@ impl HttpParser {
     /// consumed. The head (and any junk before it) is gathered in `hdr`, bounded.
     fn read_response_head(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
         let limit = self.max_header_bytes + response::MAX_STATUS_SEARCH;
+        let first = self.responses_seen == 0;
         let h = &mut self.halves[Side::Resp.index()];
         if h.phase == Phase::Start {
             h.phase = Phase::Headers;
             h.hdr.clear();
-            h.reader = HeadReader::default();
+            h.reader = HeadReader::new(first);
         }
         let before = h.hdr.len();
         let take = input.len().min(limit.saturating_sub(before)).max(1);
-        h.hdr.extend_from_slice(&input[..take.min(input.len())]);
+        h.hdr.extend_from_slice(&input[..take]);
         match h.reader.step(&h.hdr, false) {
-            Found::More if h.hdr.len() >= limit => {
-                cx.state.stats.header_too_large += 1;
-                self.start_resync(Side::Resp, false, cx);
-                take
-            }
+            Found::More if h.hdr.len() >= limit => match h.reader.suspect_end() {
+                Some(end) => self.head_ends_at(end, before, true, cx).unwrap_or(take),
+                None => {
+                    cx.state.stats.header_too_large += 1;
+                    self.start_resync(Side::Resp, false, cx);
+                    take
+                }
+            },
             Found::More => take,
             Found::Head(end) => {
-                let used = end.saturating_sub(before);
-                self.response_head_done(end, cx);
-                used
+                let (end, bent) = match h.reader.suspect_end() {
+                    Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
+                    _ => (end, false),
+                };
+                self.head_ends_at(end, before, bent, cx).unwrap_or(take)
             }
-            Found::NoStatusLine => {
-                if self.http09_plausible() {
-                    self.http09_body(cx);
-                    take
-                } else {
-                    cx.state.stats.malformed_responses += 1;
-                    self.start_resync(Side::Resp, false, cx);
-                    // The new bytes are looked at again by the resync.
-                    0
+            Found::NoStatusLine => self.no_status_line(cx).unwrap_or(take),
+        }
+    }
+
+    /// The head ends at `end` of `hdr`, which held `before` bytes before this input. Returns the
+    /// bytes of this input the head used, or None when it ended inside earlier bytes (those after
+    /// it have been read as the body; the whole input is left to the caller's loop).
+    fn head_ends_at(&mut self, end: usize, before: usize, bent: bool, cx: &mut HttpContext<'_>) -> Option<usize> {
+        let h = &mut self.halves[Side::Resp.index()];
+        let early = (end < before).then(|| h.hdr[end..before].to_vec());
+        self.response_head_done(end, bent, cx);
+        match early {
+            None => Some(end - before),
+            Some(rest) => {
+                let mut rest = rest.as_slice();
+                while !rest.is_empty() && self.halves[Side::Resp.index()].phase == Phase::Body {
+                    let n = self.read_body(Side::Resp, rest, cx);
+                    rest = &rest[n..];
                 }
+                Some(0)
             }
         }
     }
 
+    /// What comes where a reply belongs has no status line: HTTP/0.9 on a connection's first
+    /// reply; after a reply, bytes no client reads as one, kept as a file to the close (never
+    /// silently dropped). Returns None when the whole input was taken.
+    fn no_status_line(&mut self, cx: &mut HttpContext<'_>) -> Option<usize> {
+        cx.state.stats.malformed_responses += 1;
+        if self.http09_plausible() {
+            self.unframed_reply(Anomaly::Http09Response, cx);
+            None
+        } else if self.responses_seen > 0 {
+            self.unframed_reply(Anomaly::DataAfterBody, cx);
+            None
+        } else {
+            // Not HTTP here (picked up mid-stream): look for the next reply; the new bytes are
+            // looked at again by the resync.
+            self.start_resync(Side::Resp, false, cx);
+            Some(0)
+        }
+    }
+
     /// The response head ends at `end` in `hdr`: parse it and set up its body.
-    fn response_head_done(&mut self, end: usize, cx: &mut HttpContext<'_>) {
+    fn response_head_done(&mut self, end: usize, bent: bool, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[Side::Resp.index()];
         h.hdr.truncate(end);
         let at = h.reader.status_at();
         let mut rh = response::parse(&h.hdr[at..], at > 0);
         rh.anomalies.extend(std::mem::take(&mut h.carried));
+        if bent {
+            rh.anomalies.insert(Anomaly::HeadEndBent);
+        }
         release_header_buffer(&mut h.hdr);
         h.phase = Phase::Start;
         self.on_response(rh, cx);
@@ -238,13 +278,25 @@ impl HttpParser {
         self.responses_seen == 0 && !self.pending.is_empty()
     }
 
-    /// An HTTP/0.9 reply: everything up to the close is the body, starting with what is in `hdr`.
-    fn http09_body(&mut self, cx: &mut HttpContext<'_>) {
-        cx.state.stats.responses += 1;
+    /// A reply without a head (`why`: HTTP/0.9, or junk after a reply): everything up to the
+    /// close is its body, starting with what is in `hdr`. Junk frames nothing, so it is logged
+    /// as truncated by `framing`; an HTTP/0.9 reply is complete at the close.
+    fn unframed_reply(&mut self, why: Anomaly, cx: &mut HttpContext<'_>) {
+        let http09 = why == Anomaly::Http09Response;
+        if http09 {
+            cx.state.stats.responses += 1;
+        }
         self.responses_seen += 1;
-        let info = self.pending.pop_front().map(|p| p.info).unwrap_or_default();
+        let info = if http09 {
+            self.pending.pop_front().map(|p| p.info).unwrap_or_default()
+        } else {
+            HttpInfo::default()
+        };
         let mut meta = file_meta(Direction::Download, &Head::default(), info, false);
-        meta.anomalies.insert(Anomaly::Http09Response);
+        meta.anomalies.insert(why);
+        if !http09 {
+            meta.anomalies.insert(Anomaly::FramingLost);
+        }
         let mut content = Content::new(
             Sink::File {
                 meta: Some(meta),
@@ -261,29 +313,32 @@ impl HttpParser {
         h.hdr = buffered;
         release_header_buffer(&mut h.hdr);
         h.body = Some(Body {
-            framing: Framing::UntilClose,
+            framing: if http09 { Framing::UntilClose } else { Framing::Unframed },
             content,
         });
         h.phase = Phase::Body;
     }
 
-    /// The response side ended inside a head: what came is read as the whole head (no body), or
-    /// as an HTTP/0.9 body.
+    /// The response side ended inside a head: what came is read as the whole head (no body,
+    /// unless a blank-looking line ended it), as an HTTP/0.9 body, or as junk after a reply.
     fn response_ended_in_head(&mut self, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[Side::Resp.index()];
         if h.phase != Phase::Headers || h.hdr.iter().all(|b| b.is_ascii_whitespace()) {
             return;
         }
+        let len = h.hdr.len();
         match h.reader.step(&h.hdr, true) {
             Found::Head(end) => {
-                let rest = h.hdr.split_off(end.min(h.hdr.len()));
-                self.response_head_done(end, cx);
-                if self.halves[Side::Resp.index()].phase == Phase::Body {
-                    self.read_body(Side::Resp, &rest, cx);
-                }
+                let (end, bent) = match h.reader.suspect_end() {
+                    Some(s) if s < end || end == len => (s, true),
+                    _ => (end, false),
+                };
+                self.head_ends_at(end, len, bent, cx);
             }
-            Found::NoStatusLine if self.http09_plausible() => self.http09_body(cx),
-            Found::NoStatusLine | Found::More => cx.state.stats.malformed_responses += 1,
+            Found::NoStatusLine => {
+                self.no_status_line(cx);
+            }
+            Found::More => cx.state.stats.malformed_responses += 1,
         }
     }
 
@@ -427,7 +482,11 @@ impl HttpParser {
             None if kind == MethodKind::Connect => half.phase = Phase::AwaitTunnel,
             None => half.phase = Phase::Start,
         }
-        self.pending.push_back(Pending { info, kind });
+        self.pending.push_back(Pending {
+            info,
+            kind,
+            upgrade: head.upgrade,
+        });
     }
 
     fn on_response(&mut self, rh: ResponseHead, cx: &mut HttpContext<'_>) {
@@ -439,8 +498,9 @@ impl HttpParser {
         } = &rh;
         let status = head.status;
         let resp = Side::Resp.index();
+        let upgrade_asked = self.pending.front().is_some_and(|p| p.upgrade);
         if (100..200).contains(&status) {
-            if status == 101 {
+            if status == 101 && upgrade_asked {
                 cx.state.stats.tunnels += 1;
                 self.tunnel = true;
             } else {
@@ -512,6 +572,14 @@ impl HttpParser {
             )
         };
         content.flag_all(*anomalies);
+        let attachment = head.content_disposition.as_deref().is_some_and(|cd| {
+            cd.trim_start()
+                .get(..10)
+                .is_some_and(|t| t.eq_ignore_ascii_case("attachment"))
+        });
+        if attachment && !(200..=203).contains(&status) && status != 206 {
+            content.flag(Anomaly::StatusRefusedDownload);
+        }
         if matches!(framing, Framing::Unframed) {
             content.flag(Anomaly::FramingLost);
         }
@@ -558,6 +626,9 @@ impl HttpParser {
             }
         }
         meta.partial = true;
+        if cr.is_none() {
+            meta.anomalies.insert(Anomaly::RangeMissing);
+        }
         if encoded {
             cx.state.stats.unknown_encodings += 1;
         }
@@ -824,7 +895,13 @@ fn end_at_close(body: &mut Body, reason: CloseReason) -> FileEnd {
         }
         Framing::Length(_) if finished => {
             body.content.flag(Anomaly::ClShort);
-            FileEnd::Truncated(reason.as_str())
+            // Chromium (like Firefox) forgives a compressed body shorter than its length once the
+            // decoder reached the end: servers announce the uncompressed size.
+            if body.content.decoded_to_end() {
+                FileEnd::Complete
+            } else {
+                FileEnd::Truncated(reason.as_str())
+            }
         }
         Framing::Chunked(_) | Framing::Length(_) | Framing::UntilClose => FileEnd::Truncated(reason.as_str()),
     }
@@ -911,7 +988,8 @@ fn decoder_for(head: &Head, cx: &mut HttpContext<'_>) -> (Option<Decoders>, bool
     let Some(ce) = head.content_encoding.as_deref() else {
         return (None, false, anomalies);
     };
-    let tokens: Vec<&str> = ce.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    // An empty coding (`, gzip`) is one Chromium does not know.
+    let tokens: Vec<&str> = ce.split(',').map(|t| t.trim_matches([' ', '\t'])).collect();
     let codings: Option<Vec<Coding>> = tokens.iter().map(|t| Coding::from_token(t)).collect();
     if tokens.len() > 1 {
         anomalies.insert(Anomaly::CeStacked);
@@ -926,7 +1004,6 @@ fn decoder_for(head: &Head, cx: &mut HttpContext<'_>) -> (Option<Decoders>, bool
                 .collect();
             (Some(Decoders(chain)), true, anomalies)
         }
-        Some(codings) if codings.is_empty() => (None, false, anomalies),
         _ => {
             cx.state.stats.unknown_encodings += 1;
             anomalies.insert(Anomaly::CeUnknown);

@@ -6,11 +6,13 @@
 //! for the status line through the first KiB of junk; lines may end in a bare CR) and mark the
 //! file with the [`Anomaly`] that made it unusual. In order:
 //!
-//! - **Start.** Blank lines, then up to 4 bytes of junk before `http` (any case); failing that, an
-//!   `HTTP/1.` anywhere in the first KiB. No status line at all is an HTTP/0.9 reply: its body
-//!   is everything up to the close (the caller decides whether one is plausible here).
-//! - **End of the head.** An empty line: `\n\n` or `\n\r\n`. A status line ended by a bare CR
-//!   switches to CR line ends, where `\r\r` ends the head too.
+//! - **Start.** Up to 4 bytes of anything before `http` (any case), as Chromium allows; later
+//!   replies on the connection may also follow blank lines. No status line there is an HTTP/0.9
+//!   reply (Chromium saves everything up to the close as its body), or junk after a body.
+//! - **End of the head.** An empty line: `\n\n` or `\n\r\n`. A bare CR in the head (one followed by
+//!   neither CR nor LF) switches to CR line ends, where `\r\r` ends the head too. When that rule
+//!   finds no end, or finds one only after lines no header looks like, a blank-looking line (a bare
+//!   CR, blanks) ends the head: [`Anomaly::HeadEndBent`].
 //! - **Lines.** After the status line, CR, LF and NUL all end a line (Chromium splits there);
 //!   a line starting with a space or tab continues a previous valid header; a line without a
 //!   colon, or whose name is not a token, is ignored; blanks around the name are trimmed.
@@ -20,7 +22,7 @@
 use crate::head::Head;
 use xdpcarve_contract::{Anomalies, Anomaly};
 
-/// How far into a response Firefox looks for its status line.
+/// Junk bytes held while looking for the status line.
 pub const MAX_STATUS_SEARCH: usize = 1024;
 /// Chromium's slop: junk bytes accepted before `http`.
 const STATUS_SLOP: usize = 4;
@@ -34,7 +36,7 @@ enum Scan {
     StatusLine,
     /// Saw the CR ending the status line: the next byte tells CRLF from a bare CR.
     StatusCr,
-    /// LF line ends: 0 inside a line, 1 right after LF, 2 after LF CR.
+    /// LF line ends: 0 inside a line, 1 right after LF, 2 after LF CR, 3 after a CR inside a line.
     Lf(u8),
     /// CR line ends: 0 inside a line, 1 after a line end, 2 after a CR (an LF may pair with it).
     Cr(u8),
@@ -60,22 +62,37 @@ pub struct HeadReader {
     pos: usize,
     /// Where the status line starts.
     status_at: usize,
-    /// A bare CR ended the status line: the head has CR line ends.
+    /// A bare CR ended a line: the head has CR line ends.
     cr_mode: bool,
+    /// The connection's first reply: Chromium's rule for the start, no blank lines skipped.
+    first: bool,
+    /// Where the current line starts, and whether it holds only blanks so far.
+    line_at: usize,
+    line_blank: bool,
+    /// The first blank-looking line that did not end the head by the rule (offset past it).
+    suspect_end: Option<usize>,
 }
 
-impl Default for HeadReader {
-    fn default() -> Self {
+impl HeadReader {
+    /// A reader for the connection's `first` reply, or a later one.
+    pub fn new(first: bool) -> Self {
         HeadReader {
             scan: Scan::Start,
             pos: 0,
             status_at: 0,
             cr_mode: false,
+            first,
+            line_at: 0,
+            line_blank: false,
+            suspect_end: None,
         }
     }
-}
 
-impl HeadReader {
+    /// Where a blank-looking line (a bare CR, blanks) would end the head, if one was seen.
+    pub fn suspect_end(&self) -> Option<usize> {
+        self.suspect_end
+    }
+
     /// Offset of the status line in the buffer (bytes before it are junk).
     pub fn status_at(&self) -> usize {
         self.status_at
@@ -89,7 +106,7 @@ impl HeadReader {
     /// Looks at `buf` (everything since the response began). `at_end`: no more bytes will come.
     pub fn step(&mut self, buf: &[u8], at_end: bool) -> Found {
         if self.scan == Scan::Start {
-            match locate_status_line(buf, at_end) {
+            match locate_status_line(buf, at_end, self.first) {
                 Some(Ok(at)) => {
                     self.status_at = at;
                     self.pos = at;
@@ -102,11 +119,14 @@ impl HeadReader {
         while self.pos < buf.len() {
             let b = buf[self.pos];
             self.pos += 1;
+            if let Scan::Lf(_) = self.scan {
+                self.watch_blank_lines(b);
+            }
             self.scan = match (self.scan, b) {
-                (Scan::StatusLine, b'\n') => Scan::Lf(1),
+                (Scan::StatusLine, b'\n') => self.new_line(Scan::Lf(1)),
                 (Scan::StatusLine, b'\r') => Scan::StatusCr,
                 (Scan::StatusLine, _) => Scan::StatusLine,
-                (Scan::StatusCr, b'\n') => Scan::Lf(1),
+                (Scan::StatusCr, b'\n') => self.new_line(Scan::Lf(1)),
                 (Scan::StatusCr, b'\r') => return self.cr_head_end(buf, at_end),
                 (Scan::StatusCr, _) => {
                     self.cr_mode = true;
@@ -114,7 +134,13 @@ impl HeadReader {
                 }
                 (Scan::Lf(1 | 2), b'\n') => return Found::Head(self.pos),
                 (Scan::Lf(1), b'\r') => Scan::Lf(2),
-                (Scan::Lf(_), b'\n') => Scan::Lf(1),
+                (Scan::Lf(_), b'\n') => self.new_line(Scan::Lf(1)),
+                (Scan::Lf(0 | 3), b'\r') => Scan::Lf(3),
+                (Scan::Lf(3), _) => {
+                    // A bare CR inside the head: it has CR line ends.
+                    self.cr_mode = true;
+                    Scan::Cr(0)
+                }
                 (Scan::Lf(_), _) => Scan::Lf(0),
                 // CR line ends: CR, LF or CRLF end a line; an empty line ends the head.
                 (Scan::Cr(2), b'\n') => Scan::Cr(1),
@@ -131,6 +157,29 @@ impl HeadReader {
             return Found::Head(buf.len());
         }
         Found::More
+    }
+
+    fn new_line(&mut self, next: Scan) -> Scan {
+        self.line_at = self.pos;
+        self.line_blank = true;
+        next
+    }
+
+    /// Notes the first line of an LF head that looks blank without being empty (blanks and CRs
+    /// then LF), or a bare CR where the empty line belongs.
+    fn watch_blank_lines(&mut self, b: u8) {
+        if self.suspect_end.is_some() {
+            return;
+        }
+        let len = self.pos - 1 - self.line_at;
+        match b {
+            b'\n' if self.line_blank && len > 0 && !(len == 1 && self.scan == Scan::Lf(2)) => {
+                self.suspect_end = Some(self.pos);
+            }
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            _ if self.scan == Scan::Lf(2) => self.suspect_end = Some(self.pos - 1),
+            _ => self.line_blank = false,
+        }
     }
 
     /// The end of a head whose empty line is the CR just read: an LF right after it belongs to
@@ -150,12 +199,20 @@ impl HeadReader {
 
 /// Where the status line starts: `Some(Ok)`, `Some(Err)` when there is none within reach, `None`
 /// when more bytes are needed to tell.
-fn locate_status_line(buf: &[u8], at_end: bool) -> Option<Result<usize, ()>> {
-    let lead = buf
-        .iter()
-        .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
-        .count();
-    // Chromium: `http` (any case) within 4 bytes (here: after blank lines).
+fn locate_status_line(buf: &[u8], at_end: bool, first: bool) -> Option<Result<usize, ()>> {
+    let lead = if first {
+        0
+    } else {
+        let blanks = buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+            .count();
+        if blanks == buf.len() && !at_end {
+            return None;
+        }
+        blanks
+    };
+    // Chromium: `http` (any case) within 4 bytes.
     let near = &buf[lead..];
     for i in 0..=STATUS_SLOP {
         match near.get(i..i + 4) {
@@ -165,16 +222,16 @@ fn locate_status_line(buf: &[u8], at_end: bool) -> Option<Result<usize, ()>> {
             None => return None,
         }
     }
-    // Firefox: `HTTP/1.` anywhere in the first KiB.
-    let reach = &buf[..buf.len().min(MAX_STATUS_SEARCH)];
-    if let Some(i) = reach.windows(7).position(|w| w.eq_ignore_ascii_case(b"http/1.")) {
-        return Some(Ok(i));
-    }
-    if buf.len() >= MAX_STATUS_SEARCH || at_end {
-        Some(Err(()))
-    } else {
-        None
-    }
+    Some(Err(()))
+}
+
+/// Whether `lines` (a part of a head) reads as header lines: each has a colon or continues the
+/// one before, and none holds a NUL.
+pub fn looks_like_headers(lines: &[u8]) -> bool {
+    lines
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+        .all(|l| (l.contains(&b':') || matches!(l[0], b' ' | b'\t')) && !l.contains(&0))
 }
 
 /// A parsed response head.
@@ -309,6 +366,9 @@ fn parse_status_line(line: &[u8], has_headers: bool, r: &mut ResponseHead) {
     if code.is_none() {
         r.anomalies.insert(Anomaly::StatusLineMalformed);
     }
+    if code.is_some_and(|c| !(100..600).contains(&c)) {
+        r.anomalies.insert(Anomaly::StatusCodeOdd);
+    }
     r.head.status = code.unwrap_or(200);
 }
 
@@ -317,21 +377,31 @@ fn apply_headers(headers: &[(Vec<u8>, Vec<u8>)], r: &mut ResponseHead) {
     let h = &mut r.head;
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     let mut lengths: Vec<&[u8]> = Vec::new();
+    let mut dispositions: Vec<&[u8]> = Vec::new();
     let mut te_headers = 0;
     let mut te_tokens: Vec<String> = Vec::new();
     let mut ce_tokens: Vec<String> = Vec::new();
     for (name, value) in headers {
+        // A folded value was joined after its first line: trim it again.
+        let value = trim_lws(value);
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if is("content-length") {
-            lengths.push(value);
+            // `Content-Length: 5, 5` is one length given twice (RFC 9110 8.6).
+            lengths.extend(value.split(|&b| b == b',').map(trim_lws));
         } else if is("transfer-encoding") {
             te_headers += 1;
             te_tokens.extend(tokens(value));
         } else if is("content-encoding") {
-            ce_tokens.extend(tokens(value));
+            // Empty codings are kept: Chromium leaves a body with one as sent.
+            ce_tokens.extend(
+                value
+                    .split(|&b| b == b',')
+                    .map(|t| String::from_utf8_lossy(trim_lws(t)).into_owned()),
+            );
         } else if is("content-type") {
             h.content_type.get_or_insert_with(|| text(value));
         } else if is("content-disposition") {
+            dispositions.push(value);
             h.content_disposition.get_or_insert_with(|| text(value));
         } else if is("content-range") {
             h.content_range.get_or_insert_with(|| text(value));
@@ -355,6 +425,9 @@ fn apply_headers(headers: &[(Vec<u8>, Vec<u8>)], r: &mut ResponseHead) {
             r.anomalies.insert(Anomaly::ClInvalid);
         }
     }
+    if dispositions.iter().any(|d| *d != dispositions[0]) {
+        r.anomalies.insert(Anomaly::CdConflict);
+    }
     if te_headers > 0 {
         if te_headers > 1 {
             r.anomalies.insert(Anomaly::TeDuplicate);
@@ -365,7 +438,7 @@ fn apply_headers(headers: &[(Vec<u8>, Vec<u8>)], r: &mut ResponseHead) {
         }
         h.transfer_encoding = Some(te_tokens.join(", "));
     }
-    if !ce_tokens.is_empty() {
+    if ce_tokens.iter().any(|t| !t.is_empty()) || ce_tokens.len() > 1 {
         h.content_encoding = Some(ce_tokens.join(", "));
     }
     if r.te_chunked && r.version < (1, 1) {
@@ -404,7 +477,7 @@ mod tests {
     use super::*;
 
     fn read_all(input: &[u8], piece: usize) -> (Found, usize) {
-        let mut r = HeadReader::default();
+        let mut r = HeadReader::new(false);
         let mut buf = Vec::new();
         for p in input.chunks(piece.max(1)) {
             buf.extend_from_slice(p);
@@ -441,14 +514,37 @@ mod tests {
     }
 
     #[test]
-    fn status_line_found_in_junk_or_not_at_all() {
-        let mut junk = vec![b'x'; 600];
-        junk.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
-        assert_eq!(read_all(&junk, 100), (Found::Head(junk.len()), 600));
+    fn status_line_found_within_chromiums_slop_or_not_at_all() {
+        let first = |input: &[u8]| {
+            let mut r = HeadReader::new(true);
+            (r.step(input, true), r.status_at())
+        };
+        assert_eq!(first(b"xxxxHTTP/1.1 200 OK\r\n\r\n"), (Found::Head(23), 4));
+        assert_eq!(first(b"xxxxxHTTP/1.1 200 OK\r\n\r\n").0, Found::NoStatusLine);
+        // A first reply may not hide behind blank lines; later ones may.
+        assert_eq!(first(b"\r\n\r\n\r\nHTTP/1.1 200 OK\r\n\r\n").0, Found::NoStatusLine);
+        assert_eq!(
+            read_all(b"\r\n\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 3),
+            (Found::Head(25), 6)
+        );
         assert_eq!(read_all(b"<html>hello</html>", 5).0, Found::NoStatusLine);
-        assert_eq!(read_all(&[b'z'; 2000], 300).0, Found::NoStatusLine);
         // Too short to tell until the end.
         assert_eq!(read_all(b"HT", 1).0, Found::NoStatusLine);
+    }
+
+    #[test]
+    fn blank_looking_lines_are_noted() {
+        for (input, at) in [
+            (&b"HTTP/1.1 200 OK\r\nA: b\r\n \r\nBODY\n\nX"[..], 26),
+            (b"HTTP/1.1 200 OK\r\nA: b\r\n\rBODY\n\nX", 24),
+            (b"HTTP/1.1 200 OK\r\nA: b\r\n\r\r\nBODY\n\nX", 26),
+        ] {
+            let mut r = HeadReader::new(true);
+            assert!(matches!(r.step(input, false), Found::Head(_)));
+            assert_eq!(r.suspect_end(), Some(at), "{:?}", String::from_utf8_lossy(input));
+            assert!(!looks_like_headers(&input[at..]));
+        }
+        assert!(looks_like_headers(b"X: y\r\n\tfolded\r\nZ: 1\r\n\r\n"));
     }
 
     #[test]

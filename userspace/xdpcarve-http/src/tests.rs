@@ -429,7 +429,7 @@ fn decompression_bomb_is_bounded() {
 }
 
 #[test]
-fn corrupt_gzip_is_counted_and_truncated() {
+fn corrupt_gzip_keeps_what_decoded_as_browsers_do() {
     let mut h = Harness::new();
     let mut p = h.parser();
     h.send(&mut p, Side::Orig, &get("/bad"));
@@ -443,10 +443,9 @@ fn corrupt_gzip_is_counted_and_truncated() {
     h.send(&mut p, Side::Resp, &resp);
     h.finish(p);
     assert_eq!(h.files.records.len(), 1);
-    assert_eq!(
-        h.files.records[0].truncated_reason.as_deref(),
-        Some("decompression_error")
-    );
+    let rec = &h.files.records[0];
+    assert_eq!(rec.size, 0, "nothing decoded before the damage");
+    assert!(rec.anomalies.contains(Anomaly::CeDecodeError));
     assert_eq!(h.http.stats.decompress_errors, 1);
 }
 
@@ -810,8 +809,8 @@ fn form_data_upload_carves_each_part_under_the_envelope() {
         assert_eq!((part.depth, part.parent_fuid.as_deref()), (1, Some(env.fuid.as_str())));
         assert_eq!(
             h.files.records.len(),
-            3,
-            "envelope, file part, response; the text field is not a file"
+            4,
+            "envelope, text field, file part, response: each form field is a file too"
         );
         assert_eq!(h.http.stats.multipart_uploads, 1);
         assert_eq!(

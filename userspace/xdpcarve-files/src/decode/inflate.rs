@@ -19,9 +19,10 @@ pub enum Coding {
 }
 
 impl Coding {
-    /// Maps a Content-Encoding token (case-insensitive) to a coding this decoder handles.
+    /// Maps a Content-Encoding token (case-insensitive; spaces and tabs around it ignored, other
+    /// bytes not, as browsers do) to a coding this decoder handles.
     pub fn from_token(token: &str) -> Option<Coding> {
-        let t = token.trim();
+        let t = token.trim_matches([' ', '\t']);
         if t.eq_ignore_ascii_case("gzip") || t.eq_ignore_ascii_case("x-gzip") {
             Some(Coding::Gzip)
         } else if t.eq_ignore_ascii_case("deflate") {
@@ -243,8 +244,8 @@ impl Inflater {
                 let ok = match self.head_len {
                     1 => b == 0x1f,
                     2 => b == 0x8b,
-                    3 => b == 8,        // CM = deflate
-                    4 => b & 0xe0 == 0, // reserved flag bits
+                    3 => b == 8, // CM = deflate
+                    // Reserved flag bits are ignored, as browsers ignore them.
                     _ => true,
                 };
                 if !ok {
