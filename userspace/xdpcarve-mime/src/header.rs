@@ -1,6 +1,11 @@
 //! MIME header fields: unfolding, Content-Type/Content-Disposition parameters (RFC 2045, RFC 2231
 //! continuations and charsets), RFC 2047 encoded-words, and the few charsets mail names use.
 //! Everything here works on one bounded header block, so plain allocation is fine.
+//!
+//! Where senders bend the fields, the first of a repeated field or parameter counts (as Python's
+//! `email` and most clients read them), and the bend is noted in [`EntityHeaders::anomalies`].
+
+use xdpcarve_contract::{Anomalies, Anomaly};
 
 /// Longest encoded-word looked for (RFC 2047 allows 75 characters; some mailers exceed it).
 const MAX_WORD: usize = 1024;
@@ -26,6 +31,8 @@ pub struct EntityHeaders {
     pub message_id: Option<String>,
     /// Encoded-words or RFC 2231 values that could not be decoded (left literal).
     pub decode_errors: u64,
+    /// How the fields were bent (duplicates, unknown encodings, RFC 2231 disorder).
+    pub anomalies: Anomalies,
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -35,19 +42,44 @@ pub enum TransferEncoding {
     Identity,
     Base64,
     QuotedPrintable,
+    /// x-uuencode (not MIME, but decoded by mail clients and Python's `email`).
+    Uuencode,
 }
 
-/// Parses an unfolded header block (raw bytes, lines ending in CRLF or LF).
+/// Reads a Content-Transfer-Encoding value. Folding and surrounding whitespace are not part of a
+/// structured value; anything else that is not a known name (a quoted `"base64"` included, as
+/// Python's `email` reads it) is unknown and leaves the bytes as sent.
+fn transfer_encoding(value: &[u8], anomalies: &mut Anomalies) -> TransferEncoding {
+    let v = String::from_utf8_lossy(value).trim().to_ascii_lowercase();
+    match v.as_str() {
+        "base64" => TransferEncoding::Base64,
+        "quoted-printable" => TransferEncoding::QuotedPrintable,
+        "x-uuencode" | "uuencode" | "x-uue" | "uue" => {
+            anomalies.insert(Anomaly::CteUuencode);
+            TransferEncoding::Uuencode
+        }
+        "7bit" | "8bit" | "binary" | "" => TransferEncoding::Identity,
+        _ => {
+            anomalies.insert(Anomaly::CteUnknown);
+            TransferEncoding::Identity
+        }
+    }
+}
+
+/// Parses a header block (raw bytes; lines end in CRLF, LF or a bare CR; folded lines unfolded).
 pub fn parse_block(block: &[u8]) -> EntityHeaders {
     let mut h = EntityHeaders::default();
+    let (mut seen_ct, mut seen_cte) = (false, false);
     for (name, value) in fields(block) {
         let name = name.trim_ascii();
         let value = value.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-type") {
-            if h.content_type.is_some() {
+            if seen_ct {
+                h.anomalies.insert(Anomaly::ContentTypeDuplicate);
                 continue; // the first one wins, like most parsers
             }
-            let (ty, params) = parse_value_with_params(value, &mut h.decode_errors);
+            seen_ct = true;
+            let (ty, params) = parse_params(value, &mut h.decode_errors, &mut h.anomalies);
             let ty = ty.to_ascii_lowercase();
             if ty.contains('/') {
                 h.content_type = Some(ty);
@@ -61,9 +93,10 @@ pub fn parse_block(block: &[u8]) -> EntityHeaders {
             }
         } else if name.eq_ignore_ascii_case(b"content-disposition") {
             if h.disposition.is_some() {
+                h.anomalies.insert(Anomaly::DispositionDuplicate);
                 continue;
             }
-            let (ty, params) = parse_value_with_params(value, &mut h.decode_errors);
+            let (ty, params) = parse_params(value, &mut h.decode_errors, &mut h.anomalies);
             h.disposition = Some(ty.to_ascii_lowercase());
             for (k, v) in params {
                 match k.as_str() {
@@ -73,12 +106,12 @@ pub fn parse_block(block: &[u8]) -> EntityHeaders {
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-transfer-encoding") {
-            let v = String::from_utf8_lossy(value).trim().to_ascii_lowercase();
-            h.transfer_encoding = match v.trim_matches('"') {
-                "base64" => TransferEncoding::Base64,
-                "quoted-printable" => TransferEncoding::QuotedPrintable,
-                _ => TransferEncoding::Identity,
-            };
+            if seen_cte {
+                h.anomalies.insert(Anomaly::CteDuplicate);
+                continue;
+            }
+            seen_cte = true;
+            h.transfer_encoding = transfer_encoding(value, &mut h.anomalies);
         } else if name.eq_ignore_ascii_case(b"subject") {
             if h.subject.is_none() {
                 h.subject = Some(decode_words(value, &mut h.decode_errors));
@@ -90,26 +123,57 @@ pub fn parse_block(block: &[u8]) -> EntityHeaders {
     h
 }
 
-/// Splits a header block into (name, unfolded value) pairs. Lines that are not fields are skipped.
+/// The lines of a header block without their line breaks: CRLF, LF and a bare CR each end a line
+/// (as Python's `email` and Thunderbird split them).
+pub fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = block;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr2(b'\n', b'\r', rest) {
+            None => (rest, &rest[rest.len()..]),
+            Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => (&rest[..i], &rest[i + 2..]),
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+        };
+        rest = next;
+        Some(line)
+    })
+}
+
+/// Splits a header block into (name, unfolded value) pairs. Lines that are not fields (no colon,
+/// or a name that is not a field name), and continuations of such lines, are skipped.
 pub fn fields(block: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
     let mut out: Vec<(&[u8], Vec<u8>)> = Vec::new();
-    for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // The last line was a field, so a continuation line belongs to it.
+    let mut in_field = false;
+    for line in lines(block) {
         if line.is_empty() {
+            in_field = false;
             continue;
         }
         if line[0] == b' ' || line[0] == b'\t' {
             // Continuation: unfolding removes the line break, keeps the whitespace.
-            if let Some((_, v)) = out.last_mut() {
+            if let (true, Some((_, v))) = (in_field, out.last_mut()) {
                 v.extend_from_slice(line);
             }
             continue;
         }
-        if let Some(colon) = memchr::memchr(b':', line) {
+        in_field = is_field_line(line);
+        if in_field {
+            let colon = memchr::memchr(b':', line).expect("a field line has a colon");
             out.push((&line[..colon], line[colon + 1..].to_vec()));
         }
     }
     out
+}
+
+/// True if a field line (see [`is_field_line`]) has whitespace between its name and colon.
+pub fn has_space_before_colon(line: &[u8]) -> bool {
+    match memchr::memchr(b':', line) {
+        Some(colon) if colon > 0 => matches!(line[colon - 1], b' ' | b'\t'),
+        _ => false,
+    }
 }
 
 /// True if `line` (without its line break) can be a header field or its continuation.
@@ -119,7 +183,8 @@ pub fn is_field_line(line: &[u8]) -> bool {
     }
     match memchr::memchr(b':', line) {
         // A field name is printable ASCII without spaces (RFC 5322 ftext); mail in the wild
-        // sometimes has a space before the colon, which Python's email accepts too.
+        // sometimes has a space before the colon, which Thunderbird accepts (it backs up over
+        // whitespace before the colon; Python's email ends the header block there instead).
         Some(colon) if colon > 0 => {
             let name = line[..colon].trim_ascii_end();
             !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b))
@@ -131,6 +196,14 @@ pub fn is_field_line(line: &[u8]) -> bool {
 /// `value; k=v; k2="v2"` → (value, [(k lowercased, decoded v)]), with RFC 2231 parameter
 /// continuations and charsets assembled.
 pub fn parse_value_with_params(raw: &[u8], errors: &mut u64) -> (String, Vec<(String, String)>) {
+    let mut anomalies = Anomalies::EMPTY;
+    parse_params(raw, errors, &mut anomalies)
+}
+
+/// [`parse_value_with_params`], noting how the parameters were bent: a parameter given twice
+/// (the first counts), RFC 2231 sections out of order (assembled in order) or with one missing
+/// or repeated (the sections there are joined, a repeated one counted once).
+pub fn parse_params(raw: &[u8], errors: &mut u64, anomalies: &mut Anomalies) -> (String, Vec<(String, String)>) {
     let mut p = Cursor { s: raw, i: 0 };
     let value = p.take_until(b';');
     let value = bytes_to_text(strip_comments(value).trim_ascii());
@@ -167,6 +240,10 @@ pub fn parse_value_with_params(raw: &[u8], errors: &mut u64) -> (String, Vec<(St
         if done.contains(&base.as_str()) {
             continue;
         }
+        let plain = |(b, s, e, _): &&(String, Option<u32>, bool, Vec<u8>)| b == base && s.is_none() && !*e;
+        if pieces.iter().filter(plain).count() > 1 {
+            anomalies.insert(Anomaly::ParamDuplicate);
+        }
         if section.is_none() && !extended {
             // Plain parameter: prefer an RFC 2231 form of the same name if one exists.
             if pieces.iter().any(|(b, s, e, _)| b == base && (s.is_some() || *e)) {
@@ -177,14 +254,21 @@ pub fn parse_value_with_params(raw: &[u8], errors: &mut u64) -> (String, Vec<(St
             continue;
         }
         done.push(base);
-        // Gather every section of this parameter, in section order.
+        // Gather every section of this parameter, in section order (`name*` is section 0).
         let mut parts: Vec<(u32, bool, &[u8])> = pieces[idx..]
             .iter()
-            .filter(|(b, ..)| b == base)
+            .filter(|(b, s, e, _)| b == base && (s.is_some() || *e))
             .map(|(_, s, e, v)| (s.unwrap_or(0), *e, v.as_slice()))
             .collect();
+        if parts.windows(2).any(|w| w[1].0 < w[0].0) {
+            anomalies.insert(Anomaly::Rfc2231OutOfOrder);
+        }
         parts.sort_by_key(|&(s, ..)| s);
+        let sections = parts.len();
         parts.dedup_by_key(|&mut (s, ..)| s);
+        if parts.len() != sections || parts.iter().enumerate().any(|(n, &(s, ..))| s as usize != n) {
+            anomalies.insert(Anomaly::Rfc2231SectionMissing);
+        }
         let mut charset = String::new();
         let mut bytes = Vec::new();
         for (n, (_, ext, v)) in parts.iter().enumerate() {
@@ -492,9 +576,10 @@ mod tests {
         assert_eq!(h.content_type.as_deref(), Some("multipart/mixed"));
         assert_eq!(h.boundary.as_deref(), Some(&b"----=_Part_1 \"x\""[..]));
         assert_eq!(h.transfer_encoding, TransferEncoding::Base64);
-        let h = parse_block(b"content-type: text/plain; name=report.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n");
+        let h = parse_block(b"content-type: text/plain; name=report.pdf\r\nContent-Transfer-Encoding: x-binhex\r\n");
         assert_eq!(h.ct_name.as_deref(), Some("report.pdf"));
         assert_eq!(h.transfer_encoding, TransferEncoding::Identity);
+        assert_eq!(h.anomalies.names(), ["cte_unknown"]);
     }
 
     #[test]
@@ -548,6 +633,59 @@ mod tests {
         let (v, params) = parse_value_with_params(format!("text/plain{many}").as_bytes(), &mut e);
         assert_eq!(v, "text/plain");
         assert!(params.len() <= MAX_PARAMS);
+    }
+
+    #[test]
+    fn bent_parameters_and_fields_are_noted() {
+        let names = |h: &EntityHeaders| h.anomalies.names();
+        let h =
+            parse_block(b"Content-Disposition: attachment; filename*2=\".exe\"; filename*0=inv; filename*1=oice\r\n");
+        assert_eq!(
+            (h.filename.as_deref(), names(&h)),
+            (Some("invoice.exe"), vec!["rfc2231_out_of_order"])
+        );
+        // A missing section: the ones there are joined (as Python's compat32); a repeated one once.
+        let h = parse_block(b"Content-Disposition: attachment; filename*0=inv; filename*2=oice.exe\r\n");
+        assert_eq!(
+            (h.filename.as_deref(), names(&h)),
+            (Some("invoice.exe"), vec!["rfc2231_section_missing"])
+        );
+        let h = parse_block(b"Content-Disposition: attachment; filename*0=a; filename*0=b; filename*1=c\r\n");
+        assert_eq!(
+            (h.filename.as_deref(), names(&h)),
+            (Some("ac"), vec!["rfc2231_section_missing"])
+        );
+        // The plain and the RFC 2231 form together are no anomaly (the RFC 2231 one wins).
+        let h = parse_block(b"Content-Disposition: attachment; filename=a.pdf; filename*=utf-8''b.exe\r\n");
+        assert_eq!((h.filename.as_deref(), names(&h)), (Some("b.exe"), vec![]));
+        let h = parse_block(b"Content-Type: multipart/mixed; boundary=A; BOUNDARY=B\r\n");
+        assert_eq!(
+            (h.boundary.as_deref(), names(&h)),
+            (Some(&b"A"[..]), vec!["param_duplicate"])
+        );
+        // Repeated fields: the first counts, even an unparsable first Content-Type.
+        let h = parse_block(
+            b"Content-Type: garbage\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: 8bit\r\n\
+                              Content-Transfer-Encoding: base64\r\n",
+        );
+        assert_eq!(h.content_type, None);
+        assert_eq!(h.transfer_encoding, TransferEncoding::Identity);
+        assert_eq!(names(&h), ["content_type_duplicate", "cte_duplicate"]);
+        // Folded values are unfolded before they are read.
+        let h = parse_block(b"Content-Transfer-Encoding:\r\n  base64\r\n");
+        assert_eq!((h.transfer_encoding, names(&h)), (TransferEncoding::Base64, vec![]));
+    }
+
+    #[test]
+    fn lines_end_at_crlf_lf_and_bare_cr() {
+        let got: Vec<&[u8]> = lines(b"a\r\nb\nc\rd\r\r\ne").collect();
+        assert_eq!(got, [&b"a"[..], b"b", b"c", b"d", b"", b"e"]);
+        // A line that is not a field, and its continuation, are skipped.
+        let f = fields(b"Subject: a\r\nno colon\r\n folded junk\r\nContent Type: x\r\nX-A: b\r\n c\r\n");
+        let f: Vec<(&[u8], &[u8])> = f.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        assert_eq!(f, [(&b"Subject"[..], &b" a"[..]), (b"X-A", b" b c")]);
+        assert!(has_space_before_colon(b"Content-Type : x"));
+        assert!(!has_space_before_colon(b"Content-Type: x"));
     }
 
     #[test]

@@ -3,29 +3,51 @@
 //!
 //! How it reads a message:
 //! - header blocks are collected line by line into one bounded buffer (`max_header_bytes`);
-//! - bodies are scanned with `memchr` for `\n--` and only the few bytes that may start a delimiter
-//!   are carried between calls; everything else streams straight into the part's decoder and file;
+//! - bodies are scanned with `memchr` for a line break followed by `--`, and only the few bytes
+//!   that may start a delimiter are carried between calls; everything else streams straight into
+//!   the part's decoder and file;
+//! - lines end in CRLF, LF or a bare CR (Python's `email` and Thunderbird split lines at a bare
+//!   CR too);
 //! - a delimiter is `--boundary` at the start of a line followed by optional spaces and a line
-//!   break, or by `--` (close delimiter). The line break before it belongs to the delimiter
-//!   (RFC 2046 5.1.1), so a part's content never ends with it. Outer boundaries also end inner
-//!   parts (their missing close delimiters are counted);
+//!   break, or by `--`, optional spaces and a line break (close delimiter). The line break before
+//!   it belongs to the delimiter (RFC 2046 5.1.1), so a part's content never ends with it. Outer
+//!   boundaries also end inner parts (their missing close delimiters are counted);
 //! - `message/rfc822` parts are files themselves (the attached message) and are parsed again by a
 //!   nested parser whose files name them as `parent_fuid`.
 //!
 //! Which leaf parts are files: every part with a filename or `attachment` disposition; every
-//! non-text part; text parts (no filename, not attachments) when `text_bodies_as_files`; the body
-//! of a single-part message always. `form-data` fields without a filename are form values, not
-//! files. Parts with no content bytes produce no file unless they are named or attachments.
+//! non-text part; every `form-data` part (each form field, as Zeek logs them; its field name is
+//! `mime_field_name`); text parts (no filename, not attachments) when `text_bodies_as_files`; the
+//! body of a single-part message always. Parts with no content bytes produce no file unless they
+//! are named or attachments.
+//!
+//! Bent framing is read the way the most permissive mail reader reads it, and every file it touched
+//! says so in its `anomalies` (names in `xdpcarve_contract::anomaly`):
+//! - a line that starts with `--boundary` but goes on with anything but whitespace is content, as
+//!   Python's `email` and Thunderbird take it (`boundary_trailing_junk`), also after a close `--`;
+//! - a multipart that never closes ends its last part at the end of what encloses it, without the
+//!   line break before that end (`boundary_close_missing`); one whose boundary never occurs, or
+//!   that has none, is one file of its whole body (`boundary_not_found`, `boundary_missing`): a
+//!   body is never dropped;
+//! - a header block is read to its blank line, skipping lines that are not fields, when a field
+//!   follows them (Thunderbird; `header_without_colon`); lines that are not fields and are followed
+//!   by no field start the body (Python's `email`): a part without headers, or whose blank line is
+//!   missing, keeps every line as content (`part_without_headers`, `header_without_colon`);
+//! - repeated fields and parameters: the first counts; RFC 2231 sections are put in order;
+//! - base64 skips characters outside its alphabet, decodes a final quantum without padding and goes
+//!   on after padding; quoted-printable keeps malformed escapes; x-uuencode is decoded.
 
 #![forbid(unsafe_code)]
 
 pub mod header;
 mod state;
+mod uu;
 
 pub use state::{MimeConfig, MimeState, MimeStats, AREA};
 
 use header::{EntityHeaders, TransferEncoding};
-use xdpcarve_contract::{AppContext, AppFields, FileMeta};
+use uu::UuDecoder;
+use xdpcarve_contract::{Anomalies, Anomaly, AppContext, AppFields, FileMeta};
 use xdpcarve_files::decode::base64::Base64Decoder;
 use xdpcarve_files::decode::qp::QpDecoder;
 use xdpcarve_files::{FileAnalyzer, FileEnd};
@@ -36,6 +58,10 @@ pub type MimeContext<'a> = AppContext<'a, MimeState>;
 /// Writes the carrier's fields learnt from a message's top-level headers (SMTP: Subject and
 /// Message-ID) into the file template, before any part of the message is opened.
 pub type MessageFields = fn(&mut AppFields, &EntityHeaders);
+
+/// The record field naming the form field (Content-Disposition `name`) a `multipart/form-data`
+/// part was sent as.
+pub const FIELD_NAME: &str = "mime_field_name";
 
 /// Longest boundary accepted (RFC 2046 allows 70; some generators exceed it). A multipart with a
 /// longer one is carved as a single leaf.
@@ -56,12 +82,18 @@ struct Frame {
     boundary: Vec<u8>,
     /// multipart/digest: parts default to message/rfc822.
     digest: bool,
+    /// A delimiter of this multipart was seen. Until then its body is preamble, logged as a file
+    /// of its own in case no delimiter ever comes.
+    started: bool,
+    /// Anomalies of every entity inside (a reused boundary).
+    anomalies: Anomalies,
 }
 
 enum Decoder {
     Identity,
     Base64(Base64Decoder),
     Qp(QpDecoder),
+    Uu(UuDecoder),
 }
 
 /// The leaf part whose body is streaming.
@@ -72,23 +104,106 @@ struct Leaf {
     file: Option<FileAnalyzer>,
     /// Parser of an attached message (message/rfc822).
     child: Option<Box<MimeParser>>,
+    /// The preamble of a multipart whose first delimiter has not come: dropped when it comes,
+    /// logged as the multipart's whole body if it never does.
+    speculative: bool,
+    /// base64: a `=` was seen (content after it is data after padding).
+    pad_seen: bool,
+}
+
+fn is_b64_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
 
 impl Leaf {
+    fn new(decoder: Decoder, meta: Option<FileMeta>) -> Leaf {
+        Leaf {
+            decoder,
+            meta,
+            file: None,
+            child: None,
+            speculative: false,
+            pad_seen: false,
+        }
+    }
+
+    /// Marks the part's file (open or still to open) with an anomaly.
+    fn flag(&mut self, a: Anomaly) {
+        if let Some(f) = &mut self.file {
+            f.flag(a);
+        } else if let Some(m) = &mut self.meta {
+            m.anomalies.insert(a);
+        }
+    }
+
+    fn flag_all(&mut self, set: Anomalies) {
+        for a in set.iter() {
+            self.flag(a);
+        }
+    }
+
+    fn has(&self, a: Anomaly) -> bool {
+        match (&self.file, &self.meta) {
+            (Some(f), _) => f.meta().anomalies.contains(a),
+            (None, Some(m)) => m.anomalies.contains(a),
+            (None, None) => true,
+        }
+    }
+
+    /// Cheap checks of base64 text the decoder does not report: whitespace inside lines (which
+    /// it skips silently) and data after padding.
+    fn check_base64(&mut self, data: &[u8]) {
+        if !self.has(Anomaly::Base64InvalidChars) && memchr::memchr2(b' ', b'\t', data).is_some() {
+            self.flag(Anomaly::Base64InvalidChars);
+        }
+        if self.has(Anomaly::Base64DataAfterPadding) {
+            return;
+        }
+        let mut rest = data;
+        if !self.pad_seen {
+            match memchr::memchr(b'=', rest) {
+                Some(i) => {
+                    self.pad_seen = true;
+                    rest = &rest[i..];
+                }
+                None => return,
+            }
+        }
+        if rest.iter().any(|&b| is_b64_alphabet(b)) {
+            self.flag(Anomaly::Base64DataAfterPadding);
+        }
+    }
+
     fn write(&mut self, data: &[u8], out: &mut Vec<u8>, cx: &mut MimeContext<'_>) {
+        if data.is_empty() {
+            return;
+        }
+        let mut flags = Anomalies::EMPTY;
         match &mut self.decoder {
-            Decoder::Identity => self.deliver(data, cx),
+            Decoder::Identity => return self.deliver(data, cx),
             Decoder::Base64(d) => {
                 out.clear();
+                let bad = d.invalid_chars;
                 d.decode(data, out);
-                self.deliver(out, cx);
+                if d.invalid_chars > bad {
+                    flags.insert(Anomaly::Base64InvalidChars);
+                }
+                self.check_base64(data);
             }
             Decoder::Qp(d) => {
                 out.clear();
                 d.decode(data, out);
-                self.deliver(out, cx);
+                if d.invalid_sequences > 0 {
+                    flags.insert(Anomaly::QpInvalidEscape);
+                }
+            }
+            Decoder::Uu(d) => {
+                out.clear();
+                d.decode(data, out);
             }
         }
+        self.flag_all(flags);
+        self.deliver(out, cx);
     }
 
     fn deliver(&mut self, data: &[u8], cx: &mut MimeContext<'_>) {
@@ -118,6 +233,10 @@ impl Leaf {
                 d.reset();
                 len
             }
+            Decoder::Uu(d) => {
+                d.reset();
+                len / 4 * 3
+            }
         };
         if let Some(meta) = self.meta.take() {
             self.file = Some(FileAnalyzer::open(cx, meta));
@@ -132,17 +251,28 @@ impl Leaf {
 
     fn close(mut self, end: FileEnd, out: &mut Vec<u8>, cx: &mut MimeContext<'_>) {
         out.clear();
+        let mut flags = Anomalies::EMPTY;
         match &mut self.decoder {
             Decoder::Identity => {}
             Decoder::Base64(d) => {
+                let bad = d.invalid_chars;
                 d.finish(out);
+                if !out.is_empty() || d.invalid_chars > bad {
+                    // The last quantum had no padding (or was a lone character, no byte).
+                    flags.insert(Anomaly::Base64PaddingMissing);
+                }
                 cx.state.stats.base64_invalid_chars += d.invalid_chars;
             }
             Decoder::Qp(d) => {
                 d.finish(out);
+                if d.invalid_sequences > 0 {
+                    flags.insert(Anomaly::QpInvalidEscape);
+                }
                 cx.state.stats.qp_invalid_sequences += d.invalid_sequences;
             }
+            Decoder::Uu(d) => d.finish(out),
         }
+        self.flag_all(flags);
         if !out.is_empty() {
             let tail = std::mem::take(out);
             self.deliver(&tail, cx);
@@ -161,7 +291,7 @@ impl Leaf {
 enum Mode {
     /// Reading the header block of an entity.
     Headers,
-    /// Streaming a leaf part's content.
+    /// Streaming a leaf part's content (or a preamble kept in case no delimiter comes).
     Body,
     /// Discarding: preamble, epilogue, the rest of a part that is not parsed.
     Skip,
@@ -172,7 +302,10 @@ enum Mode {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Held {
     None,
+    /// A CR that ended the bytes so far: CRLF if an LF follows, a bare CR line break otherwise.
     Cr,
+    /// A CR followed by something else than LF: a line break of its own.
+    BareCr,
     Lf,
     CrLf,
 }
@@ -181,21 +314,49 @@ impl Held {
     fn bytes(self) -> &'static [u8] {
         match self {
             Held::None => b"",
-            Held::Cr => b"\r",
+            Held::Cr | Held::BareCr => b"\r",
             Held::Lf => b"\n",
             Held::CrLf => b"\r\n",
         }
     }
+
+    fn anomaly(self) -> Option<Anomaly> {
+        match self {
+            Held::Lf => Some(Anomaly::BareLf),
+            Held::BareCr => Some(Anomaly::BareCr),
+            _ => None,
+        }
+    }
 }
 
-/// Index of the next '\n' at or after `pos` that is followed by "--" (or by "-" at the end of
-/// `buf`). Searching for '-' rather than '\n' keeps the search at memchr speed over base64
-/// bodies, whose alphabet has no '-', and over text, where lines are many and dashes are few.
+/// How the line of a delimiter ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum LineEnd {
+    CrLf,
+    Lf,
+    Cr,
+    Eof,
+}
+
+impl LineEnd {
+    fn anomaly(self) -> Option<Anomaly> {
+        match self {
+            LineEnd::Lf => Some(Anomaly::BareLf),
+            LineEnd::Cr => Some(Anomaly::BareCr),
+            _ => None,
+        }
+    }
+}
+
+/// Index of the next line break at or after `pos` that is followed by "--" (or by "-" at the end
+/// of `buf`): an LF, or a bare CR. Searching for '-' rather than line breaks keeps the search at
+/// memchr speed over base64 bodies, whose alphabet has no '-', and over text, where lines are many
+/// and dashes are few.
 fn find_dash_line(buf: &[u8], pos: usize) -> Option<usize> {
     let mut from = pos;
     while let Some(k) = memchr::memchr(b'-', &buf[from..]) {
         let j = from + k;
-        if j > pos && buf[j - 1] == b'\n' && buf.get(j + 1).is_none_or(|&c| c == b'-') {
+        if j > pos && matches!(buf[j - 1], b'\n' | b'\r') && buf.get(j + 1).is_none_or(|&c| c == b'-') {
             return Some(j - 1);
         }
         from = j + 1;
@@ -207,11 +368,14 @@ enum Delim {
     /// Not enough bytes to tell.
     Need,
     No,
+    /// `--boundary` of a multipart followed by something that makes it no delimiter.
+    Junk,
     /// `len` bytes from the line start belong to the delimiter.
     Found {
         frame: usize,
         close: bool,
         len: usize,
+        end: LineEnd,
     },
 }
 
@@ -227,7 +391,7 @@ fn check_delim(frames: &[Frame], s: &[u8], eof: bool) -> Delim {
     if &s[..2] != b"--" {
         return Delim::No;
     }
-    let mut need = false;
+    let (mut need, mut junk) = (false, false);
     for (idx, frame) in frames.iter().enumerate().rev() {
         let b = &frame.boundary[..];
         let avail = &s[2..];
@@ -238,17 +402,13 @@ fn check_delim(frames: &[Frame], s: &[u8], eof: bool) -> Delim {
         if &avail[..b.len()] != b {
             continue;
         }
-        let off = 2 + b.len();
-        let rest = &avail[b.len()..];
-        if rest.starts_with(b"--") {
-            // Close delimiter; whatever follows on its line is epilogue.
-            return Delim::Found {
-                frame: idx,
-                close: true,
-                len: off + 2,
-            };
-        }
-        if rest == b"-" && !eof {
+        let mut off = 2 + b.len();
+        let mut rest = &avail[b.len()..];
+        let close = rest.starts_with(b"--");
+        if close {
+            off += 2;
+            rest = &rest[2..];
+        } else if rest == b"-" && !eof {
             need = true;
             continue;
         }
@@ -258,47 +418,32 @@ fn check_delim(frames: &[Frame], s: &[u8], eof: bool) -> Delim {
             .take_while(|&&c| c == b' ' || c == b'\t')
             .count();
         if ws > MAX_DELIM_SPACE {
+            junk = true;
             continue;
         }
+        let found = |len, end| Delim::Found {
+            frame: idx,
+            close,
+            len,
+            end,
+        };
         match rest.get(ws) {
-            None if eof => {
-                return Delim::Found {
-                    frame: idx,
-                    close: false,
-                    len: off + ws,
-                }
-            }
+            None if eof => return found(off + ws, LineEnd::Eof),
             None => need = true,
-            Some(b'\n') => {
-                return Delim::Found {
-                    frame: idx,
-                    close: false,
-                    len: off + ws + 1,
-                }
-            }
+            Some(b'\n') => return found(off + ws + 1, LineEnd::Lf),
             Some(b'\r') => match rest.get(ws + 1) {
-                Some(b'\n') => {
-                    return Delim::Found {
-                        frame: idx,
-                        close: false,
-                        len: off + ws + 2,
-                    }
-                }
-                None if eof => {
-                    return Delim::Found {
-                        frame: idx,
-                        close: false,
-                        len: off + ws + 1,
-                    }
-                }
-                None => need = true,
-                Some(_) => {}
+                Some(b'\n') => return found(off + ws + 2, LineEnd::CrLf),
+                None if !eof => need = true,
+                // A bare CR ends the line.
+                _ => return found(off + ws + 1, LineEnd::Cr),
             },
-            Some(_) => {}
+            Some(_) => junk = true,
         }
     }
     if need {
         Delim::Need
+    } else if junk {
+        Delim::Junk
     } else {
         Delim::No
     }
@@ -322,8 +467,19 @@ pub struct MimeParser {
     hdr_line_len: usize,
     hdr_line_blank: bool,
     hdr_too_large: bool,
+    /// The block's last byte is a CR: the line ends there (bare CR) unless an LF follows.
+    hdr_cr: bool,
+    /// Field lines of the block so far.
+    hdr_fields: u32,
+    /// Start (in `hdr`) of lines that are not fields, read after a field: skipped if a field
+    /// follows them, the start of the body otherwise.
+    hdr_bad: Option<usize>,
+    /// How the block's lines were bent (line ends, colons).
+    hdr_anomalies: Anomalies,
     /// The header block is the message's own (top level), not a part's.
     hdr_top: bool,
+    /// Anomalies of the delimiter line that started the entity whose headers are being read.
+    pending: Anomalies,
 
     /// At the start of a line whose preceding line break is `held` (or was structure).
     bol: bool,
@@ -358,7 +514,12 @@ impl MimeParser {
             hdr_line_len: 0,
             hdr_line_blank: true,
             hdr_too_large: false,
+            hdr_cr: false,
+            hdr_fields: 0,
+            hdr_bad: None,
+            hdr_anomalies: Anomalies::EMPTY,
             hdr_top: true,
+            pending: Anomalies::EMPTY,
             bol: true,
             held: Held::None,
             carry: Vec::new(),
@@ -372,9 +533,12 @@ impl MimeParser {
         if let MimeStart::Multipart { boundary } = start {
             p.is_message = false;
             p.hdr_top = false;
+            // The carrier framed the body: its preamble is not kept (the carrier logs the body).
             p.frames.push(Frame {
                 boundary,
                 digest: false,
+                started: true,
+                anomalies: Anomalies::EMPTY,
             });
             p.mode = Mode::Skip; // preamble
         }
@@ -433,6 +597,18 @@ impl MimeParser {
         self.carry.clear();
     }
 
+    /// Marks every file of the message from now on, and the one open, with an anomaly the carrier
+    /// saw (SMTP: an end-of-data line ended by a bare LF).
+    pub fn flag_message(&mut self, a: Anomaly) {
+        self.template.anomalies.insert(a);
+        if let Some(leaf) = &mut self.leaf {
+            leaf.flag(a);
+            if let Some(c) = &mut leaf.child {
+                c.flag_message(a);
+            }
+        }
+    }
+
     /// The message ended (`Complete`) or was cut off: closes every open part.
     pub fn finish(&mut self, end: FileEnd, cx: &mut MimeContext<'_>) {
         if self.finished {
@@ -443,15 +619,40 @@ impl MimeParser {
         if !buf.is_empty() {
             self.process(&buf, true, cx);
         }
-        if self.mode == Mode::Headers && !self.hdr_line_blank && !self.hdr_too_large {
-            // The last header line had no line break: still a header line.
-            self.hdr.extend_from_slice(b"\n");
+        if self.mode == Mode::Headers && (self.hdr_cr || !self.hdr_line_blank) && !self.hdr_too_large {
+            // The last header line had no line break (or a CR that nothing followed): still a
+            // header line.
+            if !self.hdr_cr {
+                self.hdr.extend_from_slice(b"\n");
+            }
+            self.hdr_cr = false;
             self.header_line_done(cx);
+        }
+        if self.mode == Mode::Headers {
+            if let Some(bad) = self.hdr_bad {
+                // Lines that were not fields, and no field after them: they are the body.
+                let end = self.hdr.len();
+                self.commit_body(bad, end, true, cx);
+            }
         }
         if self.mode == Mode::Body {
             let held = std::mem::replace(&mut self.held, Held::None);
+            let speculative = self.leaf.as_ref().is_some_and(|l| l.speculative);
             if let Some(leaf) = &mut self.leaf {
-                leaf.write(held.bytes(), &mut self.out, cx);
+                if self.frames.is_empty() || speculative || end != FileEnd::Complete {
+                    leaf.write(held.bytes(), &mut self.out, cx);
+                }
+                // Else the part of an unclosed multipart ends at the message's end, without the
+                // line break before it (as if a delimiter followed, as Python's email reads it).
+            }
+        }
+        if !self.frames.is_empty() {
+            if let Some(leaf) = &mut self.leaf {
+                leaf.flag(if leaf.speculative {
+                    Anomaly::BoundaryNotFound
+                } else {
+                    Anomaly::BoundaryCloseMissing
+                });
             }
         }
         self.close_leaf(end, cx);
@@ -481,6 +682,8 @@ impl MimeParser {
                 Mode::Headers => pos = self.headers(buf, pos, cx),
                 Mode::Body | Mode::Skip if self.frames.is_empty() => {
                     // No boundary can end this: the rest of the message is the body (or junk).
+                    let held = std::mem::replace(&mut self.held, Held::None);
+                    self.emit(held.bytes(), cx);
                     self.emit(&buf[pos..], cx);
                     pos = buf.len();
                 }
@@ -501,21 +704,32 @@ impl MimeParser {
                 let Some(&b) = buf.get(pos) else { return Ok(pos) };
                 if b == b'\n' {
                     self.held = Held::CrLf;
-                    self.bol = true;
                     pos += 1;
                 } else {
-                    self.held = Held::None;
-                    self.emit(b"\r", cx);
+                    self.held = Held::BareCr;
                 }
+                self.bol = true;
             }
             if self.bol {
                 match check_delim(&self.frames, &buf[pos..], eof) {
                     Delim::Need => return Err(pos),
-                    Delim::Found { frame, close, len } => {
-                        self.held = Held::None;
-                        self.bol = false;
-                        self.on_delimiter(frame, close, cx);
+                    Delim::Found { frame, close, len, end } => {
+                        let held = std::mem::replace(&mut self.held, Held::None);
+                        // The delimiter took its line break: what follows starts a line.
+                        self.bol = true;
+                        let before: Anomalies = held.anomaly().into_iter().collect();
+                        let after: Anomalies = end.anomaly().into_iter().collect();
+                        self.on_delimiter(frame, close, before, after, cx);
                         return Ok(pos + len);
+                    }
+                    Delim::Junk => {
+                        if self.mode == Mode::Body {
+                            if let Some(leaf) = &mut self.leaf {
+                                leaf.flag(Anomaly::BoundaryTrailingJunk);
+                            }
+                        }
+                        self.flush_held(cx);
+                        self.bol = false;
                     }
                     Delim::No => {
                         self.flush_held(cx);
@@ -537,10 +751,10 @@ impl MimeParser {
                     return Ok(buf.len());
                 }
             };
-            let (lb_start, held) = if nl > pos && buf[nl - 1] == b'\r' {
-                (nl - 1, Held::CrLf)
-            } else {
-                (nl, Held::Lf)
+            let (lb_start, held) = match buf[nl] {
+                b'\n' if nl > pos && buf[nl - 1] == b'\r' => (nl - 1, Held::CrLf),
+                b'\n' => (nl, Held::Lf),
+                _ => (nl, Held::BareCr),
             };
             self.emit(&buf[pos..lb_start], cx);
             self.held = held;
@@ -563,13 +777,38 @@ impl MimeParser {
         }
     }
 
-    fn on_delimiter(&mut self, frame: usize, close: bool, cx: &mut MimeContext<'_>) {
-        self.close_leaf(FileEnd::Complete, cx);
+    /// A delimiter of `frames[frame]`: `before` are the anomalies of the line break before it,
+    /// `after` those of its own line end.
+    fn on_delimiter(
+        &mut self,
+        frame: usize,
+        close: bool,
+        before: Anomalies,
+        after: Anomalies,
+        cx: &mut MimeContext<'_>,
+    ) {
         let unclosed = self.frames.len() - 1 - frame;
+        if let Some(mut leaf) = self.leaf.take() {
+            if leaf.speculative && unclosed == 0 {
+                // The multipart's first delimiter: its preamble was only preamble.
+                drop(leaf);
+            } else {
+                leaf.flag_all(before);
+                leaf.flag_all(after);
+                if leaf.speculative {
+                    // An enclosing delimiter came first: the inner multipart's whole body.
+                    leaf.flag(Anomaly::BoundaryNotFound);
+                } else if unclosed > 0 {
+                    leaf.flag(Anomaly::BoundaryCloseMissing);
+                }
+                leaf.close(FileEnd::Complete, &mut self.out, cx);
+            }
+        }
         if unclosed > 0 {
             cx.state.stats.missing_final_boundary += unclosed as u64;
             self.frames.truncate(frame + 1);
         }
+        self.frames[frame].started = true;
         self.reset_headers();
         if close {
             self.frames.pop();
@@ -581,6 +820,8 @@ impl MimeParser {
             }
             self.mode = Mode::Skip;
         } else {
+            self.pending = before;
+            self.pending.extend(after);
             self.mode = Mode::Headers;
         }
     }
@@ -597,26 +838,57 @@ impl MimeParser {
         self.hdr_line_len = 0;
         self.hdr_line_blank = true;
         self.hdr_too_large = false;
+        self.hdr_cr = false;
+        self.hdr_fields = 0;
+        self.hdr_bad = None;
+        self.hdr_anomalies = Anomalies::EMPTY;
     }
 
-    /// Header mode: takes bytes up to and including the next line break.
-    fn headers(&mut self, buf: &[u8], pos: usize, cx: &mut MimeContext<'_>) -> usize {
-        let rest = &buf[pos..];
-        let (piece, complete) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (&rest[..=i], true),
-            None => (rest, false),
-        };
+    /// Appends a piece of the current header line to the block (unless it grew too large).
+    fn push_header_bytes(&mut self, piece: &[u8], cx: &mut MimeContext<'_>) {
         self.hdr_line_len += piece.len();
         self.hdr_line_blank &= piece.iter().all(|&b| b == b'\r' || b == b'\n');
-        if !self.hdr_too_large {
-            if self.hdr.len() + piece.len() > cx.state.cfg.max_header_bytes {
-                // Too big to be headers worth reading: keep discarding until the blank line.
-                self.hdr_too_large = true;
-                cx.state.stats.header_too_large += 1;
-            } else {
-                self.hdr.extend_from_slice(piece);
-            }
+        if self.hdr_too_large {
+            return;
         }
+        if self.hdr.len() + piece.len() > cx.state.cfg.max_header_bytes {
+            // Too big to be headers worth reading: keep discarding until the blank line. Lines
+            // that were waiting to be told fields or body are taken as skipped.
+            self.hdr_too_large = true;
+            self.hdr_bad = None;
+            cx.state.stats.header_too_large += 1;
+        } else {
+            self.hdr.extend_from_slice(piece);
+        }
+    }
+
+    /// Header mode: takes bytes up to and including the next line break (CRLF, LF, bare CR).
+    fn headers(&mut self, buf: &[u8], pos: usize, cx: &mut MimeContext<'_>) -> usize {
+        if self.hdr_cr {
+            // The line so far ends in a CR: CRLF if an LF follows, else the CR ended it.
+            self.hdr_cr = false;
+            if buf[pos] == b'\n' {
+                self.push_header_bytes(b"\n", cx);
+                self.header_line_done(cx);
+                return pos + 1;
+            }
+            self.header_line_done(cx);
+            return pos;
+        }
+        let rest = &buf[pos..];
+        let (piece, complete) = match memchr::memchr2(b'\n', b'\r', rest) {
+            Some(i) if rest[i] == b'\n' => (&rest[..=i], true),
+            Some(i) => match rest.get(i + 1) {
+                Some(b'\n') => (&rest[..i + 2], true),
+                Some(_) => (&rest[..=i], true),
+                None => {
+                    self.hdr_cr = true;
+                    (&rest[..=i], false)
+                }
+            },
+            None => (rest, false),
+        };
+        self.push_header_bytes(piece, cx);
         if complete {
             self.header_line_done(cx);
         }
@@ -630,22 +902,49 @@ impl MimeParser {
         let blank = self.hdr_line_blank;
         self.hdr_line_len = 0;
         self.hdr_line_blank = true;
+        let start = self.hdr_line_start;
+        if !self.hdr_too_large {
+            let line = &self.hdr[start..];
+            if line.ends_with(b"\r") {
+                self.hdr_anomalies.insert(Anomaly::BareCr);
+            } else if line.ends_with(b"\n") && !line.ends_with(b"\r\n") {
+                self.hdr_anomalies.insert(Anomaly::BareLf);
+            }
+        }
         if blank {
-            let end = self.hdr_line_start;
-            self.end_headers(end, None, cx);
+            match self.hdr_bad {
+                // Lines that were not fields, then the blank line: they start the body.
+                Some(bad) => {
+                    let end = self.hdr.len();
+                    self.commit_body(bad, end, false, cx)
+                }
+                None => self.end_headers(start, cx),
+            }
             return;
         }
         if self.hdr_too_large {
             return;
         }
-        let start = self.hdr_line_start;
         let line = &self.hdr[start..];
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         if text.starts_with(b"--") && !self.frames.is_empty() {
-            if let Delim::Found { frame, close, .. } = check_delim(&self.frames, line, true) {
-                // A part that ended inside its headers (no body).
-                self.on_delimiter(frame, close, cx);
+            if let Delim::Found { frame, close, end, .. } = check_delim(&self.frames, line, true) {
+                let mut before = Anomalies::EMPTY;
+                if let Some(bad) = self.hdr_bad {
+                    // Body lines, then the delimiter: the lines are the part's content.
+                    self.commit_body(bad, start, false, cx);
+                    let held = match std::mem::replace(&mut self.held, Held::None) {
+                        Held::Cr => Held::BareCr,
+                        h => h,
+                    };
+                    before.extend(held.anomaly().into_iter().collect());
+                } else {
+                    // A part that ended inside its headers (no body).
+                    self.reset_headers();
+                }
+                let after: Anomalies = end.anomaly().into_iter().collect();
+                self.on_delimiter(frame, close, before, after, cx);
                 self.bol = true;
                 self.held = Held::None;
                 return;
@@ -656,20 +955,68 @@ impl MimeParser {
             self.hdr.truncate(start);
             return;
         }
-        if !header::is_field_line(text) {
-            // Not a header: the headers are over (no blank line) and this line is content.
-            let body_line = (start, start + text.len(), &line[text.len()..] == b"\r\n");
-            self.end_headers(start, Some(body_line), cx);
-            return;
+        let continuation = text.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        if header::is_field_line(text) && !(continuation && self.hdr_bad.is_some()) {
+            if !continuation {
+                if header::has_space_before_colon(text) {
+                    self.hdr_anomalies.insert(Anomaly::SpaceBeforeColon);
+                }
+                if self.hdr_bad.take().is_some() {
+                    // Lines without a colon between fields: skipped, as mail clients do.
+                    self.hdr_anomalies.insert(Anomaly::HeaderWithoutColon);
+                }
+                self.hdr_fields += 1;
+            }
+        } else if self.hdr_bad.is_none() {
+            if self.hdr_fields == 0 {
+                // No header block: this line is content.
+                self.hdr_anomalies.insert(Anomaly::PartWithoutHeaders);
+                let end = self.hdr.len();
+                self.commit_body(start, end, false, cx);
+                return;
+            }
+            self.hdr_bad = Some(start);
         }
         self.hdr_line_start = self.hdr.len();
     }
 
-    /// The header block `hdr[..end]` is complete. `body_line` is a line already read that starts
-    /// the body: (start, end without its line break, line break is CRLF).
-    fn end_headers(&mut self, end: usize, body_line: Option<(usize, usize, bool)>, cx: &mut MimeContext<'_>) {
-        let h = header::parse_block(&self.hdr[..end]);
+    /// The header block ended at `hdr[bad..]`, lines that are not fields: the entity starts with
+    /// the block before them, and they (`hdr[bad..upto]`: complete lines, no delimiter among
+    /// them) are its first content.
+    fn commit_body(&mut self, bad: usize, upto: usize, eof: bool, cx: &mut MimeContext<'_>) {
+        if !self.hdr_anomalies.contains(Anomaly::PartWithoutHeaders) {
+            self.hdr_anomalies.insert(Anomaly::HeaderWithoutColon);
+        }
+        let mut hdr = std::mem::take(&mut self.hdr);
+        self.open_entity(&hdr[..bad], cx);
+        // Complete lines, none a delimiter: scanning them ends at a line start with nothing left
+        // waiting (or with their last line break held), so this never comes back here.
+        let body = &hdr[bad..upto];
+        let n = self.process(body, eof, cx);
+        if n < body.len() {
+            self.flush_held(cx);
+            self.emit(&body[n..], cx);
+        }
+        hdr.clear();
+        if self.hdr.is_empty() {
+            self.hdr = hdr;
+        }
+    }
+
+    /// The header block `hdr[..end]` is complete.
+    fn end_headers(&mut self, end: usize, cx: &mut MimeContext<'_>) {
+        let hdr = std::mem::take(&mut self.hdr);
+        self.open_entity(&hdr[..end], cx);
+        self.hdr = hdr;
+        self.hdr.clear();
+    }
+
+    /// Starts the entity whose header block is `block`.
+    fn open_entity(&mut self, block: &[u8], cx: &mut MimeContext<'_>) {
+        let mut h = header::parse_block(block);
         cx.state.stats.encoded_word_errors += h.decode_errors;
+        h.anomalies.extend(self.hdr_anomalies);
+        h.anomalies.extend(std::mem::take(&mut self.pending));
         if self.hdr_top {
             self.hdr_top = false;
             if self.is_message && !self.nested {
@@ -677,22 +1024,13 @@ impl MimeParser {
                     write(&mut self.template.fields, &h);
                 }
             }
+            // The message's own headers: every file of the message is touched.
+            self.template.anomalies.extend(h.anomalies);
         }
-        let hdr = std::mem::take(&mut self.hdr);
+        self.reset_headers();
         self.start_entity(h, cx);
         self.bol = true;
         self.held = Held::None;
-        if let Some((s, e, crlf)) = body_line {
-            // The line is content of whatever started (its break may still precede a delimiter).
-            self.emit(&hdr[s..e], cx);
-            self.bol = !self.frames.is_empty();
-            self.held = if crlf { Held::CrLf } else { Held::Lf };
-            if self.frames.is_empty() {
-                self.flush_held(cx);
-            }
-        }
-        self.hdr = hdr;
-        self.reset_headers();
     }
 
     /// Decides what the entity whose headers were just read is, and sets the mode for its body.
@@ -704,60 +1042,74 @@ impl MimeParser {
             .content_type
             .clone()
             .unwrap_or_else(|| if in_digest { "message/rfc822" } else { "text/plain" }.to_string());
-        if ctype.starts_with("multipart/") {
-            if let Some(boundary) = h.boundary.as_ref().filter(|b| b.len() <= MAX_BOUNDARY) {
-                if depth + 1 > cfg.max_depth {
-                    cx.state.stats.depth_exceeded += 1;
-                    self.mode = Mode::Skip;
-                } else {
-                    self.frames.push(Frame {
-                        boundary: boundary.clone(),
-                        digest: ctype == "multipart/digest",
-                    });
-                    self.mode = Mode::Skip; // preamble
-                }
-                return;
-            }
-            // Without a usable boundary it cannot be split: carved as one leaf.
+        let mut anomalies = h.anomalies;
+        for f in &self.frames {
+            anomalies.extend(f.anomalies);
         }
-        self.parts += 1;
-        cx.state.stats.parts += 1;
-
         let filename = h
             .filename
             .clone()
             .or_else(|| h.ct_name.clone())
             .filter(|f| !f.is_empty());
-        let attachment = h.disposition.as_deref() == Some("attachment");
-        let top_body = self.frames.is_empty() && self.is_message;
-        let is_file = if top_body {
-            true
-        } else if h.disposition.as_deref() == Some("form-data") && h.filename.is_none() {
-            false
-        } else if ctype.starts_with("text/") && filename.is_none() && !attachment {
-            cfg.text_bodies_as_files
-        } else {
-            true
-        };
         let decoder = match h.transfer_encoding {
             TransferEncoding::Identity => Decoder::Identity,
             TransferEncoding::Base64 => Decoder::Base64(Base64Decoder::new()),
             TransferEncoding::QuotedPrintable => Decoder::Qp(QpDecoder::new()),
+            TransferEncoding::Uuencode => Decoder::Uu(UuDecoder::new()),
         };
-        let mut leaf = Leaf {
-            decoder,
-            meta: None,
-            file: None,
-            child: None,
-        };
+        let mut meta = self.template.clone();
+        meta.filename = filename;
+        meta.declared_mime_type = Some(ctype.clone());
+        meta.depth = depth;
+        meta.anomalies.extend(anomalies);
+        if h.disposition.as_deref() == Some("form-data") {
+            meta.fields.set_opt(FIELD_NAME, h.field_name.clone());
+        }
+
+        if ctype.starts_with("multipart/") {
+            match h.boundary.as_ref().filter(|b| b.len() <= MAX_BOUNDARY) {
+                Some(_) if depth + 1 > cfg.max_depth => {
+                    cx.state.stats.depth_exceeded += 1;
+                    self.mode = Mode::Skip;
+                    return;
+                }
+                Some(boundary) => {
+                    let mut frame = Frame {
+                        boundary: boundary.clone(),
+                        digest: ctype == "multipart/digest",
+                        started: false,
+                        anomalies: Anomalies::EMPTY,
+                    };
+                    if self.frames.iter().any(|f| f.boundary == frame.boundary) {
+                        frame.anomalies.insert(Anomaly::BoundaryReused);
+                    }
+                    self.frames.push(frame);
+                    // The preamble: kept as the multipart's body until its first delimiter.
+                    let mut leaf = Leaf::new(Decoder::Identity, Some(meta));
+                    leaf.speculative = true;
+                    self.leaf = Some(leaf);
+                    self.mode = Mode::Body;
+                    return;
+                }
+                // Without a usable boundary it cannot be split: carved as one leaf.
+                None => meta.anomalies.insert(Anomaly::BoundaryMissing),
+            }
+        }
+        self.parts += 1;
+        cx.state.stats.parts += 1;
+
+        let attachment = h.disposition.as_deref() == Some("attachment");
+        let top_body = self.frames.is_empty() && self.is_message;
+        let form_part = h.disposition.as_deref() == Some("form-data");
+        let is_file = top_body
+            || form_part
+            || !(ctype.starts_with("text/") && meta.filename.is_none() && !attachment)
+            || cfg.text_bodies_as_files;
+        let mut leaf = Leaf::new(decoder, None);
         if is_file {
-            let mut meta = self.template.clone();
-            meta.filename = filename;
-            meta.declared_mime_type = Some(ctype.clone());
-            meta.depth = depth;
             let named = meta.filename.is_some() || attachment;
-            leaf.meta = Some(meta);
             let is_message = ctype == "message/rfc822" || ctype == "message/global";
+            leaf.meta = Some(meta);
             if is_message && depth + 1 > cfg.max_depth {
                 cx.state.stats.depth_exceeded += 1;
             } else if is_message {

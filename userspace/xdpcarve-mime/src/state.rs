@@ -10,6 +10,7 @@ pub struct MimeConfig {
     pub max_parts: u32,
     pub max_line_len: usize,
     /// Record text bodies (text/plain, text/html parts that are not attachments) as files, as Zeek does.
+    /// `multipart/form-data` fields are files either way.
     pub text_bodies_as_files: bool,
 }
 

@@ -1,7 +1,7 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use xdpcarve_contract::{ConnMeta, Direction, FileConfig, FileRecord, Proto, StandaloneApp, Timestamp};
+use xdpcarve_contract::{Anomaly, ConnMeta, Direction, FileConfig, FileRecord, Proto, StandaloneApp, Timestamp};
 
 type Harness = StandaloneApp<MimeState>;
 
@@ -87,7 +87,16 @@ fn run_cfg(cfg: MimeConfig, start: MimeStart, msg: &[u8]) -> (Vec<FileRecord>, M
         let (r, s) = run_with(cfg, start.clone(), msg, Some(seed));
         let key = |v: &[FileRecord]| {
             v.iter()
-                .map(|r| (r.sha256.clone(), r.size, r.filename.clone(), r.depth, r.missing_bytes))
+                .map(|r| {
+                    (
+                        r.sha256.clone(),
+                        r.size,
+                        r.filename.clone(),
+                        r.depth,
+                        r.missing_bytes,
+                        r.anomalies,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(key(&r), key(&whole), "split seed {seed} differs");
@@ -236,8 +245,12 @@ fn missing_final_boundary_closes_parts_complete() {
         Content-Disposition: attachment; filename=a.txt\r\n\r\nlast line\r\n";
     let (r, s) = run(MimeStart::Message, msg);
     assert_eq!(r.len(), 2);
-    assert_eq!(r[1].sha256.as_deref(), Some(sha(b"last line\r\n").as_str()));
+    // The last part ends where the message does, without the line break before that end (as
+    // Python's email reads it).
+    assert_eq!(r[1].sha256.as_deref(), Some(sha(b"last line").as_str()));
     assert!(!r[1].truncated);
+    assert_eq!(r[1].anomalies.names(), ["boundary_close_missing"]);
+    assert!(r[0].anomalies.is_empty());
     assert_eq!(s.missing_final_boundary, 1);
     // An inner multipart ended by the outer boundary.
     let msg =
@@ -246,11 +259,13 @@ fn missing_final_boundary_closes_parts_complete() {
     let (r, s) = run(MimeStart::Message, msg);
     let hashes: Vec<_> = r.iter().map(|f| f.sha256.clone().unwrap()).collect();
     assert_eq!(hashes, vec![sha(b"inner"), sha(b"outer")]);
+    assert_eq!(r[0].anomalies.names(), ["boundary_close_missing"]);
+    assert!(r[1].anomalies.is_empty());
     assert_eq!(s.missing_final_boundary, 1);
 }
 
 #[test]
-fn form_data_upload_carves_file_parts_only() {
+fn form_data_upload_carves_every_part_with_its_field_name() {
     let file = binary(2000);
     let mut body = b"--AaB03x\r\nContent-Disposition: form-data; name=\"field\"\r\n\r\nvalue\r\n\
         --AaB03x\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"pic.bin\"\r\n\
@@ -263,18 +278,29 @@ fn form_data_upload_carves_file_parts_only() {
     let start = MimeStart::Multipart {
         boundary: b"AaB03x".to_vec(),
     };
-    let mut h = harness(MimeConfig::default());
+    // Form fields are files even when text bodies are not (Zeek logs each field).
+    let cfg = MimeConfig {
+        text_bodies_as_files: false,
+        ..MimeConfig::default()
+    };
+    let mut h = harness(cfg);
     let mut p = MimeParser::new(start, t);
     for c in body.chunks(100) {
         p.feed(c, &mut h.cx());
     }
     p.finish(FileEnd::Complete, &mut h.cx());
-    assert_eq!(h.files.records.len(), 1);
-    let r = &h.files.records[0];
+    assert_eq!(h.files.records.len(), 2);
+    let field = &h.files.records[0];
+    assert_eq!(field.filename, None);
+    assert_eq!(field.sha256.as_deref(), Some(sha(b"value").as_str()));
+    assert_eq!(field.fields.str(FIELD_NAME), Some("field"));
+    let r = &h.files.records[1];
     assert_eq!(r.filename.as_deref(), Some("pic.bin"));
     assert_eq!(r.sha256.as_deref(), Some(sha(&file).as_str()));
     assert_eq!(r.fields.str("http_method"), Some("POST"));
+    assert_eq!(r.fields.str(FIELD_NAME), Some("upload"));
     assert_eq!(r.depth, 1);
+    assert!(h.files.records.iter().all(|r| r.anomalies.is_empty()));
     assert_eq!(h.state.stats.messages, 0);
 }
 
@@ -414,6 +440,7 @@ fn part_without_headers_and_headerless_message() {
         b"Content-Type: multipart/mixed; boundary=h\r\n\r\n--h\r\nno headers here\r\nmore\r\n--h--\r\n",
     );
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"no headers here\r\nmore").as_str()));
+    assert_eq!(r[0].anomalies.names(), ["part_without_headers"]);
     // An empty part directly followed by the next delimiter.
     let (r, _) = run(
         MimeStart::Message,
@@ -421,12 +448,25 @@ fn part_without_headers_and_headerless_message() {
     );
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"x").as_str()));
-    // Delimiter with transport padding and a close delimiter followed by junk.
+    // Delimiter with transport padding; a close delimiter followed by junk is no delimiter.
     let (r, _) = run(
         MimeStart::Message,
-        b"Content-Type: multipart/mixed; boundary=h\r\n\r\n--h  \r\n\r\ny\r\n--h--junk\r\n",
+        b"Content-Type: multipart/mixed; boundary=h\r\n\r\n--h  \r\n\r\ny\r\n--h-- \t\r\n",
     );
     assert_eq!(r[0].sha256.as_deref(), Some(sha(b"y").as_str()));
+    assert!(r[0].anomalies.is_empty());
+    let (r, _) = run(
+        MimeStart::Message,
+        b"Content-Type: multipart/mixed; boundary=h\r\n\r\n--h\r\n\r\ny\r\n--h--junk\r\nepilogue\r\n",
+    );
+    assert_eq!(
+        r[0].sha256.as_deref(),
+        Some(sha(b"y\r\n--h--junk\r\nepilogue").as_str())
+    );
+    assert_eq!(
+        r[0].anomalies.names(),
+        ["boundary_trailing_junk", "boundary_close_missing"]
+    );
 }
 
 #[test]
@@ -454,4 +494,359 @@ fn gap_keeps_bytes_that_looked_like_a_delimiter_start() {
     assert_eq!(h.files.records.len(), 1);
     // "xy" + "\r\n--ab" (seen, not a delimiter after all) + 10 missing + "z".
     assert_eq!((h.files.records[0].size, h.files.records[0].missing_bytes), (9, 10));
+}
+
+// ---- bent framing: each rule, with the anomaly it leaves ----
+
+/// A multipart/mixed message with boundary `B` around `body` (parts and delimiters).
+fn mixed(body: &str) -> Vec<u8> {
+    format!("Subject: s\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n{body}").into_bytes()
+}
+
+fn names(r: &FileRecord) -> Vec<&'static str> {
+    r.anomalies.names()
+}
+
+#[test]
+fn a_boundary_line_with_trailing_junk_is_content() {
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: application/x\r\n\r\none\r\n--B junk\r\n--Bxyz\r\ntwo\r\n--B--\r\n"),
+    );
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r[0].sha256.as_deref(),
+        Some(sha(b"one\r\n--B junk\r\n--Bxyz\r\ntwo").as_str())
+    );
+    assert_eq!(names(&r[0]), ["boundary_trailing_junk"]);
+    // A longer boundary of an enclosing multipart is its delimiter, not junk of the inner one.
+    let (r, _) = run(
+        MimeStart::Message,
+        b"Content-Type: multipart/mixed; boundary=Bx\r\n\r\n--Bx\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+          --B\r\n\r\ninner\r\n--Bx\r\n\r\nouter\r\n--Bx--\r\n",
+    );
+    let got: Vec<_> = r.iter().map(|f| (f.sha256.clone().unwrap(), names(f))).collect();
+    assert_eq!(
+        got,
+        [(sha(b"inner"), vec!["boundary_close_missing"]), (sha(b"outer"), vec![])]
+    );
+}
+
+#[test]
+fn a_multipart_whose_boundary_never_comes_is_one_file() {
+    let body = "--OTHER\r\nContent-Type: application/x\r\n\r\ndata\r\n--OTHER--\r\n";
+    let msg = format!("Content-Type: multipart/mixed; boundary=B\r\n\r\npreamble\r\n{body}");
+    let (r, s) = run(MimeStart::Message, msg.as_bytes());
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r[0].sha256.as_deref(),
+        Some(sha(format!("preamble\r\n{body}").as_bytes()).as_str())
+    );
+    assert_eq!(r[0].declared_mime_type.as_deref(), Some("multipart/mixed"));
+    assert_eq!(names(&r[0]), ["boundary_not_found"]);
+    assert_eq!(s.missing_final_boundary, 1);
+    // Nested: the enclosing delimiter ends it, without the line break before it.
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: multipart/mixed; boundary=Z\r\n\r\nnot split\r\n--B\r\n\r\nnext\r\n--B--\r\n"),
+    );
+    let got: Vec<_> = r.iter().map(|f| (f.sha256.clone().unwrap(), names(f))).collect();
+    assert_eq!(
+        got,
+        [(sha(b"not split"), vec!["boundary_not_found"]), (sha(b"next"), vec![])]
+    );
+    // A preamble is no file when the delimiter comes.
+    let (r, _) = run(MimeStart::Message, &mixed("preamble\r\n--B\r\n\r\nx\r\n--B--\r\n"));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"x").as_str()));
+    // No boundary parameter at all.
+    let (r, _) = run(
+        MimeStart::Message,
+        b"Content-Type: multipart/mixed\r\n\r\n--B\r\n\r\nx\r\n",
+    );
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"--B\r\n\r\nx\r\n").as_str()));
+    assert_eq!(names(&r[0]), ["boundary_missing"]);
+}
+
+#[test]
+fn a_reused_boundary_is_the_innermost_multipart_s() {
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\ninner\r\n--B--\r\n--B\r\n\r\nouter\r\n--B--\r\n"),
+    );
+    let got: Vec<_> = r.iter().map(|f| (f.sha256.clone().unwrap(), names(f))).collect();
+    assert_eq!(got, [(sha(b"inner"), vec!["boundary_reused"]), (sha(b"outer"), vec![])]);
+}
+
+#[test]
+fn header_lines_without_a_colon_are_skipped_when_a_field_follows() {
+    let att = binary(300);
+    let msg = mixed(&format!(
+        "--B\r\nContent-Type: application/x\r\nno colon here\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition : attachment; filename=a.exe\r\n\r\n{}--B--\r\n",
+        b64_lines(&att)
+    ));
+    let (r, _) = run(MimeStart::Message, &msg);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(&att).as_str()));
+    assert_eq!(r[0].filename.as_deref(), Some("a.exe"));
+    assert_eq!(names(&r[0]), ["space_before_colon", "header_without_colon"]);
+    // At the top: the message stays multipart, and every file says so.
+    let msg = b"Subject: s\r\njunk line\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\nx\r\n--B--\r\n";
+    let (r, _) = run(MimeStart::Message, msg);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"x").as_str()));
+    assert_eq!(names(&r[0]), ["header_without_colon"]);
+}
+
+#[test]
+fn header_lines_without_a_colon_and_no_field_after_start_the_body() {
+    // Then the blank line: Python's email reads every line from the first non-field as body.
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: application/x\r\nbody line\r\n\r\nmore\r\n--B--\r\n"),
+    );
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"body line\r\n\r\nmore").as_str()));
+    assert_eq!(r[0].declared_mime_type.as_deref(), Some("application/x"));
+    assert_eq!(names(&r[0]), ["header_without_colon"]);
+    // Then the delimiter.
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: application/x\r\nbody line\r\nline two\r\n--B\r\n\r\nnext\r\n--B--\r\n"),
+    );
+    let got: Vec<_> = r.iter().map(|f| (f.sha256.clone().unwrap(), names(f))).collect();
+    assert_eq!(
+        got,
+        [
+            (sha(b"body line\r\nline two"), vec!["header_without_colon"]),
+            (sha(b"next"), vec![])
+        ]
+    );
+    // Then the end of a single-part message.
+    let (r, _) = run(MimeStart::Message, b"Subject: s\r\nfirst line\r\nsecond line\r\n");
+    assert_eq!(
+        r[0].sha256.as_deref(),
+        Some(sha(b"first line\r\nsecond line\r\n").as_str())
+    );
+    assert_eq!(names(&r[0]), ["header_without_colon"]);
+    assert_eq!(r[0].fields.str("smtp_subject"), Some("s"));
+}
+
+#[test]
+fn waiting_header_lines_stay_bounded() {
+    let cfg = MimeConfig {
+        max_header_bytes: 4096,
+        ..MimeConfig::default()
+    };
+    let mut msg = b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: application/x\r\n".to_vec();
+    for i in 0..2000 {
+        msg.extend_from_slice(format!("not a field {i}\r\n").as_bytes());
+    }
+    msg.extend_from_slice(b"\r\nafter\r\n--B--\r\n");
+    let (r, s) = run_cfg(cfg, MimeStart::Message, &msg);
+    assert_eq!(s.header_too_large, 1);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"after").as_str()));
+}
+
+#[test]
+fn repeated_fields_the_first_counts() {
+    let att = binary(90);
+    let msg = mixed(&format!(
+        "--B\r\nContent-Type: application/x-msdownload; name=a.exe\r\nContent-Type: text/plain\r\n\
+         Content-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n\
+         Content-Disposition: attachment; filename=a.exe; filename=b.txt\r\nContent-Disposition: inline\r\n\r\n{}--B--\r\n",
+        b64_lines(&att)
+    ));
+    let (r, _) = run(MimeStart::Message, &msg);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(&att).as_str()));
+    assert_eq!(r[0].filename.as_deref(), Some("a.exe"));
+    assert_eq!(r[0].declared_mime_type.as_deref(), Some("application/x-msdownload"));
+    assert_eq!(
+        names(&r[0]),
+        [
+            "content_type_duplicate",
+            "disposition_duplicate",
+            "cte_duplicate",
+            "param_duplicate"
+        ]
+    );
+}
+
+#[test]
+fn transfer_encodings_unknown_quoted_and_uuencode() {
+    let att = binary(100);
+    let uu: String = att
+        .chunks(45)
+        .map(|c| {
+            let mut line = vec![32 + c.len() as u8];
+            for q in c.chunks(3) {
+                let v = (q[0] as u32) << 16 | (*q.get(1).unwrap_or(&0) as u32) << 8 | *q.get(2).unwrap_or(&0) as u32;
+                line.extend((0..4).map(|i| 32 + ((v >> (18 - 6 * i)) & 63) as u8));
+            }
+            format!("{}\r\n", String::from_utf8(line).unwrap())
+        })
+        .collect();
+    for (cte, body, want, anomaly) in [
+        (
+            "x-uuencode",
+            format!("begin 644 a.bin\r\n{uu}`\r\nend\r\n"),
+            att.clone(),
+            Some("cte_uuencode"),
+        ),
+        (
+            "x-custom",
+            "QUJD\r\n".to_string(),
+            b"QUJD".to_vec(),
+            Some("cte_unknown"),
+        ),
+        (
+            "\"base64\"",
+            "QUJD\r\n".to_string(),
+            b"QUJD".to_vec(),
+            Some("cte_unknown"),
+        ),
+        ("  BASE64 ", "QUJD\r\n".to_string(), b"ABC".to_vec(), None),
+    ] {
+        let msg = mixed(&format!(
+            "--B\r\nContent-Type: application/x\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}--B--\r\n"
+        ));
+        let (r, _) = run(MimeStart::Message, &msg);
+        assert_eq!(r[0].sha256.as_deref(), Some(sha(&want).as_str()), "{cte}");
+        assert_eq!(names(&r[0]), anomaly.into_iter().collect::<Vec<_>>(), "{cte}");
+    }
+}
+
+#[test]
+fn bent_base64_and_quoted_printable_are_flagged() {
+    let att = binary(1000); // 1000 % 3 == 1: "==" padding
+    let enc = b64_lines(&att);
+    let part = |cte: &str, body: &str| {
+        mixed(&format!(
+            "--B\r\nContent-Type: application/x\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}--B--\r\n"
+        ))
+    };
+    let spaced = enc.replace("\r\n", " \t\r\n");
+    let junk = enc.replacen('A', "A!", 3);
+    let unpadded = enc.replace('=', "");
+    let (half_a, half_b) = att.split_at(500);
+    let joined = format!("{}{}", b64_lines(half_a), b64_lines(half_b));
+    for (body, want) in [
+        (spaced, "base64_invalid_chars"),
+        (junk, "base64_invalid_chars"),
+        (unpadded, "base64_padding_missing"),
+        (joined, "base64_data_after_padding"),
+    ] {
+        let (r, _) = run(MimeStart::Message, &part("base64", &body));
+        assert_eq!(r[0].sha256.as_deref(), Some(sha(&att).as_str()), "{want}");
+        assert_eq!(names(&r[0]), [want]);
+    }
+    // A lone sextet at the end carries no byte.
+    let (r, _) = run(MimeStart::Message, &part("base64", "QUJDRA==Q\r\n"));
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"ABCD").as_str()));
+    assert_eq!(names(&r[0]), ["base64_padding_missing", "base64_data_after_padding"]);
+    let (r, _) = run(MimeStart::Message, &part("base64", &enc));
+    assert!(r[0].anomalies.is_empty());
+    let (r, _) = run(MimeStart::Message, &part("quoted-printable", "a=ZZb=3Dc\r\n"));
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"a=ZZb=c").as_str()));
+    assert_eq!(names(&r[0]), ["qp_invalid_escape"]);
+}
+
+#[test]
+fn bare_lf_and_bare_cr_line_ends() {
+    // Bare LF everywhere: flagged on every file (the top headers have it).
+    let (r, _) = run(
+        MimeStart::Message,
+        b"Subject: s\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: application/x\n\none\n--B\n\ntwo\n--B--\n",
+    );
+    let got: Vec<_> = r.iter().map(|f| (f.sha256.clone().unwrap(), names(f))).collect();
+    assert_eq!(got, [(sha(b"one"), vec!["bare_lf"]), (sha(b"two"), vec!["bare_lf"])]);
+    // Bare CR ends header lines and delimiter lines.
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: application/x\rContent-Disposition: attachment; filename=a\r\r\none\r--B\rx\r\n\r\ntwo\r\n--B--\r\n"),
+    );
+    let got: Vec<_> = r
+        .iter()
+        .map(|f| (f.sha256.clone().unwrap(), f.filename.clone(), names(f)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (sha(b"one"), Some("a".to_string()), vec!["bare_cr"]),
+            (sha(b"x\r\n\r\ntwo"), None, vec!["bare_cr", "part_without_headers"]),
+        ]
+    );
+    // CR CR LF: the CR ends the line, the CRLF is the blank line.
+    let (r, _) = run(
+        MimeStart::Message,
+        &mixed("--B\r\nContent-Type: application/x\r\r\nContent-Disposition: attachment\r\n\r\nbody\r\n--B--\r\n"),
+    );
+    assert_eq!(
+        r[0].sha256.as_deref(),
+        Some(sha(b"Content-Disposition: attachment\r\n\r\nbody").as_str())
+    );
+    assert_eq!(names(&r[0]), ["bare_cr"]);
+    // A bare CR in content that is not before a delimiter stays content.
+    let (r, _) = run(MimeStart::Message, &mixed("--B\r\n\r\na\rb\r-c\r\n--B--\r\n"));
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"a\rb\r-c").as_str()));
+    assert!(r[0].anomalies.is_empty());
+}
+
+#[test]
+fn carrier_flags_reach_the_open_file_and_the_next() {
+    let mut h = harness(MimeConfig::default());
+    let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+    p.feed(
+        b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\none\r\n--B\r\n\r\ntwo",
+        &mut h.cx(),
+    );
+    p.flag_message(Anomaly::BareLf);
+    p.feed(b"\r\n--B\r\n\r\nthree\r\n--B--\r\n", &mut h.cx());
+    p.finish(FileEnd::Complete, &mut h.cx());
+    let got: Vec<_> = h.files.records.iter().map(names).collect();
+    assert_eq!(got, [vec![], vec!["bare_lf"], vec!["bare_lf"]]);
+}
+
+#[test]
+fn bent_input_never_panics_and_carries_stay_small() {
+    let mut x = 0x2545f4914f6cdd1du64;
+    for round in 0..30 {
+        let mut junk = b"Subject: s\rContent-Type: multipart/mixed; boundary=j\r\n\r\n".to_vec();
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let piece: &[u8] = match x % 13 {
+                0 => b"\r--j\r",
+                1 => b"\n--j--junk\n",
+                2 => b"\r\n--j\r\nContent-Type: text/plain\r\nno colon\r\n",
+                3 => b"Content-Type: multipart/mixed; boundary=j\r\r\n",
+                4 => b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n",
+                5 => b"Content-Transfer-Encoding: base64\r\nX: y\r\n\r\nQQ==QUJD",
+                6 => b"\r",
+                7 => b"Content-Type: multipart/mixed; boundary=k\r\n\r\n",
+                _ => &[(x >> 8) as u8, (x >> 16) as u8, b'\n'][..((x >> 24) % 4) as usize],
+            };
+            junk.extend_from_slice(piece);
+        }
+        let mut h = harness(MimeConfig::default());
+        let mut p = MimeParser::new(MimeStart::Message, smtp_template());
+        for c in junk.chunks(1 + round * 37) {
+            p.feed(c, &mut h.cx());
+            assert!(p.carry.len() <= 2 * MAX_BOUNDARY + MAX_DELIM_SPACE + 8);
+            assert!(p.hdr.len() <= MimeConfig::default().max_header_bytes);
+        }
+        p.finish(FileEnd::Complete, &mut h.cx());
+        // However the bytes are cut, the files and their anomalies are the same.
+        let key = |v: &[FileRecord]| {
+            v.iter()
+                .map(|r| (r.sha256.clone(), r.size, r.anomalies))
+                .collect::<Vec<_>>()
+        };
+        let whole = key(&run_with(MimeConfig::default(), MimeStart::Message, &junk, None).0);
+        assert_eq!(key(&h.files.records), whole, "round {round}");
+        if round < 5 {
+            let bytes = key(&run_with(MimeConfig::default(), MimeStart::Message, &junk, Some(0)).0);
+            assert_eq!(bytes, whole, "round {round}, byte at a time");
+        }
+    }
 }

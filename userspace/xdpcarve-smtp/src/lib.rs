@@ -32,7 +32,7 @@ pub use state::{Smtp, SmtpConfig, SmtpStats};
 
 use std::collections::VecDeque;
 
-use xdpcarve_contract::{AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
+use xdpcarve_contract::{Anomaly, AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
 use xdpcarve_files::FileEnd;
 use xdpcarve_mime::{MimeContext, MimeParser, MimeStart};
 
@@ -540,6 +540,10 @@ impl SmtpParser {
                         self.dot = Unstuff::DotCr;
                     }
                     b'\n' => {
+                        // ".\n": an end-of-data line without its CR, as many servers accept it.
+                        if let Some(m) = &mut self.message {
+                            m.flag_message(Anomaly::BareLf);
+                        }
                         i += 1;
                         run = i;
                         end = true;

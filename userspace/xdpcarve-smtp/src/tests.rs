@@ -623,3 +623,34 @@ fn lost_refusal_of_data_is_inferred_from_the_next_command() {
     assert!(h.files.records.is_empty());
     assert_eq!((h.state.stats.rset, h.state.stats.rejected_transactions), (1, 1));
 }
+
+#[test]
+fn end_of_data_with_a_bare_lf_marks_the_open_file() {
+    let att = binary(600);
+    let message = format!(
+        "Subject: s\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+        b64_lines(&att)
+    );
+    for (eod, anomalies) in [(".\r\n", vec![]), (".\n", vec!["bare_lf"])] {
+        let data = format!("{message}{eod}");
+        let events: Vec<(Side, &[u8])> = vec![
+            (S, BANNER),
+            (C, b"HELO c\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, data.as_bytes()),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+        ];
+        let o = run(&events);
+        assert_eq!(o.records.len(), 1);
+        assert_eq!(o.records[0].sha256.as_deref(), Some(sha(&att).as_str()));
+        assert!(!o.records[0].truncated);
+        assert_eq!(o.records[0].anomalies.names(), anomalies, "{eod:?}");
+    }
+}
