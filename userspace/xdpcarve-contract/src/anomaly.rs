@@ -299,6 +299,29 @@ mod tests {
         }
     }
 
+    /// The README's "Evasion" table lists exactly these names, with these meanings.
+    #[test]
+    fn readme_lists_every_anomaly() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split_once("| anomaly | meaning |")
+            .map(|(_, t)| t.split("\n\n").next().unwrap_or(""))
+            .expect("README has the anomaly table");
+        let rows: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` | "))
+            .map(|(name, rest)| (name, rest.trim_end_matches(" |")))
+            .collect();
+        let names: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let want: Vec<&str> = Anomaly::ALL.iter().map(|a| a.name()).collect();
+        assert_eq!(names, want, "README's anomaly table and anomaly.rs differ");
+        for (name, meaning) in rows {
+            let a = Anomaly::from_name(name).expect("known name");
+            assert_eq!(meaning, a.description().split_whitespace().collect::<Vec<_>>().join(" "), "{name}");
+        }
+    }
+
     #[test]
     fn a_set_serializes_as_names_in_declaration_order() {
         let s: Anomalies = [Anomaly::TeAndCl, Anomaly::ChunkSizeBareCr, Anomaly::TeAndCl]
