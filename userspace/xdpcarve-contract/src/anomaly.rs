@@ -318,7 +318,11 @@ mod tests {
         assert_eq!(names, want, "README's anomaly table and anomaly.rs differ");
         for (name, meaning) in rows {
             let a = Anomaly::from_name(name).expect("known name");
-            assert_eq!(meaning, a.description().split_whitespace().collect::<Vec<_>>().join(" "), "{name}");
+            assert_eq!(
+                meaning,
+                a.description().split_whitespace().collect::<Vec<_>>().join(" "),
+                "{name}"
+            );
         }
     }
 
