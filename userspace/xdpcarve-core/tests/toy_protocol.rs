@@ -120,9 +120,13 @@ fn the_toy_protocol_is_detected_on_other_ports_and_sits_beside_http() {
         .register(&[7777], || Toy::new(1 << 20));
     let (records, report) = run(registry, &frames);
 
-    assert_eq!(records.len(), 1, "{records:?}");
+    // The server's "OK\n" answers the GET without a status line: an HTTP/0.9 reply, which is
+    // HTTP's record, not the toy's.
+    assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[0].proto.as_str(), "toy");
     assert_eq!(records[0].sha256.as_deref(), Some(sha256(&body).as_str()));
+    assert_eq!(records[1].proto.as_str(), "http");
+    assert_eq!(records[1].fields.str("http_uri"), Some("/x"));
     assert_eq!(report.counters.get("tcp", "flows_detected"), 1);
     assert_eq!(report.counters.get("http", "requests"), 1);
 }
