@@ -139,6 +139,8 @@ pub struct Content {
     /// except for corrupt compressed data ([`DECODE_FAILED`]).
     spoiled: Option<&'static str>,
     opened: bool,
+    /// Record the file even if no byte comes (a download a browser saves empty).
+    keep_empty: bool,
 }
 
 pub struct Body {
@@ -154,6 +156,7 @@ impl Content {
             raw_prefix: Vec::new(),
             spoiled: None,
             opened: false,
+            keep_empty: false,
         }
     }
 
@@ -332,8 +335,16 @@ impl Content {
         }
     }
 
+    /// Records the file even when the body turns out empty.
+    pub fn keep_if_empty(&mut self) {
+        self.keep_empty = true;
+    }
+
     /// The body ended (`Complete`: its framing said so) or was cut off.
-    pub fn end(self, end: FileEnd, cx: &mut HttpContext<'_>) {
+    pub fn end(mut self, end: FileEnd, cx: &mut HttpContext<'_>) {
+        if self.keep_empty {
+            self.open(cx);
+        }
         let Content {
             mut sink,
             decoder,

@@ -18,7 +18,8 @@
 //!
 //! multipart/form-data uploads go through the MIME parser: each part is a file (depth 1) whose
 //! `parent_fuid` is the envelope, which is recorded too (depth 0, declared multipart/form-data;
-//! the corpus expects the raw body as tshark exports it). Empty bodies leave no record. 206 pieces
+//! the corpus expects the raw body as tshark exports it). Empty bodies leave no record (as in Zeek),
+//! except an attachment a browser would save as an empty file. 206 pieces
 //! are placed into one object per resource via [`RangedFiles`] (HTTP's per-worker state, [`Http`])
 //! when Content-Range gives the total and the body is not content-encoded; other 206 shapes
 //! (multipart/byteranges, `*` total, encoded) are files of their own marked `partial`. CONNECT
@@ -538,6 +539,13 @@ impl HttpParser {
         if kind == MethodKind::Head || status == 204 || status == 304 {
             return;
         }
+        let attachment = head.content_disposition.as_deref().is_some_and(|cd| {
+            cd.trim_start()
+                .get(..10)
+                .is_some_and(|t| t.eq_ignore_ascii_case("attachment"))
+        });
+        // The statuses Chromium saves a download under.
+        let saved_as_download = attachment && ((200..=203).contains(&status) || status == 206);
         // Chromium's order: chunked (HTTP/1.1 and later only), then Content-Length, then the
         // close. Lengths that disagree frame nothing: the rest of the connection is the body.
         let framing = if rh.is_chunked() {
@@ -547,7 +555,7 @@ impl HttpParser {
             Framing::Unframed
         } else {
             match head.content_length {
-                Some(Ok(0)) => return,
+                Some(Ok(0)) if !saved_as_download => return,
                 Some(Ok(n)) => Framing::Length(n),
                 Some(Err(())) => {
                     cx.state.stats.malformed_responses += 1;
@@ -572,20 +580,23 @@ impl HttpParser {
             )
         };
         content.flag_all(*anomalies);
-        let attachment = head.content_disposition.as_deref().is_some_and(|cd| {
-            cd.trim_start()
-                .get(..10)
-                .is_some_and(|t| t.eq_ignore_ascii_case("attachment"))
-        });
-        if attachment && !(200..=203).contains(&status) && status != 206 {
+        if attachment && !saved_as_download {
             content.flag(Anomaly::StatusRefusedDownload);
+        }
+        if saved_as_download && status != 206 {
+            // A browser saves this download even when it is empty: so is its record.
+            content.keep_if_empty();
         }
         if matches!(framing, Framing::Unframed) {
             content.flag(Anomaly::FramingLost);
         }
+        let empty = matches!(framing, Framing::Length(0));
         let half = &mut self.halves[resp];
         half.body = Some(Body { framing, content });
         half.phase = Phase::Body;
+        if empty {
+            self.end_body(Side::Resp, FileEnd::Complete, cx);
+        }
     }
 
     /// A 206 body: a piece of a ranged object when the range and resource are known; otherwise

@@ -1074,3 +1074,28 @@ fn evasion_headers_folded_or_broken() {
         assert_eq!(recs[0].sha256.as_deref(), Some(sha(&body).as_str()), "{head:?}");
     }
 }
+
+#[test]
+fn an_empty_attachment_is_recorded_as_the_empty_file_a_browser_saves() {
+    let cd = "Content-Disposition: attachment; filename=\"e.bin\"\r\n";
+    for (head, recorded) in [
+        (format!("HTTP/1.1 200 OK\r\n{cd}Content-Length: 0\r\n\r\n"), true),
+        (
+            format!("HTTP/1.1 200 OK\r\n{cd}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            true,
+        ),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(), false),
+        (
+            format!("HTTP/1.1 404 Not Found\r\n{cd}Content-Length: 0\r\n\r\n"),
+            false,
+        ),
+    ] {
+        let recs = carve_bent(head.as_bytes(), PIECES);
+        assert_eq!(recs.len(), usize::from(recorded), "{head:?}");
+        if recorded {
+            assert_eq!(recs[0].size, 0);
+            assert_eq!(recs[0].sha256.as_deref(), Some(sha(b"").as_str()));
+            assert_eq!(recs[0].filename.as_deref(), Some("e.bin"));
+        }
+    }
+}
