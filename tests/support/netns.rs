@@ -479,6 +479,10 @@ impl Lab {
                 "0",
                 "--immediate-mode",
                 "-U",
+                // 64 MiB of kernel buffer (the default is 2 MiB): on a loaded 2-core machine the
+                // writer falls behind a burst, and a reference capture must not drop.
+                "-B",
+                "65536",
                 "-n",
                 "-Z",
                 "root",
