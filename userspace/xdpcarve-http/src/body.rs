@@ -65,10 +65,11 @@ impl Decoders {
     /// body without the gzip magic, a deflate body that is not deflate.
     fn not_encoded(&self, earlier: &[u8], data: &[u8]) -> bool {
         match self.0.first().map(Inflater::coding) {
-            Some(Coding::Gzip) => {
-                let first: Vec<u8> = earlier.iter().chain(data).take(2).copied().collect();
-                first.as_slice() != &[0x1f, 0x8b][..first.len()]
-            }
+            Some(Coding::Gzip) => !earlier
+                .iter()
+                .chain(data)
+                .zip([0x1f, 0x8b])
+                .all(|(&b, magic)| b == magic),
             Some(Coding::Deflate) => true,
             None => false,
         }
@@ -133,7 +134,8 @@ pub struct Content {
     sink: Sink,
     decoder: Option<Decoders>,
     /// The first encoded bytes, while the decoder has produced nothing.
-    raw_prefix: Vec<u8>,
+    /// None once a fallback is no longer possible (output came, or the bytes did not fit).
+    raw_prefix: Option<Vec<u8>>,
     /// Set when the rest of the content cannot be used (corrupt or bounded decoding, a hole in
     /// compressed data): later bytes are skipped and the file ends truncated with this reason,
     /// except for corrupt compressed data ([`DECODE_FAILED`]).
@@ -153,7 +155,7 @@ impl Content {
         Content {
             sink,
             decoder,
-            raw_prefix: Vec::new(),
+            raw_prefix: Some(Vec::new()),
             spoiled: None,
             opened: false,
             keep_empty: false,
@@ -236,31 +238,26 @@ impl Content {
         };
         // `raw_prefix` holds every earlier byte while the decoder has produced nothing (and they
         // fit); past that, a late failure cannot fall back to the bytes as sent.
-        let fresh = dec.produced_nothing() && raw_prefix.len() < RAW_PREFIX;
+        let held = raw_prefix.take().filter(|_| dec.produced_nothing());
         match dec.decode_with(data, &mut |d| write(sink, d, cx)) {
             Ok(()) => {
-                if dec.produced_nothing() && fresh {
-                    let n = data.len().min(RAW_PREFIX - raw_prefix.len());
-                    raw_prefix.extend_from_slice(&data[..n]);
-                    if n < data.len() {
-                        // Does not fit: mark it full so no fallback is attempted.
-                        raw_prefix.resize(RAW_PREFIX, 0);
-                    }
-                } else {
-                    *raw_prefix = Vec::new();
+                *raw_prefix = held.filter(|h| dec.produced_nothing() && h.len() + data.len() < RAW_PREFIX);
+                if let Some(h) = raw_prefix {
+                    h.extend_from_slice(data);
                 }
             }
-            Err(InflateError::Corrupt) if fresh && dec.produced_nothing() && dec.not_encoded(raw_prefix, data) => {
+            Err(InflateError::Corrupt)
+                if dec.produced_nothing() && held.as_ref().is_some_and(|h| dec.not_encoded(h, data)) =>
+            {
                 // Not encoded as declared: the bytes as sent are the file.
                 cx.state.stats.decompress_errors += 1;
-                let prefix = std::mem::take(raw_prefix);
+                let prefix = held.unwrap_or_default();
                 *decoder = None;
                 flag(sink, Anomaly::CeNotEncoded);
                 write(sink, &prefix, cx);
                 write(sink, data, cx);
             }
             Err(e) => {
-                *raw_prefix = Vec::new();
                 flag(sink, Anomaly::CeDecodeError);
                 *spoiled = Some(match e {
                     InflateError::Corrupt => {
