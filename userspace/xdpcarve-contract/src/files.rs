@@ -2,6 +2,7 @@
 //! size limits), hands out file ids, counts finished files and collects their records until the
 //! engine drains them. The analysis itself (hashing, sniffing) is `xdpcarve-files`.
 
+use crate::load::{LoadSignal, WantedFiles};
 use crate::record::{zeek_id, FileRecord};
 
 /// Which hashes to compute. All four by default.
@@ -63,6 +64,10 @@ pub struct FileConfig {
     pub max_file_size: u64,
     /// Leading bytes kept for content sniffing.
     pub sniff_bytes: usize,
+    /// The worker's current shedding level (the engine gives each worker's sink its own).
+    pub load: LoadSignal,
+    /// Files the submission policy wants: their MD5 and SHA-256 are never shed.
+    pub wanted: WantedFiles,
 }
 
 impl Default for FileConfig {
@@ -71,6 +76,8 @@ impl Default for FileConfig {
             hashes: HashSet::default(),
             max_file_size: 256 << 20,
             sniff_bytes: 4096,
+            load: LoadSignal::new(),
+            wanted: WantedFiles::ALL,
         }
     }
 }
@@ -83,6 +90,15 @@ crate::counters! {
         files_truncated,
         files_with_gaps,
         overflow_bytes,
+        /// Files open while the worker was shedding (`overload: true` in their records).
+        files_overload,
+        /// Files that lost each hash to shedding (`hashes_shed` in their records).
+        blake3_shed,
+        sha1_shed,
+        md5_shed,
+        sha256_shed,
+        /// Bytes of files that were not hashed at all because shedding took every hash.
+        bytes_unhashed,
     }
 }
 

@@ -209,6 +209,13 @@ pub struct FileRecord {
     pub sha1: Option<String>,
     pub sha256: Option<String>,
     pub blake3: Option<String>,
+    /// Hashes the worker stopped computing for this file because it was overloaded (in the
+    /// shedding order: "blake3", "sha1", "md5", "sha256"); left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub hashes_shed: Vec<String>,
+    /// The worker was shedding file work while this file was open; left out when not.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub overload: bool,
 
     /// The protocol's part, flattened into the record (`http_uri`, `smtp_mail_from`, ...).
     #[serde(flatten)]

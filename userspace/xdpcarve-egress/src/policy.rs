@@ -3,7 +3,7 @@
 
 use crate::config::PolicyConfig;
 use regex::{Regex, RegexBuilder};
-use xdpcarve_contract::FileRecord;
+use xdpcarve_contract::{FileInterest, FileRecord};
 
 /// What the policy says about one record.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -110,10 +110,24 @@ impl Policy {
     }
 
     fn type_matches(&self, rec: &FileRecord) -> bool {
+        self.types_match(
+            rec.mime_type.as_deref(),
+            rec.declared_mime_type.as_deref(),
+            rec.filename.as_deref(),
+        )
+    }
+
+    fn types_match(&self, mime: Option<&str>, declared: Option<&str>, filename: Option<&str>) -> bool {
         let hit = |re: &Option<Regex>, s: Option<&str>| matches!((re, s), (Some(re), Some(s)) if re.is_match(s));
-        hit(&self.mime, rec.mime_type.as_deref())
-            || hit(&self.declared, rec.declared_mime_type.as_deref())
-            || hit(&self.extension, extension_of(rec.filename.as_deref()))
+        hit(&self.mime, mime) || hit(&self.declared, declared) || hit(&self.extension, extension_of(filename))
+    }
+}
+
+/// What an overloaded worker asks before it sheds a file's MD5 and SHA-256: the type lists alone
+/// (the size is not known yet).
+impl FileInterest for Policy {
+    fn wants(&self, mime_type: Option<&str>, declared_mime_type: Option<&str>, filename: Option<&str>) -> bool {
+        self.types_match(mime_type, declared_mime_type, filename)
     }
 }
 
@@ -182,6 +196,8 @@ pub(crate) mod tests {
             sha1: None,
             sha256: None,
             blake3: None,
+            hashes_shed: Vec::new(),
+            overload: false,
             fields: Default::default(),
         }
     }

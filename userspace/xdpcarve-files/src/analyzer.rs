@@ -6,7 +6,8 @@ use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
 use xdpcarve_contract::{
-    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, Timestamp,
+    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, LoadSignal, ShedLevel,
+    Timestamp, WantedFiles,
 };
 
 /// How a file ended.
@@ -70,6 +71,10 @@ impl StagedBlake3 {
 }
 
 impl Hashers {
+    fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha1.is_none() && self.sha256.is_none() && self.blake3.is_none()
+    }
+
     fn update(&mut self, data: &[u8]) {
         if let Some(h) = &mut self.md5 {
             h.update(data);
@@ -104,7 +109,29 @@ pub struct FileAnalyzer {
     limit_hit: bool,
     /// Bytes fed to the hashers (before any gap or limit stopped them).
     hashed: u64,
+    /// Overload control: the worker's shedding level, and what this file has shed so far.
+    load: LoadSignal,
+    wanted: WantedFiles,
+    shed: Shed,
 }
+
+/// What overload control took from one file. Shedding only ever goes up for a file: a hash not
+/// computed for some bytes cannot be resumed.
+#[derive(Default)]
+struct Shed {
+    /// The highest level applied to this file.
+    level: ShedLevel,
+    /// The worker was shedding while the file was open.
+    overload: bool,
+    /// Hashes dropped, in shedding order: blake3, sha1, md5, sha256.
+    dropped: [bool; 4],
+    /// At [`ShedLevel::Unwanted`]: whether the policy wants the file, once its sniffed type is known.
+    wanted: Option<bool>,
+    /// Bytes not hashed at all because shedding took every hash.
+    unhashed: u64,
+}
+
+const SHED_NAMES: [&str; 4] = ["blake3", "sha1", "md5", "sha256"];
 
 impl FileAnalyzer {
     pub fn new(conn: &ConnMeta, meta: FileMeta, fuid: String, now: Timestamp, cfg: &FileConfig) -> Self {
@@ -129,6 +156,9 @@ impl FileAnalyzer {
             overflow_bytes: 0,
             limit_hit: false,
             hashed: 0,
+            load: cfg.load.clone(),
+            wanted: cfg.wanted.clone(),
+            shed: Shed::default(),
         }
     }
 
@@ -148,6 +178,7 @@ impl FileAnalyzer {
     /// (206 objects flushed late).
     pub fn close_into(self, files: &mut FileSink, now: Timestamp, end: FileEnd) {
         let hashed = self.hashed_bytes();
+        let unhashed = self.shed.unhashed;
         let rec = self.finish(now, end);
         let s = &mut files.stats;
         s.files += 1;
@@ -158,6 +189,18 @@ impl FileAnalyzer {
         if rec.missing_bytes > 0 {
             s.files_with_gaps += 1;
         }
+        if rec.overload {
+            s.files_overload += 1;
+        }
+        for name in &rec.hashes_shed {
+            match name.as_str() {
+                "blake3" => s.blake3_shed += 1,
+                "sha1" => s.sha1_shed += 1,
+                "md5" => s.md5_shed += 1,
+                _ => s.sha256_shed += 1,
+            }
+        }
+        s.bytes_unhashed += unhashed;
         s.overflow_bytes += rec.overflow_bytes;
         files.records.push(rec);
     }
@@ -199,9 +242,17 @@ impl FileAnalyzer {
             let n = (self.sniff_limit - self.sniff.len()).min(take.len());
             self.sniff.extend_from_slice(&take[..n]);
         }
+        let level = self.load.get();
+        if level > self.shed.level || (self.shed.level == ShedLevel::Unwanted && self.shed.wanted.is_none()) {
+            self.shed_to(level);
+        }
         if let Some(h) = &mut self.hashers {
-            h.update(take);
-            self.hashed += take.len() as u64;
+            if h.is_empty() {
+                self.shed.unhashed += take.len() as u64;
+            } else {
+                h.update(take);
+                self.hashed += take.len() as u64;
+            }
         }
         self.size += take.len() as u64;
         if !over.is_empty() {
@@ -209,6 +260,46 @@ impl FileAnalyzer {
             self.limit_hit = true;
             self.hashers = None;
             self.overflow_bytes += over.len() as u64;
+        }
+    }
+
+    /// Applies the worker's shedding `level` (at least the file's current one) to the bytes still
+    /// to come. At [`ShedLevel::Unwanted`] the policy's decision waits for the sniffed type (the
+    /// first `sniff_bytes`, or a gap that ends sniffing); until then MD5 and SHA-256 go on.
+    fn shed_to(&mut self, level: ShedLevel) {
+        let level = level.max(self.shed.level);
+        if level == ShedLevel::None {
+            return;
+        }
+        self.shed.overload = true;
+        self.shed.level = level;
+        let Some(h) = &mut self.hashers else { return };
+        if h.blake3.take().is_some() {
+            self.shed.dropped[0] = true;
+        }
+        if level >= ShedLevel::Sha1 && h.sha1.take().is_some() {
+            self.shed.dropped[1] = true;
+        }
+        if level < ShedLevel::Unwanted || self.shed.wanted.is_some() {
+            return;
+        }
+        if !self.sniff_closed && self.sniff.len() < self.sniff_limit {
+            return;
+        }
+        let mime = sniff::sniff(&self.sniff);
+        let wanted = self.wanted.wants(
+            mime,
+            self.meta.declared_mime_type.as_deref(),
+            self.meta.filename.as_deref(),
+        );
+        self.shed.wanted = Some(wanted);
+        if !wanted {
+            if h.md5.take().is_some() {
+                self.shed.dropped[2] = true;
+            }
+            if h.sha256.take().is_some() {
+                self.shed.dropped[3] = true;
+            }
         }
     }
 
@@ -240,8 +331,15 @@ impl FileAnalyzer {
             missing_bytes,
             overflow_bytes,
             limit_hit,
+            shed,
             ..
         } = self;
+        let hashes_shed = SHED_NAMES
+            .iter()
+            .zip(shed.dropped)
+            .filter(|(_, dropped)| *dropped)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
         let truncated_reason = match end {
             FileEnd::Truncated(why) => Some(why),
             FileEnd::Complete if limit_hit => Some("limit"),
@@ -292,6 +390,8 @@ impl FileAnalyzer {
             sha1,
             sha256,
             blake3,
+            hashes_shed,
+            overload: shed.overload,
             fields: meta.fields,
         }
     }
@@ -328,6 +428,105 @@ mod tests {
         let mut meta = FileMeta::new(Proto::new("http"), Direction::Download);
         meta.filename = Some("a.pdf".into());
         FileAnalyzer::new(&conn(), meta, "F1".into(), Timestamp::from_secs(5), cfg)
+    }
+
+    struct WantsPdf;
+    impl xdpcarve_contract::FileInterest for WantsPdf {
+        fn wants(&self, mime: Option<&str>, _: Option<&str>, _: Option<&str>) -> bool {
+            mime == Some("application/pdf")
+        }
+    }
+
+    fn shedding_config() -> FileConfig {
+        FileConfig {
+            wanted: WantedFiles::new(std::sync::Arc::new(WantsPdf)),
+            sniff_bytes: 16,
+            ..FileConfig::default()
+        }
+    }
+
+    /// Feeds `data` in 10-byte pieces, switching the worker's level to `level` after `after` bytes.
+    fn shed_run(cfg: &FileConfig, data: &[u8], after: usize, level: ShedLevel) -> FileRecord {
+        let mut a = analyzer(cfg);
+        for (i, chunk) in data.chunks(10).enumerate() {
+            if i * 10 >= after {
+                cfg.load.set(level);
+            }
+            a.update(chunk);
+        }
+        cfg.load.set(ShedLevel::None);
+        a.finish(Timestamp::from_secs(6), FileEnd::Complete)
+    }
+
+    #[test]
+    fn shedding_drops_blake3_then_sha1_and_keeps_the_rest_exact() {
+        let data: Vec<u8> = (0..200u8).collect();
+        let cfg = shedding_config();
+        let full = shed_run(&cfg, &data, usize::MAX, ShedLevel::None);
+        assert!(!full.overload && full.hashes_shed.is_empty() && full.blake3.is_some());
+
+        let r = shed_run(&cfg, &data, 50, ShedLevel::Blake3);
+        assert!(r.overload);
+        assert_eq!(r.hashes_shed, ["blake3"]);
+        assert_eq!(
+            (r.blake3, &r.sha1, &r.md5, &r.sha256),
+            (None, &full.sha1, &full.md5, &full.sha256)
+        );
+
+        let r = shed_run(&cfg, &data, 0, ShedLevel::Sha1);
+        assert_eq!(r.hashes_shed, ["blake3", "sha1"]);
+        assert_eq!((&r.sha1, &r.md5, &r.sha256), (&None, &full.md5, &full.sha256));
+        assert_eq!(r.size, 200, "shedding never loses bytes");
+        assert_eq!(r.mime_type, full.mime_type, "nor the sniffed type");
+    }
+
+    #[test]
+    fn at_the_last_level_only_files_the_policy_wants_keep_md5_and_sha256() {
+        let cfg = shedding_config();
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        pdf.extend((0..300u32).map(|i| i as u8));
+        let full = shed_run(&cfg, &pdf, usize::MAX, ShedLevel::None);
+        let r = shed_run(&cfg, &pdf, 0, ShedLevel::Unwanted);
+        assert_eq!(r.mime_type.as_deref(), Some("application/pdf"));
+        assert_eq!(r.hashes_shed, ["blake3", "sha1"]);
+        assert_eq!(
+            (&r.md5, &r.sha256),
+            (&full.md5, &full.sha256),
+            "a wanted file keeps its API hashes"
+        );
+
+        let text = vec![b'x'; 300];
+        let r = shed_run(&cfg, &text, 0, ShedLevel::Unwanted);
+        assert_eq!(r.hashes_shed, ["blake3", "sha1", "md5", "sha256"]);
+        assert!(r.md5.is_none() && r.sha256.is_none() && r.overload);
+        assert_eq!(r.size, 300);
+
+        // Shedding only goes up for a file: back at full work the dropped hashes stay dropped.
+        let mut a = analyzer(&cfg);
+        cfg.load.set(ShedLevel::Blake3);
+        a.update(b"abc");
+        cfg.load.set(ShedLevel::None);
+        a.update(b"def");
+        let r = a.finish(Timestamp::from_secs(6), FileEnd::Complete);
+        assert_eq!(r.hashes_shed, ["blake3"]);
+        assert_eq!(r.md5.unwrap(), hex(&Md5::digest(b"abcdef")));
+    }
+
+    #[test]
+    fn shed_files_are_counted() {
+        let cfg = shedding_config();
+        let mut sink = FileSink::new(cfg.clone(), 0);
+        cfg.load.set(ShedLevel::Unwanted);
+        let mut a = analyzer(&cfg);
+        a.update(&[b'y'; 10]);
+        a.update(&[b'y'; 90]);
+        a.close_into(&mut sink, Timestamp::from_secs(6), FileEnd::Complete);
+        let s = &sink.stats;
+        assert_eq!(
+            (s.files_overload, s.blake3_shed, s.sha1_shed, s.md5_shed, s.sha256_shed),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!(s.bytes_unhashed, 90, "hashed until the type was sniffed (16 bytes)");
     }
 
     #[test]
