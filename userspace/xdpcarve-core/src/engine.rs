@@ -10,10 +10,12 @@ use std::any::Any;
 use std::time::Duration;
 
 use xdpcarve_contract::{
-    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdGen, LinkType, Opener, Side, Timestamp,
+    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdGen, LinkType, LoadSignal, Opener, Side,
+    Timestamp,
 };
 
 use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable};
+use crate::overload::OverloadConfig;
 use crate::reassembly::{MemoryBudget, Reassembled, Stream, StreamLimits};
 use crate::registry::{ConnParser, Event, PortMap, ProtocolRegistry, RunningProtocol};
 use crate::stats::{CaptureStats, TcpStats};
@@ -45,6 +47,8 @@ pub struct EngineConfig {
     /// Seed of the flow table's hasher. `None`: random per engine, so an attacker cannot aim many
     /// flows at one bucket; set it for runs that must repeat exactly.
     pub hash_seed: Option<u64>,
+    /// When the worker sheds file work (its driver reports the backlog; see [`crate::overload`]).
+    pub overload: OverloadConfig,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +62,7 @@ impl Default for EngineConfig {
             max_reassembly_memory: 256 << 20,
             reassembly_depth: 0,
             detect_other_ports: true,
+            overload: OverloadConfig::default(),
             worker_id: 0,
             hash_seed: None,
         }
@@ -178,7 +183,14 @@ impl Engine {
             mem,
             capture: CaptureStats::default(),
             tcp: TcpStats::default(),
-            files: FileSink::new(cfg.files.clone(), cfg.worker_id),
+            files: FileSink::new(
+                FileConfig {
+                    // Each worker sheds on its own backlog.
+                    load: LoadSignal::new(),
+                    ..cfg.files.clone()
+                },
+                cfg.worker_id,
+            ),
             conn_ids: IdGen::new(cfg.worker_id),
             now: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
@@ -205,6 +217,10 @@ impl Engine {
         }
         self.files.stats.add_to("files", &mut set);
         set
+    }
+    /// The shedding level this engine's files follow (set by the worker's load monitor).
+    pub fn load_signal(&self) -> LoadSignal {
+        self.files.config.load.clone()
     }
     /// Connections tracked (including recently closed ones remembered for stragglers).
     pub fn active_flows(&self) -> usize {

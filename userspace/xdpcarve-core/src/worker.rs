@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use xdpcarve_contract::{CounterSet, FileRecord, LinkType, Timestamp};
 
+use crate::overload::LoadMonitor;
 use crate::Engine;
 
 /// Where a worker's finished records go (the egress queue, a files log, a `Vec` in tests and
@@ -70,11 +71,14 @@ pub struct Worker<S: RecordSink> {
     last_ts: Timestamp,
     max_flows: usize,
     until_sample: u32,
+    load: LoadMonitor,
 }
 
 impl<S: RecordSink> Worker<S> {
     pub fn new(engine: Engine, sink: S) -> Self {
+        let load = LoadMonitor::new(engine.config().overload, engine.load_signal());
         Worker {
+            load,
             engine,
             sink,
             error: None,
@@ -116,6 +120,25 @@ impl<S: RecordSink> Worker<S> {
         }
     }
 
+    /// The driver's view of this worker's backlog: `waiting` of `capacity` frames at `now_ns` (its
+    /// own monotonic clock). Sets how much file work the next bytes shed ([`crate::overload`]).
+    #[inline]
+    pub fn observe_backlog(&mut self, now_ns: u64, waiting: u64, capacity: u64) {
+        self.load.observe(now_ns, waiting, capacity);
+    }
+
+    /// Shedding now in force.
+    pub fn shed_level(&self) -> xdpcarve_contract::ShedLevel {
+        self.load.level()
+    }
+
+    /// Every counter: the engine's and overload control's (area `overload`).
+    pub fn counters(&self) -> CounterSet {
+        let mut set = self.engine.counters();
+        self.load.stats().add_to("overload", &mut set);
+        set
+    }
+
     /// When the engine next needs [`Worker::handle_timeout`] if no packet arrives.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         self.engine.poll_timeout()
@@ -139,7 +162,7 @@ impl<S: RecordSink> Worker<S> {
             }
         }
         WorkerReport {
-            counters: self.engine.counters(),
+            counters: self.counters(),
             files: self.files,
             file_bytes: self.file_bytes,
             files_with_gaps: self.files_with_gaps,
