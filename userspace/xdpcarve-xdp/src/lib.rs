@@ -37,7 +37,7 @@ mod worker;
 pub use error::{LiveError, Privilege};
 pub use iface::{Interface, QueueSelection, MIN_KERNEL};
 pub use program::{object_bytes, AttachedMode, XdpCounters, XdpModeChoice, XdpProgram};
-pub use worker::{FrameHandler, QueueStats, RingConfig};
+pub use worker::{FrameHandler, QueueStats, RingConfig, DEFAULT_CAPTURE_MEMORY, MIN_CAPTURE_MEMORY};
 
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,7 +124,7 @@ pub struct LiveSummary {
 }
 
 impl LiveSummary {
-    /// Sum over queues (queue id 0 meaningless). Saturating: the kernel_* fields are the
+    /// Sum over queues (queue id 0 meaningless; the ring marks are the largest queue's). Saturating: the kernel_* fields are the
     /// kernel's own counters, and no value they hold may make the sum panic or wrap.
     pub fn total(&self) -> QueueStats {
         let mut t = QueueStats::default();
@@ -144,6 +144,9 @@ impl LiveSummary {
                 &mut t.kernel_rx_fill_ring_empty_descs,
                 q.kernel_rx_fill_ring_empty_descs,
             );
+            // Per-queue marks: the fullest queue is what matters.
+            t.rx_ring_high_water = t.rx_ring_high_water.max(q.rx_ring_high_water);
+            t.rx_ring_capacity = t.rx_ring_capacity.max(q.rx_ring_capacity);
         }
         t
     }

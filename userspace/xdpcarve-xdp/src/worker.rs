@@ -28,6 +28,11 @@ pub trait FrameHandler {
     fn handle_timeout(&mut self, now_ns: u64);
     /// Called once, after the last frame.
     fn finish(&mut self, now_ns: u64);
+    /// Before each batch: `waiting` frames of at most `capacity` are queued for this worker (its
+    /// rx ring's occupancy), at `now_ns` (CLOCK_MONOTONIC). Overload control watches this.
+    fn backlog(&mut self, now_ns: u64, waiting: u32, capacity: u32) {
+        let _ = (now_ns, waiting, capacity);
+    }
 }
 
 /// Longest sleep while idle, so the stop flag is noticed and kernel counters refreshed.
@@ -46,19 +51,65 @@ pub struct RingConfig {
     pub batch: u32,
 }
 
+/// Default capture memory per queue: at 2048-byte frames, 129,536 frames and rings of 131,072,
+/// about 1.5 s of a 1 Gbit/s link's full-size packets (README "Sizing").
+pub const DEFAULT_CAPTURE_MEMORY: u64 = 256 << 20;
+/// Bytes of ring descriptors per ring entry: 16 in the rx ring, 8 in the fill ring.
+const RING_ENTRY_BYTES: u64 = 16 + 8;
+/// The smallest budget: rings of 2048 entries.
+pub const MIN_CAPTURE_MEMORY: u64 = 2048 * (2048 + RING_ENTRY_BYTES);
+
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig {
-            umem_frames: 8192,
-            frame_size: 2048,
-            fill_ring: 4096,
-            rx_ring: 4096,
-            batch: 256,
-        }
+        RingConfig::from_memory(DEFAULT_CAPTURE_MEMORY, 2048).expect("the default budget fits")
     }
 }
 
 impl RingConfig {
+    /// Rings and UMEM from a per-queue memory budget (UMEM plus ring descriptors): the rx and
+    /// fill rings get the largest power of two of entries that the budget has frames for, and the
+    /// UMEM every frame left after the rings. The rx ring is what absorbs a burst while the worker
+    /// is busy, so it is made as large as the frames can fill.
+    pub fn from_memory(budget: u64, frame_size: u32) -> Result<RingConfig, LiveError> {
+        if !(frame_size == 2048 || frame_size == 4096) {
+            return Err(LiveError::Config(format!(
+                "--frame-size {frame_size} must be 2048 or 4096"
+            )));
+        }
+        let frame = u64::from(frame_size);
+        if budget < 2048 * (frame + RING_ENTRY_BYTES) {
+            return Err(LiveError::Config(format!(
+                "--capture-memory {budget} is too small for {frame_size}-byte frames: give at least {} bytes \
+                 (2048 frames), 256M for a 1 Gbit/s link",
+                2048 * (frame + RING_ENTRY_BYTES)
+            )));
+        }
+        let frames = budget / frame;
+        let ring = 1u64 << (63 - frames.leading_zeros());
+        let ring = ring.min(1 << 30);
+        let umem_frames = (budget - ring * RING_ENTRY_BYTES) / frame;
+        let to_u32 =
+            |v: u64| u32::try_from(v).map_err(|_| LiveError::Config(format!("--capture-memory {budget} is too large")));
+        Ok(RingConfig {
+            umem_frames: to_u32(umem_frames)?,
+            frame_size,
+            fill_ring: to_u32(ring)?,
+            rx_ring: to_u32(ring)?,
+            batch: 256,
+        })
+    }
+
+    /// Frames that can wait for the worker before the kernel drops: the rx ring, or fewer when
+    /// the UMEM has fewer frames.
+    pub fn backlog_capacity(&self) -> u32 {
+        self.rx_ring.min(self.umem_frames)
+    }
+
+    /// Locked memory of one queue: UMEM and ring descriptors.
+    pub fn locked_bytes(&self) -> u64 {
+        self.umem_bytes() + u64::from(self.rx_ring) * 16 + u64::from(self.fill_ring) * 8
+    }
+
     pub fn validate(&self) -> Result<(), LiveError> {
         let pow2 = |v: u32| v.is_power_of_two();
         if !(self.frame_size == 2048 || self.frame_size == 4096) {
@@ -70,14 +121,15 @@ impl RingConfig {
         if !pow2(self.fill_ring) || !pow2(self.rx_ring) {
             return Err(LiveError::Config("ring sizes must be powers of two".into()));
         }
-        if self.umem_frames < self.fill_ring {
-            return Err(LiveError::Config(format!(
-                "--umem-frames {} must be at least the fill ring size {}",
-                self.umem_frames, self.fill_ring
-            )));
-        }
         if self.batch == 0 {
             return Err(LiveError::Config("batch size must be positive".into()));
+        }
+        if u64::from(self.umem_frames) < 2 * u64::from(self.batch) {
+            return Err(LiveError::Config(format!(
+                "--umem-frames {} must be at least twice the batch size {} (the kernel needs frames to \
+                 receive into while a batch is processed)",
+                self.umem_frames, self.batch
+            )));
         }
         Ok(())
     }
@@ -114,10 +166,14 @@ pub struct QueueStats {
     pub kernel_rx_invalid_descs: u64,
     pub kernel_rx_ring_full: u64,
     pub kernel_rx_fill_ring_empty_descs: u64,
+    /// Most frames found waiting in the rx ring at once (its occupancy's high-water mark).
+    pub rx_ring_high_water: u64,
+    /// Frames that can wait before the kernel drops ([`RingConfig::backlog_capacity`]).
+    pub rx_ring_capacity: u64,
 }
 
 impl QueueStats {
-    const FIELDS: usize = 11;
+    const FIELDS: usize = 13;
 
     fn to_array(self) -> [u64; Self::FIELDS] {
         [
@@ -132,6 +188,8 @@ impl QueueStats {
             self.kernel_rx_invalid_descs,
             self.kernel_rx_ring_full,
             self.kernel_rx_fill_ring_empty_descs,
+            self.rx_ring_high_water,
+            self.rx_ring_capacity,
         ]
     }
 
@@ -149,6 +207,8 @@ impl QueueStats {
             kernel_rx_invalid_descs: a[8],
             kernel_rx_ring_full: a[9],
             kernel_rx_fill_ring_empty_descs: a[10],
+            rx_ring_high_water: a[11],
+            rx_ring_capacity: a[12],
         }
     }
 
@@ -165,6 +225,8 @@ impl QueueStats {
         f("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs);
         f("kernel_rx_ring_full", self.kernel_rx_ring_full);
         f("kernel_rx_fill_ring_empty_descs", self.kernel_rx_fill_ring_empty_descs);
+        f("rx_ring_high_water", self.rx_ring_high_water);
+        f("rx_ring_capacity", self.rx_ring_capacity);
     }
 
     /// Packets lost between the XDP program and this worker, as the kernel counts them
@@ -488,8 +550,10 @@ impl QueueSocket {
     }
 
     fn receive_loop<H: FrameHandler>(&mut self, handler: &mut H, args: &WorkerArgs) {
+        let capacity = args.rings.backlog_capacity();
         let mut stats = QueueStats {
             queue: args.queue,
+            rx_ring_capacity: u64::from(capacity),
             ..Default::default()
         };
         let mut last_kernel_stats = 0u64;
@@ -505,6 +569,10 @@ impl QueueSocket {
                 stats.fill_ring_empty_events += 1;
             }
             let ts = now_ns();
+            // Occupancy before the batch: the backlog overload control acts on.
+            let waiting = self.rx.available().min(capacity);
+            stats.rx_ring_high_water = stats.rx_ring_high_water.max(u64::from(waiting));
+            handler.backlog(monotonic_ns(), waiting, capacity);
             let mut n = 0u32;
             {
                 let mut reader = self.rx.receive(batch);
@@ -609,6 +677,16 @@ pub(crate) fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// CLOCK_MONOTONIC in nanoseconds (std's Instant reads it on Linux), from a process-wide origin.
+pub(crate) fn monotonic_ns() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    // +1: zero means "never" to the load monitor.
+    u64::try_from(origin.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
 fn pin_to_core(core: usize) {
     if core >= libc::CPU_SETSIZE as usize {
         tracing::warn!("could not pin worker to core {core}: beyond CPU_SETSIZE");
@@ -666,10 +744,36 @@ mod tests {
         };
         assert!(bad_ring.validate().is_err());
         let small_umem = RingConfig {
-            umem_frames: 1024,
+            umem_frames: 300,
             ..Default::default()
         };
         assert!(small_umem.validate().unwrap_err().to_string().contains("--umem-frames"));
+    }
+
+    #[test]
+    fn rings_come_from_the_memory_budget() {
+        let d = RingConfig::default();
+        assert_eq!((d.rx_ring, d.fill_ring, d.umem_frames), (131_072, 131_072, 129_536));
+        assert!(d.validate().is_ok());
+        assert!(d.locked_bytes() <= DEFAULT_CAPTURE_MEMORY);
+        assert_eq!(d.backlog_capacity(), 129_536);
+        // Not a power of two: the rings round down, the UMEM takes the rest.
+        let r = RingConfig::from_memory(300 << 20, 2048).unwrap();
+        assert_eq!(r.rx_ring, 131_072);
+        assert!(r.umem_frames > 150_000 && r.locked_bytes() <= 300 << 20);
+        let big = RingConfig::from_memory(1 << 30, 4096).unwrap();
+        assert_eq!(big.rx_ring, 262_144);
+        assert!(big.validate().is_ok() && big.locked_bytes() <= 1 << 30);
+        let min = RingConfig::from_memory(MIN_CAPTURE_MEMORY, 2048).unwrap();
+        assert!(min.validate().is_ok());
+        let small = RingConfig::from_memory(MIN_CAPTURE_MEMORY - 1, 2048)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            small.contains("--capture-memory") && small.contains("at least"),
+            "{small}"
+        );
+        assert!(RingConfig::from_memory(1 << 30, 3000).is_err());
     }
 
     #[test]
@@ -732,6 +836,8 @@ mod tests {
             kernel_rx_invalid_descs: 7,
             kernel_rx_ring_full: 8,
             kernel_rx_fill_ring_empty_descs: 9,
+            rx_ring_high_water: 10,
+            rx_ring_capacity: 11,
         };
         shared.publish(&s);
         assert_eq!(shared.snapshot(3), s);
