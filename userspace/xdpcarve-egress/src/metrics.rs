@@ -30,6 +30,10 @@ pub struct QueueCounters {
     pub fill_ring_empty: u64,
     /// Multi-buffer packets too large to put back together: dropped by the worker.
     pub rx_oversized: u64,
+    /// Most frames that waited in the RX ring at once (a gauge: the high-water mark so far).
+    pub rx_ring_high_water: u64,
+    /// Frames that can wait in the RX ring before the kernel drops.
+    pub rx_ring_capacity: u64,
 }
 
 /// Counters of the XDP program (summed over CPUs), as the live runtime reads them from its map.
@@ -91,6 +95,10 @@ pub struct MetricsHub {
     /// counters depends on the protocols the engine runs.
     worker_stats: Mutex<HashMap<(&'static str, &'static str), IntCounterVec>>,
     flows_active: IntGaugeVec,
+    /// Each worker's shedding level now (0 full work .. 3).
+    shed_level: IntGaugeVec,
+    /// Each queue's RX ring high-water mark and capacity.
+    ring_gauges: [IntGaugeVec; 2],
     queue: [IntCounterVec; 7],
     xdp: [IntCounter; 7],
 }
@@ -250,6 +258,29 @@ impl MetricsHub {
         )
         .expect("valid metric");
         r.register(Box::new(flows_active.clone())).expect("unique metric");
+        let gauge_vec = |name: &str, help: &str, label: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let shed_level = gauge_vec(
+            "xdpcarve_overload_shed_level",
+            "File work the worker sheds now: 0 none, 1 BLAKE3, 2 also SHA-1, 3 also every hash of files no \
+             policy wants (time spent shedding: xdpcarve_overload_shed_ns_total).",
+            "worker",
+        );
+        let ring_gauges = [
+            gauge_vec(
+                "xdpcarve_queue_rx_ring_high_water",
+                "Most frames that waited in the RX ring at once since start.",
+                "queue",
+            ),
+            gauge_vec(
+                "xdpcarve_queue_rx_ring_capacity",
+                "Frames that can wait in the RX ring before the kernel drops.",
+                "queue",
+            ),
+        ];
 
         let q = |name: &str, help: &str| counter_vec(&r, name, help, &["queue"]);
         let queue = [
@@ -321,6 +352,8 @@ impl MetricsHub {
             egress,
             worker_stats: Mutex::new(HashMap::new()),
             flows_active,
+            shed_level,
+            ring_gauges,
             queue,
             xdp,
         }
@@ -351,6 +384,13 @@ impl MetricsHub {
             .set(flows as i64);
     }
 
+    /// Publishes a worker's shedding level now (0..3, [`xdpcarve_contract::ShedLevel`]).
+    pub fn publish_shed_level(&self, worker_id: usize, level: u8) {
+        self.shed_level
+            .with_label_values(&[&worker_id.to_string()])
+            .set(i64::from(level));
+    }
+
     /// Publishes the counters of one AF_XDP socket (totals since it was created).
     pub fn publish_queue(&self, queue_id: u32, c: &QueueCounters) {
         let label = queue_id.to_string();
@@ -365,6 +405,9 @@ impl MetricsHub {
         ];
         for (vec, v) in self.queue.iter().zip(values) {
             raise_to(&vec.with_label_values(&[&label]), v);
+        }
+        for (g, v) in self.ring_gauges.iter().zip([c.rx_ring_high_water, c.rx_ring_capacity]) {
+            g.with_label_values(&[&label]).set(i64::try_from(v).unwrap_or(i64::MAX));
         }
     }
 
@@ -425,9 +468,12 @@ mod tests {
             &QueueCounters {
                 rx_packets: 10,
                 rx_ring_full: 1,
+                rx_ring_high_water: 300,
+                rx_ring_capacity: 4096,
                 ..Default::default()
             },
         );
+        hub.publish_shed_level(1, 2);
         hub.publish_xdp(&XdpCounters {
             redirected: 7,
             ..Default::default()
@@ -438,6 +484,12 @@ mod tests {
         assert!(text.contains("xdpcarve_files_bytes_hashed_total{worker=\"0\"} 1000\n"));
         assert!(text.contains("xdpcarve_queue_rx_ring_full_drops_total{queue=\"2\"} 1\n"));
         assert!(text.contains("xdpcarve_xdp_redirected_packets_total 7\n"));
+        assert!(
+            text.contains("xdpcarve_queue_rx_ring_high_water{queue=\"2\"} 300\n"),
+            "{text}"
+        );
+        assert!(text.contains("xdpcarve_queue_rx_ring_capacity{queue=\"2\"} 4096\n"));
+        assert!(text.contains("xdpcarve_overload_shed_level{worker=\"1\"} 2\n"));
         assert!(text.contains("xdpcarve_build_info{sensor=\"s1\",version="));
         let lines: Vec<_> = text.lines().map(|l| Ok(l.to_string())).collect();
         let parsed = prometheus_parse::Scrape::parse(lines.into_iter()).unwrap();

@@ -90,6 +90,22 @@ pub struct Cli {
     #[arg(long)]
     pub ports_only: bool,
 
+    /// Backlog, as a fraction of the rx ring, at or above which a worker sheds file work, one more
+    /// step every 20 ms it stays there: BLAKE3, then SHA-1, then every hash of files no policy
+    /// wants. Never shed: reassembly, parsing, sniffing, and MD5/SHA-256 of files the policy wants.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub overload_high_water: f64,
+
+    /// Backlog at or below which a shedding worker returns to full work.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.125)]
+    pub overload_low_water: f64,
+
+    /// With --read, to test overload control: the capture is taken to arrive at this many Mbit/s
+    /// into an rx ring of --capture-memory, and a worker that falls behind sheds file work as it
+    /// would live. Packets are never dropped; the summary says how many a live ring would have lost.
+    #[arg(long, value_name = "MBPS", requires = "read", value_parser = parse_mbps)]
+    pub simulate_mbps: Option<f64>,
+
     /// No progress and no summary on stderr (errors and warnings are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -123,6 +139,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("size `{s}` is too large"));
     }
     Ok(bytes as u64)
+}
+
+/// A positive link rate in Mbit/s ("1000", "2500.5").
+pub fn parse_mbps(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a rate: give Mbit/s as a positive number, e.g. 1000 for 1 Gbit/s"
+        )),
+    }
 }
 
 /// "80,8080" (spaces allowed); each port 1–65535.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use xdpcarve_contract::{CounterSet, FileRecord};
+use xdpcarve_contract::{CounterSet, FileRecord, ShedLevel};
 use xdpcarve_core::RecordSink;
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueCounters, QueueMode, RecordSender, XdpCounters};
 
@@ -52,9 +52,10 @@ pub fn start(cfg: EgressConfig, workers: usize, mode: QueueMode) -> Result<(Egre
 pub struct HubMetrics(pub Arc<MetricsHub>);
 
 impl LiveMetrics for HubMetrics {
-    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64) {
+    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64, shed: ShedLevel) {
         self.0.publish_worker(worker_id, counters);
         self.0.publish_flows_active(worker_id, flows_active);
+        self.0.publish_shed_level(worker_id, shed as u8);
     }
 
     fn capture(&self, xdp: &xdpcarve_xdp::XdpCounters, queues: &[xdpcarve_xdp::QueueStats]) {
@@ -78,6 +79,8 @@ impl LiveMetrics for HubMetrics {
                     rx_ring_full: q.kernel_rx_ring_full,
                     fill_ring_empty: q.kernel_rx_fill_ring_empty_descs,
                     rx_oversized: q.rx_oversized,
+                    rx_ring_high_water: q.rx_ring_high_water,
+                    rx_ring_capacity: q.rx_ring_capacity,
                 },
             );
         }

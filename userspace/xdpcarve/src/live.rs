@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use xdpcarve_contract::{CounterSet, LinkType, Timestamp};
+use xdpcarve_contract::{CounterSet, LinkType, ShedLevel, Timestamp};
 use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
 use xdpcarve_xdp::{
     FrameHandler, Interface, LiveCapture, LiveConfig, LiveSummary, QueueSelection, QueueStats, RingConfig, XdpCounters,
@@ -34,24 +34,30 @@ pub struct LiveArgs {
     #[arg(long, value_name = "LIST", default_value = "all", value_parser = clap::value_parser!(QueueSelection))]
     pub queues: QueueSelection,
 
-    /// UMEM frames per queue (each --frame-size bytes; locked memory).
-    #[arg(long, value_name = "N", default_value_t = RingConfig::default().umem_frames)]
-    pub umem_frames: u32,
+    /// Locked memory per queue for its UMEM and rings: the rx and fill rings get the largest
+    /// power of two of entries it has frames for, so bursts wait in the ring instead of being
+    /// dropped (256M holds about 1.5 s of a 1 Gbit/s link; README "Sizing").
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::cli::parse_size)]
+    pub capture_memory: u64,
 
     /// UMEM frame size in bytes: 2048 or 4096. Larger packets arrive in several frames (kernel 6.6+).
-    #[arg(long, value_name = "BYTES", default_value_t = RingConfig::default().frame_size)]
+    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
     pub frame_size: u32,
 
-    /// Fill ring entries per queue (power of two).
-    #[arg(long, value_name = "N", default_value_t = RingConfig::default().fill_ring)]
-    pub fill_ring: u32,
+    /// UMEM frames per queue, instead of what --capture-memory gives.
+    #[arg(long, value_name = "N")]
+    pub umem_frames: Option<u32>,
 
-    /// RX ring entries per queue (power of two).
-    #[arg(long, value_name = "N", default_value_t = RingConfig::default().rx_ring)]
-    pub rx_ring: u32,
+    /// Fill ring entries per queue (power of two), instead of what --capture-memory gives.
+    #[arg(long, value_name = "N")]
+    pub fill_ring: Option<u32>,
+
+    /// RX ring entries per queue (power of two), instead of what --capture-memory gives.
+    #[arg(long, value_name = "N")]
+    pub rx_ring: Option<u32>,
 
     /// Most frames a worker takes off its RX ring at once.
-    #[arg(long, value_name = "N", default_value_t = RingConfig::default().batch)]
+    #[arg(long, value_name = "N", default_value_t = 256)]
     pub rx_batch: u32,
 
     /// Do not pin worker threads to cores.
@@ -60,14 +66,15 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
-    fn rings(&self) -> RingConfig {
-        RingConfig {
-            umem_frames: self.umem_frames,
-            frame_size: self.frame_size,
-            fill_ring: self.fill_ring,
-            rx_ring: self.rx_ring,
-            batch: self.rx_batch,
-        }
+    /// The rings the flags describe: from --capture-memory, then any ring flag given.
+    pub fn rings(&self) -> Result<RingConfig> {
+        let mut r = RingConfig::from_memory(self.capture_memory, self.frame_size)?;
+        r.umem_frames = self.umem_frames.unwrap_or(r.umem_frames);
+        r.fill_ring = self.fill_ring.unwrap_or(r.fill_ring);
+        r.rx_ring = self.rx_ring.unwrap_or(r.rx_ring);
+        r.batch = self.rx_batch;
+        r.validate()?;
+        Ok(r)
     }
 }
 
@@ -85,8 +92,8 @@ pub fn worker_count(args: &LiveArgs) -> Result<usize> {
 /// Where live counters are published (the Prometheus hub of the egress crate implements it).
 /// Called from worker threads about once a second and from the control thread, never per packet.
 pub trait LiveMetrics: Send + Sync {
-    /// A worker's counters (totals since start) and its tracked flows now.
-    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64);
+    /// A worker's counters (totals since start), its tracked flows and its shedding level now.
+    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64, shed: ShedLevel);
     /// The XDP program's counters and every queue's socket counters (totals since start).
     fn capture(&self, xdp: &XdpCounters, queues: &[QueueStats]);
 }
@@ -118,7 +125,12 @@ impl<S: RecordSink> LiveWorker<S> {
     fn publish(&self) {
         if let Some(hub) = &self.hub {
             let engine = self.worker.engine();
-            hub.worker(self.worker_id, &engine.counters(), engine.active_flows() as u64);
+            hub.worker(
+                self.worker_id,
+                &self.worker.counters(),
+                engine.active_flows() as u64,
+                self.worker.shed_level(),
+            );
         }
     }
 
@@ -153,6 +165,12 @@ impl<S: RecordSink> FrameHandler for LiveWorker<S> {
             self.publish();
             self.next_publish = now_ns.saturating_add(PUBLISH_EVERY_NS);
         }
+    }
+
+    #[inline]
+    fn backlog(&mut self, now_ns: u64, waiting: u32, capacity: u32) {
+        self.worker
+            .observe_backlog(now_ns, u64::from(waiting), u64::from(capacity));
     }
 
     fn finish(&mut self, now_ns: u64) {
@@ -191,7 +209,7 @@ where
         mode: args.xdp_mode,
         queues: args.queues.clone(),
         ports: cfg.protocols.ports(),
-        rings: args.rings(),
+        rings: args.rings()?,
         pin_workers: !args.no_pin,
         multi_buffer: true,
     };

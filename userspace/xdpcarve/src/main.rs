@@ -21,8 +21,8 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use xdpcarve_contract::{FileConfig, HashSet};
-use xdpcarve_core::EngineConfig;
+use xdpcarve_contract::{FileConfig, HashSet, WantedFiles};
+use xdpcarve_core::{EngineConfig, OverloadConfig};
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
 use xdpcarve_protocols::http::HttpConfig;
 use xdpcarve_protocols::ProtocolsConfig;
@@ -74,6 +74,14 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         smtp_ports: cli.smtp_ports.0.clone(),
         ..ProtocolsConfig::default()
     };
+    let overload = OverloadConfig {
+        high_water: cli.overload_high_water,
+        low_water: cli.overload_low_water,
+        ..OverloadConfig::default()
+    };
+    overload
+        .validate()
+        .map_err(|e| anyhow!("--overload-low-water/--overload-high-water: {e}"))?;
     let to_usize = |v: u64, flag: &str| usize::try_from(v).map_err(|_| anyhow!("{flag} {v} is too large"));
     Ok(EngineConfig {
         files,
@@ -86,6 +94,7 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         detect_other_ports: !cli.ports_only,
         worker_id: 0,
         hash_seed: None,
+        overload,
     })
 }
 
@@ -96,7 +105,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         print!("{}", config::dump(&egress_cfg)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let cfg = engine_config(cli)?;
+    let mut cfg = engine_config(cli)?;
+    // Shedding never takes MD5 and SHA-256 of a file the submission policy wants.
+    let policy = xdpcarve_egress::policy::Policy::new(&egress_cfg.policy)?;
+    cfg.files.wanted = WantedFiles::new(Arc::new(policy));
     if live {
         return run_live(cli, cfg, egress_cfg);
     }
@@ -110,7 +122,14 @@ fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
     let (egress, hub, mut sinks) = egress::start(egress_cfg, 1, QueueMode::Block)?;
     let sink = sinks.pop().expect("one sink per worker");
-    let report = offline::run(read, cfg, sink, cli.quiet);
+    let simulated = match cli.simulate_mbps {
+        Some(mbps) => Some(offline::SimulatedRing::new(
+            mbps,
+            u64::from(cli.live.rings()?.backlog_capacity()),
+        )),
+        None => None,
+    };
+    let report = offline::run(read, cfg, sink, simulated, cli.quiet);
     conclude(cli, egress, &hub, &protocols, report, |r| Source::Read(r))
 }
 

@@ -22,14 +22,76 @@ pub struct ReadReport {
     pub skipped_unsupported: u64,
     /// The read stopped early on a corrupt record (records before it were still processed).
     pub stopped: Option<CaptureError>,
+    /// With --simulate-mbps: the simulated ring's high-water mark, capacity, and the frames a live
+    /// sensor would have lost to a full ring (none is dropped offline).
+    pub simulated: Option<SimulatedRing>,
     pub worker: WorkerReport,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// `--simulate-mbps`: the capture is taken to arrive at a link rate into an rx ring of the live
+/// capacity, so overload control can be tested offline. Packets arrive at `rate` (their length on
+/// the wire, back to back); the frames waiting are those that arrived while the worker was still
+/// behind the packet it is at. Nothing is dropped: when the model's ring overflows, the frames a
+/// live sensor would have lost are counted and the model's clock catches up.
+#[derive(Clone, Debug)]
+pub struct SimulatedRing {
+    /// Nanoseconds one byte takes on the simulated link.
+    ns_per_byte: f64,
+    pub capacity: u64,
+    pub high_water: u64,
+    /// Frames a live ring of this size would have dropped.
+    pub overflow: u64,
+    /// Arrival time of the current packet on the simulated link.
+    arrival_ns: f64,
+    packets: u64,
+    started: Option<Instant>,
+}
+
+impl SimulatedRing {
+    pub fn new(mbps: f64, capacity: u64) -> SimulatedRing {
+        SimulatedRing {
+            ns_per_byte: 8_000.0 / mbps,
+            capacity,
+            high_water: 0,
+            overflow: 0,
+            arrival_ns: 0.0,
+            packets: 0,
+            started: None,
+        }
+    }
+
+    /// A packet of `wire_len` bytes is next: returns (now, frames waiting) for the load monitor.
+    fn next(&mut self, wire_len: usize) -> (u64, u64) {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        self.packets += 1;
+        // Ethernet preamble, FCS and inter-frame gap: 24 bytes a frame on the wire.
+        self.arrival_ns += (wire_len as f64 + 24.0) * self.ns_per_byte;
+        let now = started.elapsed().as_nanos() as f64;
+        let per_packet = self.arrival_ns / self.packets as f64;
+        let mut waiting = ((now - self.arrival_ns) / per_packet).max(0.0) as u64;
+        if waiting > self.capacity {
+            // A live ring would have dropped these; offline they are all processed, and the
+            // model's clock moves on so the next packets wait as behind a full ring.
+            self.overflow += waiting - self.capacity;
+            self.arrival_ns += (waiting - self.capacity) as f64 * per_packet;
+            waiting = self.capacity;
+        }
+        self.high_water = self.high_water.max(waiting);
+        (now as u64 + 1, waiting)
+    }
+}
+
 /// Reads the whole capture through one worker into `sink`. Stops early when the sink fails
 /// (the report says why).
-pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) -> Result<ReadReport> {
+pub fn run<S: RecordSink>(
+    read: &Path,
+    cfg: EngineConfig,
+    sink: S,
+    mut simulated: Option<SimulatedRing>,
+    quiet: bool,
+) -> Result<ReadReport> {
     let mut cap = CaptureFile::open(read)?;
     let mut worker = Worker::new(Engine::new(cfg), sink);
     let started = Instant::now();
@@ -49,6 +111,10 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
             }
             Err(e) => return Err(e).context("reading the capture failed"),
         };
+        if let Some(ring) = &mut simulated {
+            let (now, waiting) = ring.next(pkt.data.len());
+            worker.observe_backlog(now, waiting, ring.capacity);
+        }
         worker.handle_packet(pkt.ts, pkt.link, pkt.data);
         if cap.skipped_interfaces().len() > warned {
             warned = warn_skipped(&cap, read, warned);
@@ -93,6 +159,7 @@ pub fn run<S: RecordSink>(read: &Path, cfg: EngineConfig, sink: S, quiet: bool) 
         truncated,
         skipped_unsupported: cap.skipped_unsupported(),
         stopped,
+        simulated,
         worker: report,
     })
 }

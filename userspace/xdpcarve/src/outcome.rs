@@ -76,6 +76,7 @@ mod tests {
             truncated: None,
             skipped_unsupported: 0,
             stopped: None,
+            simulated: None,
             worker: WorkerReport::default(),
         }
     }

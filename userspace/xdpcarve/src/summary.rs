@@ -80,6 +80,7 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
         c.get("tcp", "overlaps_conflicting"),
         human_bytes(c.get("tcp", "retransmitted_bytes"))
     );
+    overload_line(&mut out, source, &c);
     let mut rest = Vec::new();
     c.for_each(|area, name, v| {
         let shown = HEADLINE.contains(&(area, name)) || (name == "files" && protocols.contains(&area));
@@ -110,6 +111,37 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
     }
     let _ = writeln!(out, "  {egress}");
     out
+}
+
+/// What overload control did: shown whenever a worker shed, or a ring was simulated.
+fn overload_line(out: &mut String, source: &Source<'_>, c: &CounterSet) {
+    if let Source::Read(ReadReport {
+        simulated: Some(ring), ..
+    }) = source
+    {
+        let _ = writeln!(
+            out,
+            "  simulated ring (--simulate-mbps): high water {} of {} frames, {} frames a live ring would have dropped",
+            ring.high_water, ring.capacity, ring.overflow
+        );
+    }
+    if c.get("overload", "episodes") == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  overload: shed file work {} times for {:.2} s ({:.2} s at the last level); {} files affected: \
+         blake3 shed on {}, sha1 on {}, md5 on {} and sha256 on {} (files no policy wants), {} not hashed",
+        c.get("overload", "episodes"),
+        c.get("overload", "shed_ns") as f64 / 1e9,
+        c.get("overload", "shed_unwanted_ns") as f64 / 1e9,
+        c.get("files", "files_overload"),
+        c.get("files", "blake3_shed"),
+        c.get("files", "sha1_shed"),
+        c.get("files", "md5_shed"),
+        c.get("files", "sha256_shed"),
+        human_bytes(c.get("files", "bytes_unhashed")),
+    );
 }
 
 fn read_header(out: &mut String, r: &ReadReport, c: &CounterSet) {
@@ -160,8 +192,17 @@ fn live_header(out: &mut String, r: &LiveReport) {
             human_bytes(q.rx_bytes),
             q.rx_packets as f64 / secs
         );
+        let _ = write!(
+            line,
+            ", ring high water {} of {} frames",
+            q.rx_ring_high_water, q.rx_ring_capacity
+        );
         q.for_each(|name, v| {
-            if v > 0 && !matches!(name, "rx_packets" | "rx_bytes" | "rx_batches") {
+            let shown = matches!(
+                name,
+                "rx_packets" | "rx_bytes" | "rx_batches" | "rx_ring_high_water" | "rx_ring_capacity"
+            );
+            if v > 0 && !shown {
                 let _ = write!(line, " {name}={v}");
             }
         });
@@ -171,7 +212,7 @@ fn live_header(out: &mut String, r: &LiveReport) {
         let _ = writeln!(
             out,
             "  warning: the kernel dropped {} steered packets (rx_dropped {}, rx_ring_full {}, fill ring empty {}): \
-             raise --rx-ring/--fill-ring/--umem-frames or add queues",
+             raise --capture-memory or add queues (README \"Sizing\")",
             t.kernel_drops(),
             t.kernel_rx_dropped,
             t.kernel_rx_ring_full,
