@@ -2,6 +2,11 @@
 //! size limits), hands out file ids, counts finished files and collects their records until the
 //! engine drains them. The analysis itself (hashing, sniffing) is `xdpcarve-files`.
 
+use std::any::Any;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
 use crate::load::{LoadSignal, WantedFiles};
 use crate::record::{zeek_id, FileRecord};
 
@@ -68,6 +73,35 @@ pub struct FileConfig {
     pub load: LoadSignal,
     /// Files the submission policy wants: their MD5 and SHA-256 are never shed.
     pub wanted: WantedFiles,
+    /// Hash threads large files are handed to (`--hash-threads`), if any.
+    pub offload: HashOffload,
+}
+
+/// A handle on the hash threads of a run (the pool type lives in `xdpcarve-files`, which hands
+/// files to it; the contract only carries it to every analyzer of every worker).
+#[derive(Clone, Default)]
+pub struct HashOffload(pub Option<Arc<dyn Any + Send + Sync>>);
+
+impl fmt::Debug for HashOffload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "HashOffload(threads)"
+        } else {
+            "HashOffload(none)"
+        })
+    }
+}
+
+/// A finished file whose hashes are still being computed on hash threads.
+pub trait PendingHashes: Send {
+    /// True once the hashes are ready; they are then written into `rec`.
+    fn poll(&mut self, rec: &mut FileRecord) -> bool;
+}
+
+/// A record waiting for its hashes.
+pub struct PendingRecord {
+    pub record: FileRecord,
+    pub hashes: Box<dyn PendingHashes>,
 }
 
 impl Default for FileConfig {
@@ -78,6 +112,7 @@ impl Default for FileConfig {
             sniff_bytes: 4096,
             load: LoadSignal::new(),
             wanted: WantedFiles::ALL,
+            offload: HashOffload::default(),
         }
     }
 }
@@ -99,6 +134,23 @@ crate::counters! {
         sha256_shed,
         /// Bytes of files that were not hashed at all because shedding took every hash.
         bytes_unhashed,
+    }
+}
+
+impl FileStats {
+    /// Counts what overload control took from a finished record.
+    pub fn count_shedding(&mut self, rec: &FileRecord) {
+        if rec.overload {
+            self.files_overload += 1;
+        }
+        for name in &rec.hashes_shed {
+            match name.as_str() {
+                "blake3" => self.blake3_shed += 1,
+                "sha1" => self.sha1_shed += 1,
+                "md5" => self.md5_shed += 1,
+                _ => self.sha256_shed += 1,
+            }
+        }
     }
 }
 
@@ -137,7 +189,15 @@ pub struct FileSink {
     pub stats: FileStats,
     /// Finished records, drained by the engine after each event.
     pub records: Vec<FileRecord>,
+    /// Finished files whose hashes are still on hash threads, in the order they finished.
+    pending: VecDeque<PendingRecord>,
     fuids: IdGen,
+}
+
+impl fmt::Debug for PendingRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PendingRecord({})", self.record.fuid)
+    }
 }
 
 impl FileSink {
@@ -146,8 +206,38 @@ impl FileSink {
             config,
             stats: FileStats::default(),
             records: Vec::new(),
+            pending: VecDeque::new(),
             fuids: IdGen::new(worker),
         }
+    }
+
+    /// A finished record: counted (what overload control shed) and queued for the engine.
+    pub fn finished(&mut self, rec: FileRecord) {
+        self.stats.count_shedding(&rec);
+        self.records.push(rec);
+    }
+
+    /// A finished record whose hashes are still being computed: it leaves once they are in,
+    /// in the order files finished.
+    pub fn finished_pending(&mut self, record: FileRecord, hashes: Box<dyn PendingHashes>) {
+        self.pending.push_back(PendingRecord { record, hashes });
+    }
+
+    /// Moves records whose hashes arrived to `records` (oldest first, stopping at the first still
+    /// waiting). Returns how many still wait.
+    pub fn collect_pending(&mut self) -> usize {
+        while let Some(front) = self.pending.front_mut() {
+            if !front.hashes.poll(&mut front.record) {
+                break;
+            }
+            let done = self.pending.pop_front().expect("front exists");
+            self.finished(done.record);
+        }
+        self.pending.len()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// A new file id.

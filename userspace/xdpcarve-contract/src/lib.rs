@@ -21,7 +21,9 @@ pub mod time;
 pub use anomaly::{Anomalies, Anomaly};
 pub use conn::{CloseReason, ConnMeta, Side};
 pub use counters::CounterSet;
-pub use files::{FileConfig, FileSink, FileStats, HashSet, IdGen, UnknownHash};
+pub use files::{
+    FileConfig, FileSink, FileStats, HashOffload, HashSet, IdGen, PendingHashes, PendingRecord, UnknownHash,
+};
 pub use link::LinkType;
 pub use load::{FileInterest, LoadSignal, ShedLevel, WantedFiles};
 pub use note::FileNote;

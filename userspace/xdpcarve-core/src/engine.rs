@@ -230,6 +230,11 @@ impl Engine {
     pub fn reassembly_memory(&self) -> usize {
         self.mem.used
     }
+    /// Moves records whose hashes came back from the hash threads to the drainable ones;
+    /// returns how many still wait.
+    pub fn collect_pending(&mut self) -> usize {
+        self.files.collect_pending()
+    }
     /// True when records are waiting to be drained.
     pub fn has_records(&self) -> bool {
         !self.files.records.is_empty()

@@ -156,6 +156,11 @@ impl<S: RecordSink> Worker<S> {
         self.max_flows = self.max_flows.max(self.engine.active_flows());
         self.engine.finish(ts);
         self.forward();
+        // Records whose hashes are still on hash threads: they finish in a moment.
+        while self.engine.collect_pending() > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+            self.forward();
+        }
         if self.error.is_none() {
             if let Err(e) = self.sink.flush() {
                 self.error = Some(e);
@@ -179,6 +184,7 @@ impl<S: RecordSink> Worker<S> {
 
     #[inline]
     fn forward(&mut self) {
+        self.engine.collect_pending();
         if !self.engine.has_records() {
             return;
         }

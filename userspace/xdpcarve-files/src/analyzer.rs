@@ -1,13 +1,15 @@
 //! Streaming analysis of one file: hashes computed as bytes arrive, a bounded copy of the first
 //! bytes for sniffing, and accounting of what was missed. No file is ever held whole.
 
+use crate::offload::{self, HashPool, Remote};
 use crate::sniff;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 use sha2::Sha256;
+use std::sync::Arc;
 use xdpcarve_contract::{
-    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, LoadSignal, ShedLevel,
-    Timestamp, WantedFiles,
+    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, LoadSignal, PendingHashes,
+    ShedLevel, Timestamp, WantedFiles,
 };
 
 /// How a file ended.
@@ -19,11 +21,37 @@ pub enum FileEnd {
     Truncated(&'static str),
 }
 
-struct Hashers {
+/// The hashes of one file (or of one group of them, on a hash thread).
+pub(crate) struct Hashers {
     md5: Option<Md5>,
     sha1: Option<Sha1>,
     sha256: Option<Sha256>,
     blake3: Option<Box<StagedBlake3>>,
+}
+
+/// Hash names in shedding order; bit i of a hash mask is `HASH_NAMES[i]`.
+pub(crate) const HASH_NAMES: [&str; 4] = ["blake3", "sha1", "md5", "sha256"];
+const BLAKE3: u8 = 1;
+const SHA1: u8 = 2;
+const MD5: u8 = 4;
+const SHA256: u8 = 8;
+
+/// Finished hashes, lowercase hex.
+#[derive(Default)]
+pub(crate) struct Digests {
+    md5: Option<String>,
+    sha1: Option<String>,
+    sha256: Option<String>,
+    blake3: Option<String>,
+}
+
+impl Digests {
+    pub(crate) fn write_into(self, rec: &mut FileRecord) {
+        rec.md5 = self.md5.or(rec.md5.take());
+        rec.sha1 = self.sha1.or(rec.sha1.take());
+        rec.sha256 = self.sha256.or(rec.sha256.take());
+        rec.blake3 = self.blake3.or(rec.blake3.take());
+    }
 }
 
 /// BLAKE3 runs its SIMD lanes across the 1 KiB chunks of ONE `update` call; fed a TCP segment at a
@@ -71,11 +99,82 @@ impl StagedBlake3 {
 }
 
 impl Hashers {
-    fn is_empty(&self) -> bool {
-        self.md5.is_none() && self.sha1.is_none() && self.sha256.is_none() && self.blake3.is_none()
+    const NONE: Hashers = Hashers {
+        md5: None,
+        sha1: None,
+        sha256: None,
+        blake3: None,
+    };
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.mask() == 0
     }
 
-    fn update(&mut self, data: &[u8]) {
+    /// The hashes computed, as bits of [`HASH_NAMES`].
+    pub(crate) fn mask(&self) -> u8 {
+        (if self.blake3.is_some() { BLAKE3 } else { 0 })
+            | (if self.sha1.is_some() { SHA1 } else { 0 })
+            | (if self.md5.is_some() { MD5 } else { 0 })
+            | (if self.sha256.is_some() { SHA256 } else { 0 })
+    }
+
+    /// Stops computing the hashes in `mask`.
+    pub(crate) fn shed_mask(&mut self, mask: u8) {
+        if mask & BLAKE3 != 0 {
+            self.blake3 = None;
+        }
+        if mask & SHA1 != 0 {
+            self.sha1 = None;
+        }
+        if mask & MD5 != 0 {
+            self.md5 = None;
+        }
+        if mask & SHA256 != 0 {
+            self.sha256 = None;
+        }
+    }
+
+    /// MD5 alone, and the rest: MD5 is as slow as the three others together.
+    pub(crate) fn split_md5(self) -> Vec<Hashers> {
+        let md5 = Hashers {
+            md5: self.md5,
+            ..Hashers::NONE
+        };
+        vec![md5, Hashers { md5: None, ..self }]
+    }
+
+    /// Each hash alone.
+    pub(crate) fn split_each(self) -> Vec<Hashers> {
+        vec![
+            Hashers {
+                md5: self.md5,
+                ..Hashers::NONE
+            },
+            Hashers {
+                sha256: self.sha256,
+                ..Hashers::NONE
+            },
+            Hashers {
+                sha1: self.sha1,
+                ..Hashers::NONE
+            },
+            Hashers {
+                blake3: self.blake3,
+                ..Hashers::NONE
+            },
+        ]
+    }
+
+    pub(crate) fn finish(self) -> Digests {
+        Digests {
+            md5: self.md5.map(|h| hex(&h.finalize())),
+            sha1: self.sha1.map(|h| hex(&h.finalize())),
+            sha256: self.sha256.map(|h| hex(&h.finalize())),
+            blake3: self.blake3.map(|h| h.finalize().to_hex().to_string()),
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
         if let Some(h) = &mut self.md5 {
             h.update(data);
         }
@@ -96,8 +195,12 @@ pub struct FileAnalyzer {
     meta: FileMeta,
     fuid: String,
     start: Timestamp,
-    /// None once hashing was abandoned (gap or size limit).
+    /// None once hashing was abandoned (gap or size limit), or handed to the hash threads.
     hashers: Option<Hashers>,
+    /// The hash threads the file goes to past [`offload::OFFLOAD_AFTER`] bytes (`--hash-threads`),
+    /// and the file once handed over.
+    pool: Option<Arc<HashPool>>,
+    remote: Option<Remote>,
     sniff: Vec<u8>,
     sniff_limit: usize,
     /// Sniffing stops at the first gap: content after a hole is not the file's start.
@@ -123,15 +226,13 @@ struct Shed {
     level: ShedLevel,
     /// The worker was shedding while the file was open.
     overload: bool,
-    /// Hashes dropped, in shedding order: blake3, sha1, md5, sha256.
-    dropped: [bool; 4],
+    /// Hashes dropped, as bits of [`HASH_NAMES`].
+    dropped: u8,
     /// At [`ShedLevel::Unwanted`]: whether the policy wants the file, once its sniffed type is known.
     wanted: Option<bool>,
     /// Bytes not hashed at all because shedding took every hash.
     unhashed: u64,
 }
-
-const SHED_NAMES: [&str; 4] = ["blake3", "sha1", "md5", "sha256"];
 
 impl FileAnalyzer {
     pub fn new(conn: &ConnMeta, meta: FileMeta, fuid: String, now: Timestamp, cfg: &FileConfig) -> Self {
@@ -147,6 +248,8 @@ impl FileAnalyzer {
                 sha256: h.sha256.then(Sha256::new),
                 blake3: h.blake3.then(|| Box::new(StagedBlake3::new())),
             }),
+            pool: HashPool::from_handle(&cfg.offload),
+            remote: None,
             sniff: Vec::new(),
             sniff_limit: cfg.sniff_bytes,
             sniff_closed: false,
@@ -179,7 +282,7 @@ impl FileAnalyzer {
     pub fn close_into(self, files: &mut FileSink, now: Timestamp, end: FileEnd) {
         let hashed = self.hashed_bytes();
         let unhashed = self.shed.unhashed;
-        let rec = self.finish(now, end);
+        let (rec, pending) = self.finish_parts(now, end);
         let s = &mut files.stats;
         s.files += 1;
         s.bytes_hashed += hashed;
@@ -189,20 +292,12 @@ impl FileAnalyzer {
         if rec.missing_bytes > 0 {
             s.files_with_gaps += 1;
         }
-        if rec.overload {
-            s.files_overload += 1;
-        }
-        for name in &rec.hashes_shed {
-            match name.as_str() {
-                "blake3" => s.blake3_shed += 1,
-                "sha1" => s.sha1_shed += 1,
-                "md5" => s.md5_shed += 1,
-                _ => s.sha256_shed += 1,
-            }
-        }
         s.bytes_unhashed += unhashed;
         s.overflow_bytes += rec.overflow_bytes;
-        files.records.push(rec);
+        match pending {
+            Some(hashes) => files.finished_pending(rec, hashes),
+            None => files.finished(rec),
+        }
     }
 
     pub fn fuid(&self) -> &str {
@@ -246,12 +341,18 @@ impl FileAnalyzer {
         if level > self.shed.level || (self.shed.level == ShedLevel::Unwanted && self.shed.wanted.is_none()) {
             self.shed_to(level);
         }
-        if let Some(h) = &mut self.hashers {
+        if let Some(r) = &mut self.remote {
+            r.update(take);
+            self.hashed += take.len() as u64;
+        } else if let Some(h) = &mut self.hashers {
             if h.is_empty() {
                 self.shed.unhashed += take.len() as u64;
             } else {
                 h.update(take);
                 self.hashed += take.len() as u64;
+                if self.pool.is_some() && self.hashed >= offload::OFFLOAD_AFTER {
+                    self.hand_over();
+                }
             }
         }
         self.size += take.len() as u64;
@@ -259,6 +360,7 @@ impl FileAnalyzer {
             // Past the limit: a hash of a prefix would identify nothing, so drop the hashes.
             self.limit_hit = true;
             self.hashers = None;
+            self.remote = None;
             self.overflow_bytes += over.len() as u64;
         }
     }
@@ -273,34 +375,58 @@ impl FileAnalyzer {
         }
         self.shed.overload = true;
         self.shed.level = level;
-        let Some(h) = &mut self.hashers else { return };
-        if h.blake3.take().is_some() {
-            self.shed.dropped[0] = true;
+        let present = match (&self.remote, &self.hashers) {
+            (Some(r), _) => r.mask() & !self.shed.dropped,
+            (None, Some(h)) => h.mask(),
+            (None, None) => return,
+        };
+        let mut drop = present & BLAKE3;
+        if level >= ShedLevel::Sha1 {
+            drop |= present & SHA1;
         }
-        if level >= ShedLevel::Sha1 && h.sha1.take().is_some() {
-            self.shed.dropped[1] = true;
+        if level == ShedLevel::Unwanted
+            && self.shed.wanted.is_none()
+            && (self.sniff_closed || self.sniff.len() >= self.sniff_limit)
+        {
+            let mime = sniff::sniff(&self.sniff);
+            let wanted = self.wanted.wants(
+                mime,
+                self.meta.declared_mime_type.as_deref(),
+                self.meta.filename.as_deref(),
+            );
+            self.shed.wanted = Some(wanted);
         }
-        if level < ShedLevel::Unwanted || self.shed.wanted.is_some() {
+        if self.shed.wanted == Some(false) {
+            drop |= present & (MD5 | SHA256);
+        }
+        if drop == 0 {
             return;
         }
-        if !self.sniff_closed && self.sniff.len() < self.sniff_limit {
-            return;
+        self.shed.dropped |= drop;
+        if let Some(h) = &mut self.hashers {
+            h.shed_mask(drop);
         }
-        let mime = sniff::sniff(&self.sniff);
-        let wanted = self.wanted.wants(
-            mime,
-            self.meta.declared_mime_type.as_deref(),
-            self.meta.filename.as_deref(),
-        );
-        self.shed.wanted = Some(wanted);
-        if !wanted {
-            if h.md5.take().is_some() {
-                self.shed.dropped[2] = true;
-            }
-            if h.sha256.take().is_some() {
-                self.shed.dropped[3] = true;
+        if let Some(r) = &mut self.remote {
+            if present & !drop == 0 {
+                // Nothing left to compute: stop sending bytes, and count them as unhashed.
+                self.remote = None;
+                self.hashers = Some(Hashers::NONE);
+            } else {
+                r.shed(drop);
             }
         }
+    }
+
+    /// Moves the file's hash states to the hash threads (the file passed OFFLOAD_AFTER bytes).
+    fn hand_over(&mut self) {
+        let Some(pool) = &self.pool else { return };
+        let Some(h) = self.hashers.take() else { return };
+        // Spread files over the threads by id, so concurrent files use all of them.
+        let start = self
+            .fuid
+            .bytes()
+            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(usize::from(b)));
+        self.remote = Some(Remote::hand_over(pool.clone(), h, start));
     }
 
     /// `len` bytes of the file were not seen.
@@ -310,6 +436,7 @@ impl FileAnalyzer {
         }
         self.missing_bytes += len;
         self.hashers = None;
+        self.remote = None;
         self.sniff_closed = true;
     }
 
@@ -319,7 +446,9 @@ impl FileAnalyzer {
         self.hashed
     }
 
-    fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
+    /// The record, and the hashes still on their way from the hash threads (if the file was
+    /// handed over): the record's hash fields are filled in when they arrive.
+    fn finish_parts(self, now: Timestamp, end: FileEnd) -> (FileRecord, Option<Box<dyn PendingHashes>>) {
         let FileAnalyzer {
             conn,
             meta,
@@ -331,35 +460,43 @@ impl FileAnalyzer {
             missing_bytes,
             overflow_bytes,
             limit_hit,
-            shed,
+            mut shed,
+            remote,
             ..
         } = self;
-        let hashes_shed = SHED_NAMES
-            .iter()
-            .zip(shed.dropped)
-            .filter(|(_, dropped)| *dropped)
-            .map(|(name, _)| (*name).to_owned())
-            .collect();
         let truncated_reason = match end {
             FileEnd::Truncated(why) => Some(why),
             FileEnd::Complete if limit_hit => Some("limit"),
             FileEnd::Complete => None,
         };
-        let (md5, sha1, sha256, blake3) = match hashers {
-            Some(h) if truncated_reason.is_none() && missing_bytes == 0 => (
-                h.md5.map(|h| hex(&h.finalize())),
-                h.sha1.map(|h| hex(&h.finalize())),
-                h.sha256.map(|h| hex(&h.finalize())),
-                h.blake3.map(|h| h.finalize().to_hex().to_string()),
-            ),
-            _ => (None, None, None, None),
+        let whole = truncated_reason.is_none() && missing_bytes == 0;
+        let mut pending = None;
+        let digests = match (hashers, remote) {
+            (Some(h), _) if whole => h.finish(),
+            (_, Some(r)) if whole => {
+                let (lost, hashes) = r.finish();
+                if lost != 0 {
+                    // A hash thread's queue was full: those hashes were given up.
+                    shed.dropped |= lost;
+                    shed.overload = true;
+                }
+                pending = Some(hashes);
+                Digests::default()
+            }
+            _ => Digests::default(),
         };
+        let hashes_shed = HASH_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shed.dropped & (1 << i) != 0)
+            .map(|(_, name)| (*name).to_owned())
+            .collect();
         let extension_mime_type = meta
             .filename
             .as_deref()
             .and_then(|f| mime_guess::from_path(f).first_raw())
             .map(str::to_owned);
-        FileRecord {
+        let mut rec = FileRecord {
             ts: start.rfc3339(),
             fuid,
             uid: conn.uid,
@@ -386,14 +523,16 @@ impl FileAnalyzer {
             depth: meta.depth,
             parent_fuid: meta.parent_fuid,
             duration: now.since(start).as_secs_f64(),
-            md5,
-            sha1,
-            sha256,
-            blake3,
+            md5: None,
+            sha1: None,
+            sha256: None,
+            blake3: None,
             hashes_shed,
             overload: shed.overload,
             fields: meta.fields,
-        }
+        };
+        digests.write_into(&mut rec);
+        (rec, pending)
     }
 }
 
@@ -405,6 +544,16 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+#[cfg(test)]
+impl FileAnalyzer {
+    /// The record of a file hashed on this thread (tests).
+    fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
+        let (rec, pending) = self.finish_parts(now, end);
+        assert!(pending.is_none(), "use close_into for files handed to hash threads");
+        rec
+    }
 }
 
 #[cfg(test)]
