@@ -134,3 +134,45 @@ fn overload_flags_are_checked() {
     assert_eq!(rate.code, Some(2), "{}", rate.stderr);
     assert!(rate.stderr.contains("Mbit/s"), "{}", rate.stderr);
 }
+
+#[test]
+fn hash_threads_give_the_same_records() {
+    let dir = TempDir::new("hash-threads");
+    let (pcap, files) = bulk_capture(&dir);
+    let key = |r: &Value| {
+        [
+            "fuid",
+            "http_uri",
+            "size",
+            "md5",
+            "sha1",
+            "sha256",
+            "blake3",
+            "mime_type",
+        ]
+        .map(|f| r[f].to_string())
+        .join(" ")
+    };
+    let inline = run_read(&pcap, &[]);
+    for threads in ["1", "3"] {
+        let offloaded = run_read(&pcap, &["--hash-threads", threads]);
+        assert!(offloaded.clean(), "{}", offloaded.describe());
+        let mut a: Vec<String> = inline.records.iter().map(key).collect();
+        let mut b: Vec<String> = offloaded.records.iter().map(key).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "--hash-threads {threads}");
+    }
+    // Overloaded with hash threads: the order and the policy's hashes hold as without them.
+    let busy = run_read(&pcap, &["--hash-threads", "2", "--simulate-mbps", "1000000"]);
+    assert_eq!(busy.records.len(), files.len());
+    for (uri, exe, sha256) in &files[files.len() - 4..] {
+        let r = by_uri(&busy.records, uri);
+        if *exe {
+            assert_eq!(r["sha256"], sha256.as_str(), "{uri}");
+            assert_eq!(r["hashes_shed"], serde_json::json!(["blake3", "sha1"]), "{uri}");
+        } else {
+            assert!(r["sha256"].is_null() && r["md5"].is_null(), "{uri}: {r}");
+        }
+    }
+}

@@ -90,6 +90,13 @@ pub struct Cli {
     #[arg(long)]
     pub ports_only: bool,
 
+    /// Hash threads for large files (0: each worker hashes its own files). Files past 64 KiB are
+    /// handed to them over bounded queues, MD5 and the other hashes on different threads, so a
+    /// box with more cores than queues uses them. A live worker never waits for them: their
+    /// queues count as backlog for overload control.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hash_threads: usize,
+
     /// Backlog, as a fraction of the rx ring, at or above which a worker sheds file work, one more
     /// step every 20 ms it stays there: BLAKE3, then SHA-1, then every hash of files no policy
     /// wants. Never shed: reassembly, parsing, sniffing, and MD5/SHA-256 of files the policy wants.

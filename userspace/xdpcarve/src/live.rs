@@ -11,6 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use xdpcarve_contract::{CounterSet, LinkType, ShedLevel, Timestamp};
 use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
+use xdpcarve_files::HashPool;
 use xdpcarve_xdp::{
     FrameHandler, Interface, LiveCapture, LiveConfig, LiveSummary, QueueSelection, QueueStats, RingConfig, XdpCounters,
     XdpModeChoice,
@@ -118,6 +119,8 @@ struct LiveWorker<S: RecordSink> {
     next_publish: u64,
     /// Set when this worker's sink failed: stops the whole run.
     fatal: Arc<AtomicBool>,
+    /// Hash threads (`--hash-threads`): their queues are backlog too.
+    pool: Option<Arc<HashPool>>,
     result: Arc<Mutex<Option<WorkerReport>>>,
 }
 
@@ -169,8 +172,11 @@ impl<S: RecordSink> FrameHandler for LiveWorker<S> {
 
     #[inline]
     fn backlog(&mut self, now_ns: u64, waiting: u32, capacity: u32) {
+        let capacity = u64::from(capacity);
+        // The fuller of the rx ring and the hash threads' queues, as a share of the ring.
+        let hashing = self.pool.as_ref().map_or(0, |p| (p.fill() * capacity as f64) as u64);
         self.worker
-            .observe_backlog(now_ns, u64::from(waiting), u64::from(capacity));
+            .observe_backlog(now_ns, u64::from(waiting).max(hashing), capacity);
     }
 
     fn finish(&mut self, now_ns: u64) {
@@ -235,7 +241,9 @@ where
                 .expect("one worker per queue");
             let mut cfg = cfg.clone();
             cfg.worker_id = index as u16;
+            let pool = HashPool::from_handle(&cfg.files.offload);
             LiveWorker {
+                pool,
                 worker: Worker::new(Engine::new(cfg), sink),
                 worker_id: index,
                 hub: hub.clone(),

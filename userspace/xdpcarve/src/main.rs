@@ -24,6 +24,7 @@ use tracing_subscriber::EnvFilter;
 use xdpcarve_contract::{FileConfig, HashSet, WantedFiles};
 use xdpcarve_core::{EngineConfig, OverloadConfig};
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
+use xdpcarve_files::{HashPool, QueueFull};
 use xdpcarve_protocols::http::HttpConfig;
 use xdpcarve_protocols::ProtocolsConfig;
 
@@ -109,10 +110,24 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     // Shedding never takes MD5 and SHA-256 of a file the submission policy wants.
     let policy = xdpcarve_egress::policy::Policy::new(&egress_cfg.policy)?;
     cfg.files.wanted = WantedFiles::new(Arc::new(policy));
-    if live {
-        return run_live(cli, cfg, egress_cfg);
+    // Live workers never wait for the hash threads; a read does (nothing may be shed there).
+    let full = if live { QueueFull::Shed } else { QueueFull::Wait };
+    let pool = match cli.hash_threads {
+        0 => None,
+        n => Some(HashPool::start(n, full).context("cannot start the hash threads")?),
+    };
+    if let Some(p) = &pool {
+        cfg.files.offload = p.handle();
     }
-    run_offline(cli, cfg, egress_cfg)
+    let result = if live {
+        run_live(cli, cfg, egress_cfg)
+    } else {
+        run_offline(cli, cfg, egress_cfg)
+    };
+    if let Some(p) = pool {
+        p.shutdown();
+    }
+    result
 }
 
 /// `xdpcarve -r FILE`: one worker on this thread; a full egress queue makes it wait (offline,

@@ -93,6 +93,7 @@ pub fn run<S: RecordSink>(
     quiet: bool,
 ) -> Result<ReadReport> {
     let mut cap = CaptureFile::open(read)?;
+    let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
     let mut worker = Worker::new(Engine::new(cfg), sink);
     let started = Instant::now();
     let show_progress = !quiet && std::io::stderr().is_terminal();
@@ -113,7 +114,8 @@ pub fn run<S: RecordSink>(
         };
         if let Some(ring) = &mut simulated {
             let (now, waiting) = ring.next(pkt.data.len());
-            worker.observe_backlog(now, waiting, ring.capacity);
+            let hashing = pool.as_ref().map_or(0, |p| (p.fill() * ring.capacity as f64) as u64);
+            worker.observe_backlog(now, waiting.max(hashing), ring.capacity);
         }
         worker.handle_packet(pkt.ts, pkt.link, pkt.data);
         if cap.skipped_interfaces().len() > warned {
