@@ -8,6 +8,9 @@
 //!   show it passed, none redirected.
 //! - Every corpus capture replayed with tcpreplay into the sensor's veth gives the same records
 //!   as `--read` of the capture, with every steered packet received (no kernel drops).
+//! - On a veth with two receive queues the sensor runs one AF_XDP socket and worker per queue;
+//!   two pinned tcpreplay processes (XPS: CPU N sends on tx queue N) feed both queues at once,
+//!   with no drops and the same records as `--read` of the same captures.
 //!
 //! Needs root, iproute2 (ip, tc), tcpdump, tcpreplay, python3, curl and swaks (tests/setup.sh
 //! installs them). Without them the tests print SKIPPED; with `CI` set they fail instead.
@@ -17,7 +20,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::content::{pe_like, pseudo_random};
-use support::live::{assert_same_records, carve_offline, start_sensor, stop_sensor};
+use support::live::{assert_same_records, carve_offline, parse_queues, start_sensor, stop_sensor};
 use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
 use support::{sha256_hex, support_script};
 
@@ -477,6 +480,154 @@ fn corpus_replayed_live_equals_read() {
         cases.len(),
         failures.join("\n\n")
     );
+}
+
+/// Traffic for [`two_queues_live_equal_read`]: an `xdpcarve-gen` mix when that tool is built next
+/// to the binary under test, else the shipped sample capture.
+fn mixed_capture(out: &Path) -> PathBuf {
+    let gen = support::xdpcarve_bin().with_file_name("xdpcarve-gen");
+    if !gen.is_file() {
+        println!(
+            "{} not built: replaying bench/samples/sample.pcap instead",
+            gen.display()
+        );
+        return support::repo_root().join("bench/samples/sample.pcap");
+    }
+    let out_s = out.to_str().expect("utf-8 path");
+    let argv = [
+        "--http",
+        "40",
+        "--smtp",
+        "6",
+        "--per-conn",
+        "4",
+        "--sizes",
+        "16K,64K,256K",
+        "--seed",
+        "5",
+        "-o",
+        out_s,
+    ];
+    let res = run_with_timeout(std::process::Command::new(&gen).args(argv), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        res.status.success(),
+        "xdpcarve-gen failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out.to_path_buf()
+}
+
+/// A sensor on a veth with two receive queues, like a 2-queue NIC: xdpcarve opens one AF_XDP
+/// socket and worker per queue. The connections of one capture are split into two captures,
+/// replayed at the same time by two tcpreplay processes pinned to CPUs 0 and 1; XPS on the
+/// sending end maps CPU N to tx queue N, and a veth delivers tx queue N to the peer's rx queue N.
+/// Both queues must receive packets, none may be dropped, and the records must equal those of
+/// `--read` of the two captures.
+#[test]
+fn two_queues_live_equal_read() {
+    if !require_root_or_skip(&["tcpreplay", "taskset"]) {
+        return;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("SKIPPED: needs 2 CPUs to pin one sender per queue");
+        return;
+    }
+    let tmp = TempDir::new("live-queues");
+    let source = mixed_capture(&tmp.join("mix.pcap"));
+    let halves = [tmp.join("half0.pcap"), tmp.join("half1.pcap")];
+    let conns = support::pcap::split_by_connection(&source, &[&halves[0], &halves[1]]);
+    assert!(conns >= 2, "{}: {conns} connections, two needed", source.display());
+    let mut offline = Vec::new();
+    for (q, half) in halves.iter().enumerate() {
+        offline.extend(carve_offline(half, &tmp.join(&format!("half{q}.read.jsonl"))));
+    }
+    assert!(!offline.is_empty(), "the replayed traffic carries files");
+
+    let mut lab = Lab::new();
+    let replay_ns = lab.add_ns();
+    let sensor_ns = lab.add_ns();
+    let link = lab.link_with_queues(Some(&replay_ns), Some(&sensor_ns), false, 2);
+    lab.xps_one_cpu_per_queue(Some(&replay_ns), &link.a.ifname, 2);
+    let live_log = tmp.join("live.jsonl");
+    let args = [&["--xdp-mode", "native"][..], BIG_RINGS].concat();
+    let sensor = start_sensor(&mut lab, &sensor_ns, &link.b.ifname, &live_log, &args);
+    let started = lab.bg(sensor.bg).stderr();
+    // "... queues 0@cpu0,1@cpu1 (of 2), ..."
+    let opened = started
+        .split_once("queues ")
+        .and_then(|(_, rest)| rest.split_once(" (of 2)"))
+        .map(|(list, _)| list.split(',').count());
+    assert_eq!(opened, Some(2), "the sensor should open both queues:\n{started}");
+    // Both senders at once, each pinned to the CPU whose tx queue it should use; paced, so a
+    // loaded 2-core machine keeps up.
+    let mut cmds: Vec<std::process::Command> = halves
+        .iter()
+        .enumerate()
+        .map(|(q, half)| {
+            let cpu = q.to_string();
+            let argv = [
+                "taskset",
+                "-c",
+                &cpu,
+                "tcpreplay",
+                // nanosleep between packets: the default timer spins, hogging a CPU.
+                "--timer",
+                "nano",
+                "--pps",
+                "2000",
+                "-i",
+                &link.a.ifname,
+                half.to_str().unwrap(),
+            ];
+            lab.command(Some(&replay_ns), &argv)
+        })
+        .collect();
+    let outs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let running: Vec<_> = cmds
+            .iter_mut()
+            .map(|cmd| scope.spawn(move || run_with_timeout(cmd, Duration::from_secs(120))))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("replay thread").unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    });
+    let mut sent = Vec::new();
+    for (q, out) in outs.iter().enumerate() {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tcpreplay of half {q} failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: u64 = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Successful packets:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("tcpreplay output without a packet count:\n{stdout}"));
+        sent.push(n);
+    }
+    let (counters, live, summary) = stop_sensor(&mut lab, &sensor);
+    drop(lab);
+
+    let queues = parse_queues(&summary);
+    println!("sent {sent:?} packets; per queue: {queues:?}");
+    assert_eq!(queues.len(), 2, "two queue lines in the summary:\n{summary}");
+    for q in &queues {
+        assert!(q.rx_packets > 0, "queue {} received nothing:\n{summary}", q.queue);
+        assert_eq!(q.kernel_drops, 0, "queue {} dropped packets:\n{summary}", q.queue);
+    }
+    assert!(
+        counters.xdp_seen >= sent.iter().sum::<u64>(),
+        "XDP saw every replayed packet:\n{summary}"
+    );
+    assert_eq!(
+        counters.rx_packets, counters.redirected,
+        "every redirected packet was received:\n{summary}"
+    );
+    assert_same_records("two captures over two queues", &live, &offline);
 }
 
 #[test]

@@ -89,6 +89,33 @@ pub fn parse_summary(stderr: &str) -> Option<LiveCounters> {
     Some(c)
 }
 
+/// One "  queue Q: N packets, ..." line of a live summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounters {
+    pub queue: u32,
+    pub rx_packets: u64,
+    /// kernel_rx_dropped + kernel_rx_ring_full + kernel_rx_fill_ring_empty_descs of this queue.
+    pub kernel_drops: u64,
+}
+
+/// The per-queue lines of a live summary, in the order printed.
+pub fn parse_queues(stderr: &str) -> Vec<QueueCounters> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("queue ")?;
+            let (q, _) = rest.split_once(':')?;
+            Some(QueueCounters {
+                queue: q.trim().parse().ok()?,
+                rx_packets: number_before(l, "packets")?,
+                kernel_drops: named(l, "kernel_rx_dropped")
+                    + named(l, "kernel_rx_ring_full")
+                    + named(l, "kernel_rx_fill_ring_empty_descs"),
+            })
+        })
+        .collect()
+}
+
 /// The records of a files log (JSON lines).
 pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -175,6 +202,28 @@ mod tests {
                 rx_packets: 100,
                 kernel_drops: 2
             }
+        );
+    }
+
+    #[test]
+    fn queue_lines_parse() {
+        let s = "xdpcarve: live capture on x\n  xdp: 120 packets seen, 100 redirected (5.0 kB), 20 passed\n  queue 0: \
+                 60 packets, 3.0 kB (10 packets/s) kernel_rx_ring_full=2 kernel_rx_dropped=1\n  queue 1: 40 packets, \
+                 2.0 kB (5 packets/s)\n";
+        assert_eq!(
+            parse_queues(s),
+            vec![
+                QueueCounters {
+                    queue: 0,
+                    rx_packets: 60,
+                    kernel_drops: 3
+                },
+                QueueCounters {
+                    queue: 1,
+                    rx_packets: 40,
+                    kernel_drops: 0
+                }
+            ]
         );
     }
 

@@ -25,6 +25,7 @@ pub mod carve;
 pub mod content;
 pub mod live;
 pub mod netns;
+pub mod pcap;
 
 /// A script shipped in tests/support/, as a path string for a command line.
 pub fn support_script(name: &str) -> String {

@@ -361,10 +361,35 @@ impl Lab {
     /// offloads off (so captures hold wire-sized segments, as on a real tap), and, when `address`
     /// is set, 10.201.N.1/24 on `a` and 10.201.N.2/24 on `b` — only for ends inside namespaces.
     pub fn link(&mut self, a: Option<&str>, b: Option<&str>, address: bool) -> Link {
+        self.link_with_queues(a, b, address, 1)
+    }
+
+    /// Like [`Lab::link`], but each end has `queues` receive and `queues` transmit queues, like a
+    /// multi-queue NIC: a frame sent on one end's tx queue N arrives on the other end's rx queue
+    /// N (pick the tx queue with XPS, see [`Lab::xps_one_cpu_per_queue`]).
+    pub fn link_with_queues(&mut self, a: Option<&str>, b: Option<&str>, address: bool, queues: u32) -> Link {
         let a_if = self.item_name('a');
         let b_if = self.item_name('b');
+        let q = queues.max(1).to_string();
         // Create in the root namespace, then move each end where it belongs.
-        ip_ok(&["link", "add", &a_if, "type", "veth", "peer", "name", &b_if]);
+        ip_ok(&[
+            "link",
+            "add",
+            &a_if,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b_if,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+        ]);
         if a.is_none() {
             self.root_links.push(a_if.clone());
         } else if b.is_none() {
@@ -395,6 +420,17 @@ impl Lab {
         let b_end = ends.pop().expect("two ends");
         let a_end = ends.pop().expect("two ends");
         Link { a: a_end, b: b_end }
+    }
+
+    /// Transmit Packet Steering on `ifname` (in `ns`): tx queue N is used by senders running on
+    /// CPU N (mask 1 << N), for N below `queues`. A sender pinned with `taskset -c N` then
+    /// transmits on queue N only.
+    pub fn xps_one_cpu_per_queue(&self, ns: Option<&str>, ifname: &str, queues: u32) {
+        for n in 0..queues {
+            // Inside `ip netns exec`, /sys is the namespace's own sysfs.
+            let script = format!("echo {:x} > /sys/class/net/{ifname}/queues/tx-{n}/xps_cpus", 1u64 << n);
+            self.exec_ok(ns, &["sh", "-c", &script]);
+        }
     }
 
     /// Turns segmentation/receive offloads off on an interface so every frame a capture sees is
@@ -493,6 +529,42 @@ impl Lab {
         self.bg(idx)
             .wait_for_line("listening on", true, Duration::from_secs(15));
         idx
+    }
+
+    /// Stops a capture started with [`Lab::tcpdump`] cleanly and checks that tcpdump wrote every
+    /// packet it saw. tcpdump stops reading its ring buffer at SIGINT, so this first waits until
+    /// the file has stopped growing (with -U each packet is written as it is read).
+    pub fn stop_tcpdump(&mut self, idx: usize, pcap: &Path) {
+        let size = || std::fs::metadata(pcap).map(|m| m.len()).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut last, mut stable_since) = (size(), Instant::now());
+        while Instant::now() < deadline && stable_since.elapsed() < Duration::from_millis(700) {
+            thread::sleep(Duration::from_millis(100));
+            if size() != last {
+                last = size();
+                stable_since = Instant::now();
+            }
+        }
+        let bg = self.bg(idx);
+        assert!(
+            bg.interrupt_and_wait(Duration::from_secs(30)).is_some(),
+            "tcpdump did not stop on SIGINT"
+        );
+        let stderr = bg.stderr();
+        let count = |suffix: &str| -> Option<u64> {
+            stderr
+                .lines()
+                .find(|l| l.trim_end().ends_with(suffix))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        let (captured, received) = (count("packets captured"), count("packets received by filter"));
+        assert!(
+            captured.is_some() && captured == received && count("packets dropped by kernel") == Some(0),
+            "tcpdump did not write every packet it saw; the capture is incomplete:\n{stderr}"
+        );
     }
 }
 
