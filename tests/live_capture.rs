@@ -24,9 +24,6 @@ use support::live::{assert_same_records, carve_offline, parse_queues, start_sens
 use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
 use support::{sha256_hex, support_script};
 
-/// Rings that hold every frame a test sends, whatever the engine's speed.
-const BIG_RINGS: &[&str] = &["--rx-ring", "16384", "--fill-ring", "16384", "--umem-frames", "32768"];
-
 /// Mirrors everything entering and leaving `ifname` (in `ns`) out of `mirror` (same namespace),
 /// like a switch's SPAN port.
 fn mirror(lab: &Lab, ns: &str, ifname: &str, mirror: &str) {
@@ -157,7 +154,7 @@ fn live_http_and_smtp_equal_offline_carving_of_the_same_traffic() {
         &s.sensor_ns,
         &s.sensor_if,
         &live_log,
-        &[&["--xdp-mode", "native"][..], BIG_RINGS].concat(),
+        &["--xdp-mode", "native"],
     );
 
     let base = format!("http://{}", s.server_ip);
@@ -434,7 +431,7 @@ fn corpus_replayed_live_equals_read() {
         };
         let (http_ports, smtp_ports) = (ports("http", &[80, 8080]), ports("smtp", &[25, 587]));
         let port_args = ["--http-ports", &http_ports, "--smtp-ports", &smtp_ports];
-        let args = [&["--xdp-mode", "native"][..], BIG_RINGS, &port_args[..]].concat();
+        let args = [&["--xdp-mode", "native"][..], &port_args[..]].concat();
         let sensor = start_sensor(&mut lab, &sensor_ns, &link.b.ifname, &live_log, &args);
         let replay = lab.exec_ok(
             Some(&replay_ns),
@@ -550,7 +547,7 @@ fn two_queues_live_equal_read() {
     let link = lab.link_with_queues(Some(&replay_ns), Some(&sensor_ns), false, 2);
     lab.xps_one_cpu_per_queue(Some(&replay_ns), &link.a.ifname, 2);
     let live_log = tmp.join("live.jsonl");
-    let args = [&["--xdp-mode", "native"][..], BIG_RINGS].concat();
+    let args = ["--xdp-mode", "native"];
     let sensor = start_sensor(&mut lab, &sensor_ns, &link.b.ifname, &live_log, &args);
     let started = lab.bg(sensor.bg).stderr();
     // "... queues 0@cpu0,1@cpu1 (of 2), ..."
