@@ -1,7 +1,7 @@
 //! End-to-end test target `burst_loss`: offline burst loss costs only the bytes lost.
 //!
 //! A real bulk capture is made first: `tests/support/http_server.py` in one namespace serves 40
-//! pseudo-random files (100 KiB - 3 MiB, ~50 MiB in all; some as `/chunked/`, some as `/gzip/`,
+//! pseudo-random files (every fourth a PE executable; 100 KiB - 3 MiB, ~50 MiB in all; some as `/chunked/`, some as `/gzip/`,
 //! some as `/named/`), and one curl invocation in another namespace fetches them one after another
 //! over ONE keep-alive connection (checked: one SYN in the capture, curl's `num_connects` sums to
 //! 1), while the Lab's tcpdump captures the link (offloads off: wire-sized segments). The expected
@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::content::pseudo_random;
+use support::content::{pe_like, pseudo_random};
 use support::live::carve_offline;
 use support::netns::{require_root_or_skip, run_with_timeout, Lab, TempDir};
 use support::pcap::{Pcap, SYN};
@@ -91,7 +91,7 @@ struct Served {
     size: u64,
 }
 
-/// Writes `n` pseudo-random files into `www` and returns the URIs to fetch them by: every 8th
+/// Writes `n` files into `www` (pseudo-random data, every fourth a PE executable) and returns the URIs to fetch them by: every 8th
 /// through `/named/`, `/chunked/` and `/gzip/`, the rest through `/files/`. Sizes are
 /// `min + (max - min) * u^skew` with u stratified (one draw in each n-th of [0, 1), in shuffled
 /// order), so the total is close to its mean, `n * (min + (max - min) / (1 + skew))`.
@@ -106,8 +106,15 @@ fn serve_plan(www: &Path, n: usize, seed: u64, min: u64, max: u64, skew: f64) ->
         .map(|i| {
             let u = (strata[i] as f64 + rng.unit()) / n as f64;
             let size = min + ((max - min) as f64 * u.powf(skew)) as u64;
-            let data = pseudo_random(seed * 1_000_003 + i as u64, size as usize);
-            let name = format!("f{i:03}.bin");
+            // Every fourth a Windows executable, which the default policy wants (shedding keeps
+            // its MD5 and SHA-256): the rest random data, which it does not.
+            let exe = i % 4 == 0;
+            let data = if exe {
+                pe_like(seed * 1_000_003 + i as u64, size as usize)
+            } else {
+                pseudo_random(seed * 1_000_003 + i as u64, size as usize)
+            };
+            let name = format!("f{i:03}.{}", if exe { "exe" } else { "bin" });
             std::fs::write(www.join(&name), &data).expect("write served file");
             let kind = match i % 8 {
                 1 => "named",
