@@ -332,6 +332,14 @@ impl Content {
         }
     }
 
+    /// The metadata of a file not opened yet (no byte came).
+    pub fn unopened_meta(&self) -> Option<FileMeta> {
+        match &self.sink {
+            Sink::File { meta: Some(m), .. } if !self.opened => Some(m.clone()),
+            _ => None,
+        }
+    }
+
     /// Records the file even when the body turns out empty.
     pub fn keep_if_empty(&mut self) {
         self.keep_empty = true;

@@ -37,6 +37,7 @@
 mod body;
 mod chunked;
 mod detect;
+mod gap;
 mod head;
 pub mod info;
 pub mod ranged;
@@ -54,7 +55,9 @@ use memchr::memchr;
 use ranged::RangeKey;
 use response::{Found, HeadReader, ResponseHead};
 use std::collections::VecDeque;
-use xdpcarve_contract::{Anomalies, Anomaly, AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser};
+use xdpcarve_contract::{
+    Anomalies, Anomaly, AppContext, CloseReason, Direction, FileMeta, Proto, Side, StreamParser, Timestamp,
+};
 use xdpcarve_files::decode::inflate::{Coding, Inflater};
 use xdpcarve_files::FileEnd;
 
@@ -96,6 +99,8 @@ struct Pending {
     kind: MethodKind,
     /// It asked for a protocol switch (`Upgrade`): only then does a 101 end HTTP.
     upgrade: bool,
+    /// When its head was complete: after a response-side hole, responses are paired by time.
+    at: Timestamp,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -117,8 +122,12 @@ enum Phase {
 #[derive(Default)]
 struct LineMatch {
     line_start: bool,
-    buf: [u8; 8],
+    /// After a hole: responses look for a status line anywhere (module `gap`).
+    anywhere: bool,
+    buf: [u8; gap::STATUS_PATTERN_LEN],
     n: usize,
+    /// When the bytes being matched started.
+    at: Timestamp,
 }
 
 /// One direction of the connection.
@@ -134,6 +143,15 @@ struct Half {
     reader: HeadReader,
     /// Responses: anomalies of interim (1xx) responses, carried to the final one.
     carried: Anomalies,
+    /// Responses: bytes after a hole that no status line explains yet.
+    orphan: Option<gap::Orphan>,
+    /// Responses: the head being read starts at a status line found after a hole, still to be
+    /// checked (it may be body data).
+    candidate: bool,
+    /// Responses: when the candidate's first byte came.
+    head_at: Timestamp,
+    /// Candidates rejected since the hole.
+    rejects: u8,
 }
 
 impl Half {
@@ -146,6 +164,10 @@ impl Half {
             resync: LineMatch::default(),
             reader: HeadReader::new(true),
             carried: Anomalies::EMPTY,
+            orphan: None,
+            candidate: false,
+            head_at: Timestamp::ZERO,
+            rejects: 0,
         }
     }
 }
@@ -158,6 +180,11 @@ pub struct HttpParser {
     tunnel: bool,
     /// Final responses seen: only a connection's first reply may be HTTP/0.9.
     responses_seen: u64,
+    /// The response side lost bytes where whole responses may have vanished, and no response was
+    /// paired since: the next one is paired by time, not FIFO.
+    resp_hole: bool,
+    /// A rejected candidate's bytes were fed again (the caller's loop made progress).
+    replayed: bool,
     max_header_bytes: usize,
     max_pipelined: usize,
     parse_cfg: httparse::ParserConfig,
@@ -178,6 +205,8 @@ impl HttpParser {
             pending: VecDeque::new(),
             tunnel: false,
             responses_seen: 0,
+            resp_hole: false,
+            replayed: false,
             max_header_bytes: cfg.max_header_bytes.max(64),
             max_pipelined: cfg.max_pipelined.max(1),
             parse_cfg,
@@ -194,11 +223,17 @@ impl HttpParser {
             h.phase = Phase::Headers;
             h.hdr.clear();
             h.reader = HeadReader::new(first);
+            h.head_at = cx.now;
         }
         let before = h.hdr.len();
         let take = input.len().min(limit.saturating_sub(before)).max(1);
         h.hdr.extend_from_slice(&input[..take]);
-        match h.reader.step(&h.hdr, false) {
+        let found = h.reader.step(&h.hdr, false);
+        if h.candidate {
+            return self.read_candidate_head(found, before, take, cx);
+        }
+        let h = &mut self.halves[Side::Resp.index()];
+        match found {
             Found::More if h.hdr.len() >= limit => match h.reader.suspect_end() {
                 Some(end) => self.head_ends_at(end, before, true, cx).unwrap_or(take),
                 None => {
@@ -216,6 +251,36 @@ impl HttpParser {
                 self.head_ends_at(end, before, bent, cx).unwrap_or(take)
             }
             Found::NoStatusLine => self.no_status_line(cx).unwrap_or(take),
+        }
+    }
+
+    /// A head that starts at a status line found after a hole: taken if it reads as a head (header
+    /// lines up to an empty line, within the bound), else its bytes are data.
+    fn read_candidate_head(&mut self, found: Found, before: usize, take: usize, cx: &mut HttpContext<'_>) -> usize {
+        let limit = self.max_header_bytes + response::MAX_STATUS_SEARCH;
+        let h = &mut self.halves[Side::Resp.index()];
+        let len = h.hdr.len();
+        match found {
+            Found::More if len >= limit => self.reject_candidate(len, before, cx),
+            Found::More => take,
+            Found::NoStatusLine => self.reject_candidate(len, before, cx),
+            Found::Head(end) => {
+                let (end, bent) = match h.reader.suspect_end() {
+                    Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
+                    _ => (end, false),
+                };
+                let status_end = memchr(b'\n', &h.hdr[..end])
+                    .unwrap_or(end)
+                    .min(h.hdr[..end].iter().position(|&b| b == b'\r').unwrap_or(end));
+                // At least one header: a bare status line in body text would frame the rest of the
+                // connection as its body.
+                let lines = &h.hdr[status_end..end];
+                if !lines.contains(&b':') || !response::looks_like_headers(lines) {
+                    return self.reject_candidate(end.max(before), before, cx);
+                }
+                self.candidate_accepted(cx);
+                self.head_ends_at(end, before, bent, cx).unwrap_or(take)
+            }
         }
     }
 
@@ -487,6 +552,7 @@ impl HttpParser {
             info,
             kind,
             upgrade: head.upgrade,
+            at: cx.now,
         });
     }
 
@@ -499,7 +565,12 @@ impl HttpParser {
         } = &rh;
         let status = head.status;
         let resp = Side::Resp.index();
-        let upgrade_asked = self.pending.front().is_some_and(|p| p.upgrade);
+        // The first byte of a head found after a hole (pairing by time), else of this one.
+        let at = self.halves[resp].head_at;
+        let upgrade_asked = self
+            .pending_index(Some(at))
+            .and_then(|i| self.pending.get(i))
+            .is_some_and(|p| p.upgrade);
         if (100..200).contains(&status) {
             if status == 101 && upgrade_asked {
                 cx.state.stats.tunnels += 1;
@@ -516,7 +587,7 @@ impl HttpParser {
         }
         cx.state.stats.responses += 1;
         self.responses_seen += 1;
-        let (mut info, kind) = match self.pending.pop_front() {
+        let (mut info, kind) = match self.take_pending(Some(at), cx) {
             Some(p) => (p.info, p.kind),
             None => {
                 cx.state.stats.unmatched_responses += 1;
@@ -738,7 +809,10 @@ impl HttpParser {
     }
 
     /// Skips bytes until a line starts like a message; returns the bytes consumed.
-    fn read_resync(&mut self, side: Side, input: &[u8]) -> usize {
+    fn read_resync(&mut self, side: Side, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
+        if side == Side::Resp && self.halves[side.index()].resync.anywhere {
+            return self.read_resync_anywhere(input, cx);
+        }
         let starts = match side {
             Side::Orig => REQUEST_STARTS,
             Side::Resp => RESPONSE_STARTS,
@@ -778,25 +852,23 @@ impl HttpParser {
         }
         i
     }
-}
 
-impl StreamParser for HttpParser {
-    type State = Http;
-
-    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut HttpContext<'_>) {
+    /// Runs `input` through the state machines of `from`'s direction.
+    fn feed(&mut self, from: Side, data: &[u8], cx: &mut HttpContext<'_>) {
         let mut input = data;
         while !input.is_empty() && !self.tunnel {
             let phase = self.halves[from.index()].phase;
+            self.replayed = false;
             let used = match phase {
                 Phase::Start | Phase::Headers => match from {
                     Side::Orig => self.read_request_head(input, cx),
                     Side::Resp => self.read_response_head(input, cx),
                 },
                 Phase::Body => self.read_body(from, input, cx),
-                Phase::Resync => self.read_resync(from, input),
+                Phase::Resync => self.read_resync(from, input, cx),
                 Phase::AwaitTunnel | Phase::Ended => input.len(),
             };
-            if used == 0 && self.halves[from.index()].phase == phase {
+            if used == 0 && self.halves[from.index()].phase == phase && !self.replayed {
                 // Cannot happen by construction; never spin on it.
                 debug_assert!(false, "HTTP parser made no progress in {phase:?}");
                 break;
@@ -804,54 +876,26 @@ impl StreamParser for HttpParser {
             input = &input[used..];
         }
     }
+}
+
+impl StreamParser for HttpParser {
+    type State = Http;
+
+    fn on_data(&mut self, from: Side, data: &[u8], cx: &mut HttpContext<'_>) {
+        self.feed(from, data, cx);
+    }
 
     fn on_gap(&mut self, from: Side, len: u64, cx: &mut HttpContext<'_>) {
         if self.tunnel || len == 0 {
             return;
         }
-        let h = &mut self.halves[from.index()];
-        match h.phase {
-            Phase::Body => {
-                let Some(body) = h.body.as_mut() else { return };
-                match &mut body.framing {
-                    Framing::Length(rem) => {
-                        let n = len.min(*rem);
-                        *rem -= n;
-                        let done = *rem == 0;
-                        body.content.gap(n, cx);
-                        if done {
-                            // The body's end is known: the file is whole but for the hole.
-                            self.end_body(from, FileEnd::Complete, cx);
-                            if len > n {
-                                self.start_resync(from, true, cx);
-                            }
-                        }
-                    }
-                    Framing::UntilClose | Framing::Unframed => body.content.gap(len, cx),
-                    Framing::Chunked(d) => {
-                        if d.skip_data(len) {
-                            body.content.gap(len, cx);
-                        } else {
-                            body.content.gap(d.in_data().unwrap_or(0), cx);
-                            self.end_body(from, FileEnd::Truncated("gap"), cx);
-                            self.start_resync(from, true, cx);
-                        }
-                    }
-                }
-            }
-            Phase::Start | Phase::Headers => {
-                if h.phase == Phase::Headers && from == Side::Resp {
-                    // The response whose header was cut belonged to the oldest request.
-                    self.pending.pop_front();
-                }
-                self.start_resync(from, true, cx);
-            }
-            Phase::Resync | Phase::AwaitTunnel | Phase::Ended => {}
-        }
+        self.handle_gap(from, len, cx);
     }
 
     fn on_end(&mut self, from: Side, cx: &mut HttpContext<'_>) {
         if from == Side::Resp {
+            self.candidate_at_end(cx);
+            self.finish_orphan(true, cx);
             self.response_ended_in_head(cx);
         }
         let h = &mut self.halves[from.index()];
@@ -869,6 +913,10 @@ impl StreamParser for HttpParser {
 
     fn on_close(&mut self, reason: CloseReason, cx: &mut HttpContext<'_>) {
         for side in [Side::Orig, Side::Resp] {
+            if side == Side::Resp {
+                self.candidate_at_end(cx);
+                self.finish_orphan(true, cx);
+            }
             if side == Side::Resp && reason == CloseReason::Finished {
                 self.response_ended_in_head(cx);
             }

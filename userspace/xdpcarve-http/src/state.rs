@@ -63,6 +63,16 @@ xdpcarve_contract::counters! {
         pipeline_overflow,
         /// Times the parser skipped ahead to find the next request/response start.
         resyncs,
+        /// Of those, after a hole (capture loss) where the parser's place was lost.
+        gap_resyncs,
+        /// Status lines found after a hole that led no head (they were body data).
+        resync_rejects,
+        /// Pending requests whose responses vanished inside a response-side hole.
+        responses_lost,
+        /// Responses whose head was lost in a hole, recorded from the body bytes that survived.
+        headless_responses,
+        /// Bytes after a hole left unrecorded: only blanks, or what may be a chunked body's tail.
+        orphans_dropped,
         /// Gaps inside a body (the file goes on, with missing bytes).
         body_gaps,
         /// Bodies with a Content-Encoding we do not decode (br, compress, ...): hashed as sent.

@@ -1099,3 +1099,401 @@ fn an_empty_attachment_is_recorded_as_the_empty_file_a_browser_saves() {
         }
     }
 }
+
+/// One response of a keep-alive connection built for the hole sweep.
+struct Msg {
+    bytes: Vec<u8>,
+    /// Offsets (in `bytes`) of the body bytes that carry content: the body, or chunk data.
+    content: Vec<(usize, usize)>,
+    /// sha256 of the decoded body.
+    sha: String,
+    uri: String,
+    chunked: bool,
+}
+
+/// Chunked framing of `body` with the offsets of its data in the output (relative to `at`).
+fn chunked_with_ranges(body: &[u8], size: usize, at: usize) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut out = Vec::new();
+    let mut ranges = Vec::new();
+    for c in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        ranges.push((at + out.len(), at + out.len() + c.len()));
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    (out, ranges)
+}
+
+/// A keep-alive connection's responses: Content-Length, chunked, gzip, chunked gzip, and a text
+/// body holding a status line that is not one.
+fn keep_alive_responses() -> Vec<Msg> {
+    let mut text = b"<html>\r\nsee: HTTP/1.1 200 OK\r\nnot a header line\r\n\r\nHTTP/1.0 404 \n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 300));
+    text.extend_from_slice(b"\r\n</html>\r\n");
+    let kinds: [(&str, Vec<u8>); 7] = [
+        ("length", body_bytes(900, 11)),
+        ("chunked", body_bytes(1300, 12)),
+        ("gzip", body_bytes(700, 13)),
+        ("length", text),
+        ("chunked-gzip", body_bytes(1100, 14)),
+        ("length", body_bytes(1500, 15)),
+        ("chunked", body_bytes(600, 16)),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, body))| {
+            let uri = format!("/f{i}.bin");
+            let sha = sha(&body);
+            let (mut bytes, content, chunked) = match kind {
+                "length" | "gzip" => {
+                    let payload = if kind == "gzip" { gzip(&body) } else { body };
+                    let ce = if kind == "gzip" {
+                        "Content-Encoding: gzip\r\n"
+                    } else {
+                        ""
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nServer: t\r\n{ce}Content-Length: {}\r\n\r\n",
+                        payload.len()
+                    );
+                    let at = head.len();
+                    let mut b = head.into_bytes();
+                    b.extend_from_slice(&payload);
+                    (b, vec![(at, at + payload.len())], false)
+                }
+                _ => {
+                    let payload = if kind == "chunked-gzip" { gzip(&body) } else { body };
+                    let ce = if kind == "chunked-gzip" {
+                        "Content-Encoding: gzip\r\n"
+                    } else {
+                        ""
+                    };
+                    let head = format!("HTTP/1.1 200 OK\r\n{ce}Transfer-Encoding: chunked\r\n\r\n");
+                    let (framed, ranges) = chunked_with_ranges(&payload, 257, head.len());
+                    let mut b = head.into_bytes();
+                    b.extend(framed);
+                    (b, ranges, true)
+                }
+            };
+            bytes.shrink_to_fit();
+            Msg {
+                bytes,
+                content,
+                sha,
+                uri,
+                chunked,
+            }
+        })
+        .collect()
+}
+
+/// Runs the connection (request i at 10i s, response i right after it, as a client fetching one
+/// file after another) with one hole of `len` bytes at offset `at` of `side`'s stream, in pieces of
+/// `piece` bytes. Returns the records.
+fn run_with_hole(msgs: &[Msg], side: Side, at: usize, len: usize, piece: usize) -> (Harness, Vec<FileRecord>) {
+    let reqs: Vec<Vec<u8>> = msgs.iter().map(|m| get(&m.uri)).collect();
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    let mut off = [0usize; 2];
+    let hole = at..at + len;
+    let mut gapped = [false; 2];
+    // Delivers `bytes` (the next of `s`'s stream), skipping the hole and reporting it where it ends.
+    let mut deliver = |h: &mut Harness, p: &mut HttpParser, s: Side, bytes: &[u8]| {
+        let base = off[s.index()];
+        off[s.index()] += bytes.len();
+        let mut i = 0;
+        while i < bytes.len() {
+            let pos = base + i;
+            if s == side && hole.contains(&pos) {
+                let skip = (hole.end - pos).min(bytes.len() - i);
+                i += skip;
+                continue;
+            }
+            if s == side && pos >= hole.end && !gapped[s.index()] {
+                gapped[s.index()] = true;
+                h.gap(p, s, len as u64);
+            }
+            let n = piece.min(bytes.len() - i);
+            let n = if s == side && pos < hole.start {
+                n.min(hole.start - pos)
+            } else {
+                n
+            };
+            h.send(p, s, &bytes[i..i + n]);
+            i += n;
+        }
+    };
+    for (i, m) in msgs.iter().enumerate() {
+        h.now = Timestamp::from_secs(100 + 10 * i as u64);
+        deliver(&mut h, &mut p, Side::Orig, &reqs[i]);
+        h.now = Timestamp::from_secs(101 + 10 * i as u64);
+        deliver(&mut h, &mut p, Side::Resp, &m.bytes);
+    }
+    for s in [Side::Orig, Side::Resp] {
+        if s == side && !gapped[s.index()] && at < off[s.index()] {
+            h.gap(&mut p, s, len as u64);
+        }
+    }
+    h.finish(p);
+    let recs = std::mem::take(&mut h.files.records);
+    (h, recs)
+}
+
+use xdpcarve_contract::FileRecord;
+
+/// Checks the records of a run with a response-side hole `at..at+len` against the rules: every
+/// response with a surviving content byte has a record (with its URI); every untouched one is
+/// exact; a file that lost bytes has missing bytes and no hashes; no record is made up.
+fn check_response_hole(msgs: &[Msg], at: usize, len: usize, recs: &[FileRecord], what: &str) {
+    let hole = at..at + len;
+    let mut start = 0;
+    let mut ambiguous_after = None;
+    let mut expected = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        let end = start + m.bytes.len();
+        let touched = hole.start < end && hole.end > start;
+        let survived = m
+            .content
+            .iter()
+            .any(|&(a, b)| (start + a..start + b).any(|x| !hole.contains(&x)));
+        // A hole that starts in a chunked body outside one chunk's data: the body's end is lost,
+        // and a chunked response after it cannot be told from its tail.
+        if m.chunked && hole.start >= start && hole.start < end {
+            let in_one_chunk = m
+                .content
+                .iter()
+                .any(|&(a, b)| hole.start >= start + a && hole.end <= start + b);
+            if !in_one_chunk && hole.end > end {
+                ambiguous_after = Some(i);
+            }
+        }
+        let rec: Vec<&FileRecord> = recs
+            .iter()
+            .filter(|r| r.fields.str("http_uri") == Some(m.uri.as_str()))
+            .collect();
+        assert!(rec.len() <= 1, "{what}: two records for response {i}: {recs:#?}");
+        if !touched {
+            expected += 1;
+            let r = rec
+                .first()
+                .unwrap_or_else(|| panic!("{what}: untouched response {i} has no record: {recs:#?}"));
+            assert_eq!(r.sha256.as_deref(), Some(m.sha.as_str()), "{what}: response {i} {r:#?}");
+            assert_eq!((r.missing_bytes, r.truncated), (0, false), "{what}: response {i}");
+        } else if survived || hole.start > start || hole.end < end {
+            // A record may come from any byte kept (a head without its body too); one must come
+            // from a content byte kept.
+            expected += 1;
+        }
+        if touched && survived {
+            let excused = m.chunked && ambiguous_after.is_some_and(|j| j < i);
+            if rec.is_empty() && !excused {
+                panic!("{what}: response {i} kept bytes but has no record: {recs:#?}");
+            }
+        }
+        start = end;
+    }
+    for r in recs {
+        match &r.sha256 {
+            Some(s) => {
+                assert!(msgs.iter().any(|m| &m.sha == s), "{what}: a hash of no body: {r:#?}");
+                assert_eq!(r.missing_bytes, 0, "{what}");
+            }
+            None => assert!(r.missing_bytes > 0, "{what}: no hash, no missing bytes: {r:#?}"),
+        }
+        assert!(
+            r.fields.str("http_uri").is_some(),
+            "{what}: a record no request owns: {r:#?}"
+        );
+    }
+    assert!(
+        recs.len() <= expected,
+        "{what}: more records than responses kept: {recs:#?}"
+    );
+}
+
+/// Hole positions: every few bytes, and around each message boundary; lengths: short ones, ones
+/// ending exactly at the next 1..3 message starts, and ones ending a few bytes into a head.
+fn hole_sweep(stream_lens: &[usize], step: usize) -> Vec<(usize, usize)> {
+    let total: usize = stream_lens.iter().sum();
+    let mut starts_of = vec![0];
+    for l in stream_lens {
+        starts_of.push(starts_of.last().unwrap() + l);
+    }
+    let mut starts: Vec<usize> = (0..total).step_by(step).collect();
+    for &b in &starts_of {
+        starts.extend(b.saturating_sub(2)..(b + 3).min(total));
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut holes = Vec::new();
+    for &s in &starts {
+        let mut lens = vec![1, 9, 120, 700];
+        let next: Vec<usize> = starts_of.iter().copied().filter(|&b| b > s).take(3).collect();
+        for b in next {
+            for extra in [0, 1, 5, 30] {
+                lens.push(b + extra - s);
+            }
+        }
+        for l in lens {
+            if s + l <= total + 10 {
+                holes.push((s, l));
+            }
+        }
+    }
+    holes
+}
+
+#[test]
+fn response_holes_anywhere_cost_only_the_bytes_lost() {
+    let msgs = keep_alive_responses();
+    let lens: Vec<usize> = msgs.iter().map(|m| m.bytes.len()).collect();
+    let holes = hole_sweep(&lens, 13);
+    assert!(holes.len() > 2000, "{}", holes.len());
+    for (i, &(at, len)) in holes.iter().enumerate() {
+        let piece = [1460, 700, 97][i % 3];
+        let (_, recs) = run_with_hole(&msgs, Side::Resp, at, len, piece);
+        check_response_hole(&msgs, at, len, &recs, &format!("hole {at}+{len} piece {piece}"));
+    }
+}
+
+#[test]
+fn request_holes_lose_only_their_requests() {
+    let msgs = keep_alive_responses();
+    let req_lens: Vec<usize> = msgs.iter().map(|m| get(&m.uri).len()).collect();
+    let holes = hole_sweep(&req_lens, 3);
+    for &(at, len) in &holes {
+        let (h, recs) = run_with_hole(&msgs, Side::Orig, at, len, 1460);
+        let what = format!("request hole {at}+{len}");
+        assert_eq!(recs.len(), msgs.len(), "{what}: {recs:#?}");
+        let mut start = 0;
+        for (m, (r, l)) in msgs.iter().zip(recs.iter().zip(&req_lens)) {
+            assert_eq!(r.sha256.as_deref(), Some(m.sha.as_str()), "{what}");
+            let touched = at < start + l && at + len > start;
+            match r.fields.str("http_uri") {
+                Some(u) => assert_eq!(u, m.uri, "{what}"),
+                None => assert!(touched, "{what}: an untouched request lost its response: {r:#?}"),
+            }
+            start += l;
+        }
+        assert_eq!(h.http.stats.responses_lost, 0, "{what}");
+    }
+}
+
+#[test]
+fn pending_requests_whose_responses_vanished_are_counted_and_bounded() {
+    let msgs = keep_alive_responses();
+    let lens: Vec<usize> = msgs.iter().map(|m| m.bytes.len()).collect();
+    // A hole from inside response 1's body to the start of response 5: 2, 3 and 4 vanished.
+    let at = lens[0] + 200;
+    let end: usize = lens[..5].iter().sum();
+    let (h, recs) = run_with_hole(&msgs, Side::Resp, at, end - at, 1460);
+    assert_eq!(h.http.stats.responses_lost, 3);
+    assert_eq!(h.http.stats.unmatched_responses, 0);
+    for (i, m) in msgs.iter().enumerate().skip(5) {
+        let r = recs
+            .iter()
+            .find(|r| r.fields.str("http_uri") == Some(m.uri.as_str()))
+            .unwrap();
+        assert_eq!(r.sha256.as_deref(), Some(m.sha.as_str()), "response {i}");
+    }
+    // Many responses lost in holes never grow the queue past its bound.
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    for i in 0..1000u64 {
+        h.now = Timestamp::from_secs(100 + i);
+        h.send(&mut p, Side::Orig, &get(&format!("/x{i}")));
+        h.gap(&mut p, Side::Resp, 500);
+    }
+    assert!(p.pending.len() <= h.http.cfg.max_pipelined);
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"last"));
+    h.finish(p);
+    let r = h.files.records.last().unwrap();
+    assert_eq!(r.fields.str("http_uri"), Some("/x999"));
+    assert_eq!(r.sha256.as_deref(), Some(sha(b"last").as_str()));
+}
+
+#[test]
+fn a_status_line_inside_a_body_after_a_gap_in_that_body_is_body() {
+    let mut body = body_bytes(2000, 21);
+    let fake = ok("text/plain", b"fake!");
+    body[1200..1200 + fake.len()].copy_from_slice(&fake);
+    let resp = ok("application/octet-stream", &body);
+    let head = resp.len() - body.len();
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &[get("/real"), get("/next")].concat());
+    h.send(&mut p, Side::Resp, &resp[..head + 100]);
+    h.gap(&mut p, Side::Resp, 1000);
+    h.send(&mut p, Side::Resp, &resp[head + 1100..]);
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"next"));
+    h.finish(p);
+    assert_eq!(h.files.records.len(), 2, "{:#?}", h.files.records);
+    let r = &h.files.records[0];
+    assert_eq!((r.size, r.missing_bytes, r.truncated), (1000, 1000, false));
+    assert_eq!(h.files.records[1].sha256.as_deref(), Some(sha(b"next").as_str()));
+    assert_eq!(h.files.records[1].fields.str("http_uri"), Some("/next"));
+    assert_eq!((h.http.stats.resyncs, h.http.stats.headless_responses), (0, 0));
+}
+
+#[test]
+fn body_after_a_lost_head_is_recorded_for_its_request() {
+    let a = ok("text/plain", &body_bytes(800, 31));
+    let b_body = body_bytes(3000, 32);
+    let b = ok("application/octet-stream", &b_body);
+    let c = ok("text/plain", b"third");
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/a"));
+    h.send(&mut p, Side::Resp, &a[..a.len() - 100]);
+    h.now = Timestamp::from_secs(110);
+    h.send(&mut p, Side::Orig, &get("/b.bin"));
+    h.now = Timestamp::from_secs(111);
+    // The end of a, and b's head and first 1000 body bytes, are lost.
+    let lost_b = b.len() - b_body.len() + 1000;
+    h.gap(&mut p, Side::Resp, (100 + lost_b) as u64);
+    h.send(&mut p, Side::Resp, &b[lost_b..]);
+    h.now = Timestamp::from_secs(120);
+    h.send(&mut p, Side::Orig, &get("/c"));
+    h.send(&mut p, Side::Resp, &c);
+    h.finish(p);
+    let recs = &h.files.records;
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    assert_eq!(
+        (recs[0].missing_bytes, recs[0].fields.str("http_uri")),
+        (100, Some("/a"))
+    );
+    let r = &recs[1];
+    assert_eq!(r.fields.str("http_uri"), Some("/b.bin"));
+    assert_eq!(r.filename.as_deref(), Some("b.bin"));
+    assert_eq!((r.size, r.truncated_reason.as_deref()), (2000, Some("gap")));
+    assert!(r.missing_bytes > 0 && r.sha256.is_none());
+    assert_eq!(recs[2].sha256.as_deref(), Some(sha(b"third").as_str()));
+    assert_eq!(recs[2].fields.str("http_uri"), Some("/c"));
+    assert_eq!(h.http.stats.headless_responses, 1);
+}
+
+#[test]
+fn hostile_status_lines_after_a_gap_are_bounded() {
+    // Status lines that lead no head, nested in one another, after a hole: linear work, no
+    // record for them, and the real response after them is found.
+    let mut junk = Vec::new();
+    for _ in 0..3000 {
+        junk.extend_from_slice(b"HTTP/1.1 200 x");
+    }
+    junk.extend_from_slice(b"\r\n\r\n");
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, &get("/a"));
+    h.gap(&mut p, Side::Resp, 10);
+    h.send_split(&mut p, Side::Resp, &junk, 1000);
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"real"));
+    h.finish(p);
+    let recs = &h.files.records;
+    assert!(
+        recs.iter().any(|r| r.sha256.as_deref() == Some(sha(b"real").as_str())),
+        "{recs:#?}"
+    );
+    assert!(h.http.stats.resync_rejects <= 20, "{}", h.http.stats.resync_rejects);
+}
