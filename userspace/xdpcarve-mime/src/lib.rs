@@ -36,6 +36,16 @@
 //! - repeated fields and parameters: the first counts; RFC 2231 sections are put in order;
 //! - base64 skips characters outside its alphabet, decodes a final quantum without padding and goes
 //!   on after padding; quoted-printable keeps malformed escapes; x-uuencode is decoded.
+//!
+//! Capture loss (`gap`): the part a hole hits is marked (its missing bytes; no hashes), and the
+//! next delimiter restarts cleanly, so every later part is exact. A delimiter right after the hole
+//! counts (the hole may end at a line start). The bytes after a hole in a multipart's body are
+//! held (bounded) until they tell whether it swallowed a delimiter: the tail of a delimiter line
+//! (the part after it is whole), or header lines with a `Content-*` field and a blank line (a
+//! part that lost its delimiter, marked). A hole in a header block drops the line it cut and
+//! reads on; a line that is no field then starts the body (the blank line was lost); the entity
+//! is marked, and if its Content-Type is lost, a `--token` line followed by a `Content-*` field
+//! is taken as the delimiter of the multipart it was. None of this applies without a hole.
 
 #![forbid(unsafe_code)]
 
@@ -68,6 +78,12 @@ pub const FIELD_NAME: &str = "mime_field_name";
 const MAX_BOUNDARY: usize = 256;
 /// Transport padding accepted between a boundary and its line break.
 const MAX_DELIM_SPACE: usize = 64;
+/// Bytes after a hole held at most while telling whether it swallowed a delimiter.
+const MAX_PROBE: usize = 8 << 10;
+/// Most bytes before a delimiter found after a hole taken as a preamble (not a part's tail).
+const MAX_PREAMBLE: u64 = 512;
+/// Shortest tail of a delimiter line taken as the rest of a delimiter a hole cut.
+const MIN_DELIM_TAIL: usize = 4;
 
 /// Where parsing starts.
 #[derive(Clone, Debug)]
@@ -109,6 +125,9 @@ struct Leaf {
     speculative: bool,
     /// base64: a `=` was seen (content after it is data after padding).
     pad_seen: bool,
+    /// Missing bytes of a preamble whose file is not open: counted if it is ever opened (a
+    /// preamble dropped at its multipart's first delimiter was never a file).
+    pending_gap: u64,
 }
 
 fn is_b64_alphabet(b: u8) -> bool {
@@ -124,6 +143,7 @@ impl Leaf {
             child: None,
             speculative: false,
             pad_seen: false,
+            pending_gap: 0,
         }
     }
 
@@ -211,7 +231,11 @@ impl Leaf {
             return;
         }
         if let Some(meta) = self.meta.take() {
-            self.file = Some(FileAnalyzer::open(cx, meta));
+            let mut f = FileAnalyzer::open(cx, meta);
+            if self.pending_gap > 0 {
+                f.gap(std::mem::take(&mut self.pending_gap));
+            }
+            self.file = Some(f);
         }
         if let Some(f) = &mut self.file {
             f.update(data);
@@ -238,6 +262,10 @@ impl Leaf {
                 len / 4 * 3
             }
         };
+        if self.speculative && self.file.is_none() {
+            self.pending_gap += decoded.max(1);
+            return;
+        }
         if let Some(meta) = self.meta.take() {
             self.file = Some(FileAnalyzer::open(cx, meta));
         }
@@ -494,6 +522,203 @@ pub struct MimeParser {
     parts_exhausted: bool,
     started: bool,
     finished: bool,
+
+    /// Bytes after a hole in a multipart's body, held until they tell what the hole swallowed.
+    probe: Option<Probe>,
+    /// Bytes lost in holes inside the header block being read: the entity's file is marked.
+    hdr_gap: u64,
+    /// The header line being read started inside a hole.
+    hdr_partial: bool,
+    /// The leaf's headers were hit by a hole (its Content-Type may be lost): a `--token` line
+    /// followed by a `Content-*` field is taken as the delimiter of a multipart it belonged to.
+    discover: bool,
+}
+
+/// What follows a hole in a multipart's body, while it is being told.
+struct Probe {
+    buf: Vec<u8>,
+    /// Length of the hole.
+    gap: u64,
+}
+
+/// What the bytes after a hole in a multipart's body say.
+#[derive(Debug, PartialEq, Eq)]
+enum ProbeEnd {
+    Wait,
+    /// More of the same content (or a delimiter right at the start, which the scan finds).
+    Content,
+    /// The hole ended inside a delimiter line of `frames[frame]`: `skip` bytes are its rest.
+    Delimiter {
+        frame: usize,
+        close: bool,
+        skip: usize,
+    },
+    /// The hole swallowed a delimiter: a part's header block starts `skip` bytes in.
+    Part {
+        skip: usize,
+    },
+}
+
+fn is_content_field(line: &[u8]) -> bool {
+    line.len() > 8 && line[..8].eq_ignore_ascii_case(b"content-") && header::is_field_line(line)
+}
+
+/// Tells what the bytes after a hole (`buf`, from the hole's end) are, in a body inside `frames`:
+/// the tail of a delimiter line (at least [`MIN_DELIM_TAIL`] bytes of it) followed by a field,
+/// a blank line or (close delimiter) nothing; or, with `allow_part`, header lines with a
+/// `Content-*` field ending in a blank line (the delimiter and maybe the first fields were lost).
+/// Anything else is content. `force`: no more bytes will come before a decision is needed.
+fn tell_probe(frames: &[Frame], buf: &[u8], eof: bool, force: bool, allow_part: bool) -> ProbeEnd {
+    let undecided = if eof || force || buf.len() >= MAX_PROBE {
+        ProbeEnd::Content
+    } else {
+        ProbeEnd::Wait
+    };
+    match check_delim(frames, buf, eof) {
+        Delim::Found { .. } => return ProbeEnd::Content,
+        Delim::Need => return undecided,
+        _ => {}
+    }
+    // Complete lines: (text without its line break, offset of the next line).
+    let line_at = |at: usize| -> Option<(&[u8], usize)> {
+        let nl = memchr::memchr(b'\n', &buf[at..])?;
+        let text = &buf[at..at + nl];
+        Some((text.strip_suffix(b"\r").unwrap_or(text), at + nl + 1))
+    };
+    let Some((first, second)) = line_at(0) else {
+        return undecided;
+    };
+    let tail = first.trim_ascii_end();
+    for (idx, f) in frames.iter().enumerate().rev() {
+        for close in [false, true] {
+            let mut full = Vec::with_capacity(f.boundary.len() + 4);
+            full.extend_from_slice(b"--");
+            full.extend_from_slice(&f.boundary);
+            if close {
+                full.extend_from_slice(b"--");
+            }
+            if tail.len() < MIN_DELIM_TAIL.min(full.len()) || !full.ends_with(tail) {
+                continue;
+            }
+            // What follows must be what follows a delimiter.
+            let fits = match line_at(second) {
+                None if second == buf.len() && eof => close,
+                None => return undecided,
+                Some((next, _)) if close => {
+                    next.is_empty() || matches!(check_delim(frames, &buf[second..], true), Delim::Found { .. })
+                }
+                Some((next, _)) => next.is_empty() || header::is_field_line(next),
+            };
+            if fits {
+                return ProbeEnd::Delimiter {
+                    frame: idx,
+                    close,
+                    skip: second,
+                };
+            }
+        }
+    }
+    if !allow_part {
+        return ProbeEnd::Content;
+    }
+    let starts_field = |t: &[u8]| header::is_field_line(t) && !t.starts_with(b" ") && !t.starts_with(b"\t");
+    let (mut fields, mut content, mut skip) = (0u32, false, second);
+    if starts_field(first) {
+        // The hole ended at a line start: the line is whole.
+        (fields, content, skip) = (1, is_content_field(first), 0);
+    }
+    let mut at = second;
+    while let Some((text, next)) = line_at(at) {
+        if text.is_empty() {
+            if fields > 0 && content {
+                return ProbeEnd::Part { skip };
+            }
+            // Or the block of a nested multipart whose Content-Type the hole cut: its first
+            // delimiter follows.
+            if matches!(check_delim(frames, &buf[next..], true), Delim::Found { .. }) {
+                return ProbeEnd::Content;
+            }
+            return match check_discover(&buf[next..], eof || force) {
+                Discover::Found { .. } => ProbeEnd::Part { skip },
+                Discover::Need => undecided,
+                _ => ProbeEnd::Content,
+            };
+        }
+        if matches!(check_delim(frames, &buf[at..], true), Delim::Found { .. }) {
+            return ProbeEnd::Content;
+        }
+        if fields > 0 && (text[0] == b' ' || text[0] == b'\t') {
+            // A folded field.
+        } else if starts_field(text) {
+            fields += 1;
+            content |= is_content_field(text);
+        } else {
+            return ProbeEnd::Content;
+        }
+        at = next;
+    }
+    undecided
+}
+
+enum Discover {
+    Need,
+    No,
+    /// `len` bytes from the line start are the delimiter line of `boundary`.
+    Found {
+        boundary: Vec<u8>,
+        len: usize,
+    },
+}
+
+/// After a hole hit an entity's headers: is `s`, at a line start, `--token` followed by a
+/// `Content-*` field, the delimiter of a multipart whose Content-Type was lost?
+fn check_discover(s: &[u8], eof: bool) -> Discover {
+    if s.len() < 2 {
+        return if !eof && (s.is_empty() || s[0] == b'-') {
+            Discover::Need
+        } else {
+            Discover::No
+        };
+    }
+    if &s[..2] != b"--" {
+        return Discover::No;
+    }
+    let limit = 2 + MAX_BOUNDARY + MAX_DELIM_SPACE + 2;
+    let Some(e) = memchr::memchr2(b'\n', b'\r', &s[..s.len().min(limit)]) else {
+        return if !eof && s.len() < limit {
+            Discover::Need
+        } else {
+            Discover::No
+        };
+    };
+    let eol = match (s[e], s.get(e + 1)) {
+        (b'\r', Some(b'\n')) => 2,
+        (b'\r', None) if !eof => return Discover::Need,
+        _ => 1,
+    };
+    let token = s[2..e].trim_ascii_end();
+    if token.is_empty()
+        || token.len() > MAX_BOUNDARY
+        || token.ends_with(b"--")
+        || !token.iter().all(|&c| (32..=126).contains(&c))
+    {
+        return Discover::No;
+    }
+    let next = &s[e + eol..];
+    const NAME_MAX: usize = 80;
+    let head = &next[..next.len().min(NAME_MAX)];
+    let prefix = &head[..head.len().min(8)];
+    if !b"content-"[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        return Discover::No;
+    }
+    match memchr::memchr3(b':', b'\n', b'\r', head) {
+        Some(c) if head[c] == b':' && is_content_field(&head[..=c]) => Discover::Found {
+            boundary: token.to_vec(),
+            len: e + eol,
+        },
+        None if !eof && next.len() < NAME_MAX => Discover::Need,
+        _ => Discover::No,
+    }
 }
 
 impl MimeParser {
@@ -529,6 +754,10 @@ impl MimeParser {
             parts_exhausted: false,
             started: false,
             finished: false,
+            probe: None,
+            hdr_gap: 0,
+            hdr_partial: false,
+            discover: false,
         };
         if let MimeStart::Multipart { boundary } = start {
             p.is_message = false;
@@ -551,8 +780,26 @@ impl MimeParser {
             return;
         }
         self.start(cx);
+        if let Some(p) = &mut self.probe {
+            let take = data.len().min(MAX_PROBE.saturating_sub(p.buf.len()));
+            p.buf.extend_from_slice(&data[..take]);
+            let replay = self.tell_probe(false, false, cx);
+            if let Some(replay) = replay {
+                self.feed_bytes(&replay, cx);
+                self.feed_bytes(&data[take..], cx);
+            }
+            return;
+        }
+        self.feed_bytes(data, cx);
+    }
+
+    fn feed_bytes(&mut self, data: &[u8], cx: &mut MimeContext<'_>) {
+        if data.is_empty() {
+            return;
+        }
         if self.carry.is_empty() {
             let n = self.process(data, false, cx);
+            // `process` may have put back bytes it could not tell yet (after a hole).
             self.carry.extend_from_slice(&data[n..]);
         } else {
             // A possible delimiter straddles the calls: join it with the new bytes. The carry
@@ -560,9 +807,44 @@ impl MimeParser {
             let mut buf = std::mem::take(&mut self.carry);
             buf.extend_from_slice(data);
             let n = self.process(&buf, false, cx);
-            buf.drain(..n);
-            self.carry = buf;
+            let mut rest = std::mem::take(&mut self.carry);
+            rest.extend_from_slice(&buf[n..]);
+            self.carry = rest;
         }
+    }
+
+    /// Decides what the bytes held after a hole are, if they tell (or must: `force`, `eof`), and
+    /// acts on it. Returns the held bytes still to parse (None while undecided).
+    fn tell_probe(&mut self, eof: bool, force: bool, cx: &mut MimeContext<'_>) -> Option<Vec<u8>> {
+        let p = self.probe.as_ref()?;
+        let allow_part = self.leaf.as_ref().is_none_or(|l| l.child.is_none());
+        let end = tell_probe(&self.frames, &p.buf, eof, force, allow_part);
+        if end == ProbeEnd::Wait {
+            return None;
+        }
+        let p = self.probe.take()?;
+        let mut buf = p.buf;
+        match end {
+            ProbeEnd::Wait | ProbeEnd::Content => {}
+            ProbeEnd::Delimiter { frame, close, skip } => {
+                cx.state.stats.gap_resyncs += 1;
+                self.on_delimiter(frame, close, Anomalies::EMPTY, Anomalies::EMPTY, cx);
+                buf.drain(..skip);
+            }
+            ProbeEnd::Part { skip } => {
+                // The part that starts here lost its delimiter and maybe some of its fields.
+                cx.state.stats.gap_resyncs += 1;
+                let innermost = self.frames.len() - 1;
+                self.on_delimiter(innermost, false, Anomalies::EMPTY, Anomalies::EMPTY, cx);
+                if self.mode == Mode::Headers {
+                    self.hdr_gap = p.gap;
+                }
+                buf.drain(..skip);
+            }
+        }
+        self.bol = true;
+        self.held = Held::None;
+        Some(buf)
     }
 
     /// `len` bytes of the message are missing.
@@ -571,6 +853,17 @@ impl MimeParser {
             return;
         }
         self.start(cx);
+        if let Some(replay) = self.tell_probe(false, true, cx) {
+            // A second hole before the first was told: what came between is parsed as it is.
+            self.feed_bytes(&replay, cx);
+        }
+        if self.mode == Mode::Headers {
+            if let Some(bad) = self.hdr_bad {
+                // Lines that were not fields, and the hole instead of a field: they start the body.
+                let end = self.hdr.len();
+                self.commit_body(bad, end, false, cx);
+            }
+        }
         // Bytes that might have started a delimiter cannot now: in a part they are content.
         let carry = std::mem::take(&mut self.carry);
         match self.mode {
@@ -584,17 +877,30 @@ impl MimeParser {
                 }
             }
             Mode::Headers => {
-                // The entity's headers are incomplete: skip to the next delimiter.
+                // The block goes on after the hole, without the line it cut; the entity's file
+                // is marked (see `header_line_done`).
                 cx.state.stats.gap_resyncs += 1;
-                self.reset_headers();
-                self.mode = Mode::Skip;
+                self.hdr.truncate(self.hdr_line_start);
+                self.hdr_line_len = 0;
+                self.hdr_line_blank = true;
+                self.hdr_cr = false;
+                self.hdr_gap = self.hdr_gap.saturating_add(len);
+                self.hdr_partial = true;
             }
             Mode::Skip => {}
         }
         self.held = Held::None;
-        self.bol = false;
+        // The hole may have ended at a line start: a delimiter right after it counts.
+        self.bol = true;
         self.carry = carry;
         self.carry.clear();
+        if self.mode != Mode::Headers && !self.frames.is_empty() {
+            // It may also have swallowed a delimiter: hold what follows until it tells.
+            self.probe = Some(Probe {
+                buf: Vec::new(),
+                gap: len,
+            });
+        }
     }
 
     /// Marks every file of the message from now on, and the one open, with an anomaly the carrier
@@ -615,8 +921,16 @@ impl MimeParser {
             return;
         }
         self.start(cx);
-        let buf = std::mem::take(&mut self.carry);
-        if !buf.is_empty() {
+        if let Some(replay) = self.tell_probe(true, true, cx) {
+            self.feed_bytes(&replay, cx);
+        }
+        // Bytes put back after a hole may put back more once (see `gap_body`); with `eof` they
+        // are all consumed.
+        for _ in 0..3 {
+            let buf = std::mem::take(&mut self.carry);
+            if buf.is_empty() {
+                break;
+            }
             self.process(&buf, true, cx);
         }
         if self.mode == Mode::Headers && (self.hdr_cr || !self.hdr_line_blank) && !self.hdr_too_large {
@@ -627,6 +941,10 @@ impl MimeParser {
             }
             self.hdr_cr = false;
             self.header_line_done(cx);
+            let buf = std::mem::take(&mut self.carry);
+            if !buf.is_empty() {
+                self.process(&buf, true, cx);
+            }
         }
         if self.mode == Mode::Headers {
             if let Some(bad) = self.hdr_bad {
@@ -679,8 +997,14 @@ impl MimeParser {
         let mut pos = 0;
         while pos < buf.len() {
             match self.mode {
-                Mode::Headers => pos = self.headers(buf, pos, cx),
-                Mode::Body | Mode::Skip if self.frames.is_empty() => {
+                Mode::Headers => {
+                    pos = self.headers(buf, pos, cx);
+                    if !self.carry.is_empty() {
+                        // A line was put back (see `gap_body`): the rest waits behind it.
+                        return pos;
+                    }
+                }
+                Mode::Body | Mode::Skip if self.frames.is_empty() && !self.discover => {
                     // No boundary can end this: the rest of the message is the body (or junk).
                     let held = std::mem::replace(&mut self.held, Held::None);
                     self.emit(held.bytes(), cx);
@@ -731,6 +1055,33 @@ impl MimeParser {
                         self.flush_held(cx);
                         self.bol = false;
                     }
+                    Delim::No if self.discover && self.mode == Mode::Body => match check_discover(&buf[pos..], eof) {
+                        Discover::Need => return Err(pos),
+                        Discover::Found { boundary, len } => {
+                            // The multipart the entity was: its parts from here on are whole.
+                            cx.state.stats.gap_resyncs += 1;
+                            self.held = Held::None;
+                            self.bol = true;
+                            self.frames.push(Frame {
+                                boundary,
+                                digest: false,
+                                started: true,
+                                anomalies: Anomalies::EMPTY,
+                            });
+                            let frame = self.frames.len() - 1;
+                            if let Some(leaf) = &mut self.leaf {
+                                // What came before is the multipart's preamble, unless it is
+                                // more than a preamble (a part's tail, its delimiter lost too).
+                                leaf.speculative = leaf.file.as_ref().is_none_or(|f| f.size() <= MAX_PREAMBLE);
+                            }
+                            self.on_delimiter(frame, false, Anomalies::EMPTY, Anomalies::EMPTY, cx);
+                            return Ok(pos + len);
+                        }
+                        Discover::No => {
+                            self.flush_held(cx);
+                            self.bol = false;
+                        }
+                    },
                     Delim::No => {
                         self.flush_held(cx);
                         self.bol = false;
@@ -788,6 +1139,7 @@ impl MimeParser {
         cx: &mut MimeContext<'_>,
     ) {
         let unclosed = self.frames.len() - 1 - frame;
+        self.discover = false;
         if let Some(mut leaf) = self.leaf.take() {
             if leaf.speculative && unclosed == 0 {
                 // The multipart's first delimiter: its preamble was only preamble.
@@ -842,6 +1194,8 @@ impl MimeParser {
         self.hdr_fields = 0;
         self.hdr_bad = None;
         self.hdr_anomalies = Anomalies::EMPTY;
+        self.hdr_gap = 0;
+        self.hdr_partial = false;
     }
 
     /// Appends a piece of the current header line to the block (unless it grew too large).
@@ -903,6 +1257,22 @@ impl MimeParser {
         self.hdr_line_len = 0;
         self.hdr_line_blank = true;
         let start = self.hdr_line_start;
+        if std::mem::take(&mut self.hdr_partial) && !self.hdr_too_large {
+            // The line started in a hole: kept only if it is whole after all (a field, or a
+            // delimiter). An empty rest is the end of a lost line, not the blank line.
+            let line = &self.hdr[start..];
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let whole = !blank
+                && !text.starts_with(b" ")
+                && !text.starts_with(b"\t")
+                && (header::is_field_line(text)
+                    || matches!(check_delim(&self.frames, line, true), Delim::Found { .. }));
+            if !whole {
+                self.hdr.truncate(start);
+                return;
+            }
+        }
         if !self.hdr_too_large {
             let line = &self.hdr[start..];
             if line.ends_with(b"\r") {
@@ -939,6 +1309,9 @@ impl MimeParser {
                         h => h,
                     };
                     before.extend(held.anomaly().into_iter().collect());
+                } else if self.hdr_gap > 0 && self.hdr_fields > 0 {
+                    // A part whose body a hole took: its fields survived, so it is recorded.
+                    self.end_headers(start, cx);
                 } else {
                     // A part that ended inside its headers (no body).
                     self.reset_headers();
@@ -956,7 +1329,14 @@ impl MimeParser {
             return;
         }
         let continuation = text.first().is_some_and(|&b| b == b' ' || b == b'\t');
-        if header::is_field_line(text) && !(continuation && self.hdr_bad.is_some()) {
+        let is_field = header::is_field_line(text) && !(continuation && self.hdr_bad.is_some());
+        if !is_field && self.hdr_gap > 0 {
+            // After a hole, a line that is no field means the blank line was lost too: the body
+            // starts here.
+            self.gap_body(start, cx);
+            return;
+        }
+        if is_field {
             if !continuation {
                 if header::has_space_before_colon(text) {
                     self.hdr_anomalies.insert(Anomaly::SpaceBeforeColon);
@@ -1003,6 +1383,19 @@ impl MimeParser {
         }
     }
 
+    /// After a hole in a header block: the block ended before `hdr[start..]`, a body line. The
+    /// line is put back into `carry`, to be scanned as the body's first (it may be a delimiter
+    /// of a multipart the lost fields declared, which takes the next line to tell).
+    fn gap_body(&mut self, start: usize, cx: &mut MimeContext<'_>) {
+        let mut hdr = std::mem::take(&mut self.hdr);
+        self.open_entity(&hdr[..start], cx);
+        self.carry.extend_from_slice(&hdr[start..]);
+        hdr.clear();
+        if self.hdr.is_empty() {
+            self.hdr = hdr;
+        }
+    }
+
     /// The header block `hdr[..end]` is complete.
     fn end_headers(&mut self, end: usize, cx: &mut MimeContext<'_>) {
         let hdr = std::mem::take(&mut self.hdr);
@@ -1013,6 +1406,7 @@ impl MimeParser {
 
     /// Starts the entity whose header block is `block`.
     fn open_entity(&mut self, block: &[u8], cx: &mut MimeContext<'_>) {
+        let gap = self.hdr_gap;
         let mut h = header::parse_block(block);
         cx.state.stats.encoded_word_errors += h.decode_errors;
         h.anomalies.extend(self.hdr_anomalies);
@@ -1031,6 +1425,14 @@ impl MimeParser {
         self.start_entity(h, cx);
         self.bol = true;
         self.held = Held::None;
+        if gap > 0 {
+            // Its header block lost bytes: its file is marked, and its fields may be wrong or
+            // missing (a Content-Type with the boundary of the multipart it was).
+            if let Some(leaf) = &mut self.leaf {
+                leaf.gap(gap, cx);
+                self.discover = !leaf.speculative && self.mode == Mode::Body;
+            }
+        }
     }
 
     /// Decides what the entity whose headers were just read is, and sets the mode for its body.

@@ -37,7 +37,8 @@ xdpcarve_contract::counters! {
         base64_invalid_chars,
         qp_invalid_sequences,
         encoded_word_errors,
-        /// Gaps that hit a header block or delimiter: parsing resumed at the next delimiter.
+        /// Holes after which parsing found its place again: a header block cut, a delimiter (or a
+        /// part's start) swallowed, a lost multipart boundary found again.
         gap_resyncs,
     }
 }

@@ -13,8 +13,17 @@
 //! - A message is finished at its end-of-data line (or last BDAT chunk) without waiting for the
 //!   server's verdict: its files crossed the wire even if the server then rejects the message
 //!   with a 5xx (counted in `rejected_transactions`).
-//! - A reply seen while a DATA message is still open means the end-of-data line was lost (gap):
-//!   the message is closed as truncated and command parsing resumes.
+//! - Capture loss (`on_gap`; rules at `client_gap`): a hole costs only the bytes it took. A reply
+//!   seen while a DATA message is open says the server took it as ended: the end-of-data line is
+//!   in a hole (reported late: a hole is reported once acknowledged a few packets ago) or was
+//!   captured late, so the message stays open until the next client event tells: a hole ends it
+//!   there if the server also accepted a next DATA (an unexplained 354), a "." line ends it, a
+//!   command within `WATCH_LINES` lines after a hole ends it. In the command phase (or after a
+//!   message ended in a hole) client lines are skipped to the next command (`Resync`); lines
+//!   that are no command after one are the message of a DATA the hole took, when a 354 says so
+//!   or (where BDAT is not in use) a transaction is open or they read as header fields. BDAT
+//!   keeps byte counts through holes inside a chunk; past its end the next BDAT line is found
+//!   by resyncing. Resyncing never happens without a hole.
 //! - AUTH exchanges (334 continuations) are skipped; STARTTLS answered with 220 makes the rest
 //!   of the connection opaque (`is_done`). Over-long lines are skipped to their end and counted.
 //! - A connection picked up without its banner may have been joined inside a message: client
@@ -54,6 +63,10 @@ const MAX_HELD_DATA: usize = 64 << 10;
 const MAX_RCPTS: usize = 1024;
 /// Longest HELO / address kept.
 const MAX_ARG: usize = 512;
+/// Lines of an open message, after a hole, at whose start a command means its end was lost.
+const WATCH_LINES: u8 = 8;
+/// Bytes of a line start enough to tell a command (`MAIL FROM:`, `STARTTLS\r\n`).
+const WATCH_PREFIX: usize = 12;
 
 /// A command waiting for its reply.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -82,6 +95,10 @@ enum ClientMode {
         remaining: u64,
         last: bool,
     },
+    /// After a hole that left the client's framing unknown: lines are skipped until one is a
+    /// command (or the end of the message they were the tail of), or until they can only be
+    /// the message of a DATA the server accepted in the hole.
+    Resync,
 }
 
 /// Where the DATA dot-unstuffer is within a line.
@@ -192,6 +209,31 @@ pub struct SmtpParser {
     auth_active: bool,
     starttls_sent: bool,
     done: bool,
+
+    // ---- after holes ----
+    /// BDAT may be in use: the server offered CHUNKING, or the client sent BDAT.
+    chunking: bool,
+    /// The open DATA message lost bytes in a hole.
+    msg_gap: bool,
+    /// The server replied while the DATA message was open: it took the message as ended.
+    eod_replied: bool,
+    /// A 354 came with no DATA waiting for it (the DATA is in a hole, or behind one). Cleared by
+    /// the next command.
+    unexplained_354: bool,
+    /// Lines still to check for a command at their start (see `WATCH_LINES`).
+    watch: u8,
+    /// The start of a line being checked, waiting for the bytes that tell.
+    watch_buf: Vec<u8>,
+    /// The line at the start of the next message bytes was already checked.
+    line_checked: bool,
+    /// Raw bytes of the lines read in `Resync` (at most the last two), kept in case they are a
+    /// message's.
+    resync_buf: Vec<u8>,
+    /// Where the line being read starts in `resync_buf`.
+    resync_line_start: usize,
+    resync_lines: u32,
+    /// Bytes lost or skipped since the hole, for a message found in `Resync`.
+    resync_lost: u64,
 }
 
 impl SmtpParser {
@@ -219,6 +261,17 @@ impl SmtpParser {
             auth_active: false,
             starttls_sent: false,
             done: false,
+            chunking: false,
+            msg_gap: false,
+            eod_replied: false,
+            unexplained_354: false,
+            watch: 0,
+            watch_buf: Vec::new(),
+            line_checked: false,
+            resync_buf: Vec::new(),
+            resync_line_start: 0,
+            resync_lines: 0,
+            resync_lost: 0,
         }
     }
 
@@ -292,9 +345,57 @@ impl SmtpParser {
                         self.accept_data(cx);
                     }
                 }
+                ClientMode::Data if !self.watch_buf.is_empty() => {
+                    // A line start held to tell whether it is a command: complete it.
+                    let room = WATCH_PREFIX.saturating_sub(self.watch_buf.len()).max(1);
+                    let upto = data.len().min(room);
+                    let take = memchr::memchr(b'\n', &data[..upto]).map_or(upto, |k| k + 1);
+                    let mut buf = std::mem::take(&mut self.watch_buf);
+                    buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    match command_prefix(&buf) {
+                        None => self.watch_buf = buf,
+                        Some(true) => {
+                            self.lost_data_end(cx);
+                            self.client_data(&buf, cx);
+                        }
+                        Some(false) => {
+                            self.watch = self.watch.saturating_sub(1);
+                            self.line_checked = true;
+                            let n = self.message_bytes(&buf, cx);
+                            if n < buf.len() {
+                                self.client_data(&buf[n..], cx);
+                            }
+                        }
+                    }
+                }
                 ClientMode::Data => {
                     let n = self.message_bytes(data, cx);
                     data = &data[n..];
+                }
+                ClientMode::Resync => {
+                    let (n, ev) = self.client_line.push(data, self.max_line);
+                    if self.resync_buf.len() + n > 2 * (self.max_line + 2) {
+                        // Too long to be the start of a message worth keeping: counted lost.
+                        self.resync_lost += self.resync_buf.len() as u64;
+                        self.resync_buf.clear();
+                        self.resync_line_start = 0;
+                    }
+                    self.resync_buf.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    match ev {
+                        None => {}
+                        Some(LineEvent::TooLong) => {
+                            cx.state.stats.line_too_long += 1;
+                            self.resync_line(b"\x00", cx);
+                        }
+                        Some(LineEvent::Line) => {
+                            let line = std::mem::take(&mut self.client_line.buf);
+                            self.resync_line(trim_eol(&line), cx);
+                            self.client_line.buf = line;
+                            self.client_line.buf.clear();
+                        }
+                    }
                 }
                 ClientMode::Bdat { remaining, last } => {
                     let take = (data.len() as u64).min(remaining) as usize;
@@ -322,7 +423,111 @@ impl SmtpParser {
         }
     }
 
+    /// A hole left the client's framing unknown; `lost` of its bytes may be a message's.
+    fn enter_resync(&mut self, lost: u64, cx: &mut SmtpContext<'_>) {
+        cx.state.stats.gap_resyncs += 1;
+        self.client = ClientMode::Resync;
+        self.client_line.clear();
+        self.resync_buf.clear();
+        self.resync_line_start = 0;
+        self.resync_lines = 0;
+        self.resync_lost = lost;
+    }
+
+    /// A line read in `Resync` (`\0` for one too long to be a command).
+    fn resync_line(&mut self, line: &[u8], cx: &mut SmtpContext<'_>) {
+        self.resync_lines += 1;
+        let data = line.eq_ignore_ascii_case(b"DATA");
+        let bdat = is_bdat_command(line);
+        if is_sync_command(line) || data || bdat {
+            self.client = ClientMode::Command;
+            self.resync_buf.clear();
+            let data_accepted = std::mem::take(&mut self.unexplained_354);
+            if self.message.is_some() {
+                if bdat {
+                    // The chunk before this one lost its bytes (or its BDAT line).
+                    let lost = self.resync_lost;
+                    if let Some(m) = &mut self.message {
+                        m.gap(lost, &mut mime_cx(cx));
+                    }
+                } else {
+                    // A BDAT message whose last chunk was lost.
+                    cx.state.stats.gap_lost_data_ends += 1;
+                    self.finish_message(FileEnd::Truncated("gap"), cx);
+                }
+            }
+            self.command(line, cx);
+            if data && data_accepted {
+                // Its 354 came while the client's stream waited behind the hole.
+                self.accept_data(cx);
+            }
+            return;
+        }
+        if line == b"." {
+            // The end of a message whose tail was being skipped.
+            self.client = ClientMode::Command;
+            self.resync_buf.clear();
+            return;
+        }
+        // Besides commands a client sends only message text (and SASL or TLS data, excluded):
+        // after the line the hole cut, lines that are no command are a message whose DATA (and
+        // maybe its 354) the hole took, if the server accepted a DATA we did not see, a
+        // transaction is open, or they read as a message's header fields.
+        // Where BDAT may be in use the lines may be a chunk's (not dot-stuffed, not ended by a
+        // "." line): only the server's 354 tells then.
+        let message_likely = self.unexplained_354
+            || (!self.chunking && (self.in_transaction || xdpcarve_mime::header::is_field_line(line)));
+        if message_likely
+            && self.message.is_none()
+            && self.resync_lines >= 2
+            && !self.auth_active
+            && !self.starttls_sent
+        {
+            // These lines (the first of them cut by the hole) are the message.
+            self.unexplained_354 = false;
+            self.client = ClientMode::DataPending;
+            self.accept_data(cx);
+            let lost = self.resync_lost.max(1);
+            if let Some(m) = &mut self.message {
+                m.gap(lost, &mut mime_cx(cx));
+            }
+            self.msg_gap = true;
+            self.dot = Unstuff::MidLine;
+            let buf = std::mem::take(&mut self.resync_buf);
+            self.client_data(&buf, cx);
+            return;
+        }
+        if self.message.is_some() {
+            // Inside a BDAT message whose chunk header the hole took: lines that are no
+            // command are its chunk bytes (its MIME parser resyncs on the next boundary).
+            let lost = std::mem::take(&mut self.resync_lost);
+            let buf = std::mem::take(&mut self.resync_buf);
+            self.resync_line_start = 0;
+            if let Some(m) = &mut self.message {
+                m.gap(lost, &mut mime_cx(cx));
+                m.feed(&buf, &mut mime_cx(cx));
+            }
+            self.resync_buf = buf;
+            self.resync_buf.clear();
+            return;
+        }
+        cx.state.stats.gap_skipped_lines += 1;
+        // Keep this line only (the one before is the most a message found later needs).
+        let drop = self.resync_line_start;
+        self.resync_lost += drop as u64;
+        self.resync_buf.drain(..drop);
+        self.resync_line_start = self.resync_buf.len();
+    }
+
+    /// The open DATA message went on past its end: its end-of-data line was in a hole.
+    fn lost_data_end(&mut self, cx: &mut SmtpContext<'_>) {
+        cx.state.stats.gap_lost_data_ends += 1;
+        self.finish_message(FileEnd::Truncated("gap"), cx);
+    }
+
     fn command(&mut self, line: &[u8], cx: &mut SmtpContext<'_>) {
+        // A command parsed: the client's stream is not stuck behind a hole.
+        self.unexplained_354 = false;
         if self.auth_active {
             let is_auth_data = line == b"*" || line.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b));
             if is_auth_data {
@@ -415,6 +620,7 @@ impl SmtpParser {
                     return;
                 };
                 cx.state.stats.bdat_chunks += 1;
+                self.chunking = true;
                 self.expect_reply(Cmd::Bdat);
                 if self.message.is_none() {
                     self.open_message(cx);
@@ -482,6 +688,15 @@ impl SmtpParser {
         }
         .write_fields(&mut template.fields);
         self.message = Some(MimeParser::new(MimeStart::Message, template).with_message_fields(info::message_fields));
+        self.reset_gap_state();
+    }
+
+    fn reset_gap_state(&mut self) {
+        self.msg_gap = false;
+        self.eod_replied = false;
+        self.watch = 0;
+        self.watch_buf.clear();
+        self.line_checked = false;
     }
 
     /// The DATA reply was 354 (or is taken to be): held bytes and what follows are the message.
@@ -516,7 +731,27 @@ impl SmtpParser {
         let mut end = false;
         while i < data.len() {
             match self.dot {
+                Unstuff::LineStart if self.watch > 0 && !std::mem::take(&mut self.line_checked) => {
+                    // After a hole: a command here means the end-of-data line was lost.
+                    match command_prefix(&data[i..]) {
+                        None => {
+                            self.feed_message(&data[run..i], cx);
+                            self.watch_buf.extend_from_slice(&data[i..]);
+                            return data.len();
+                        }
+                        Some(true) => {
+                            self.feed_message(&data[run..i], cx);
+                            self.lost_data_end(cx);
+                            return i;
+                        }
+                        Some(false) => {
+                            self.watch -= 1;
+                            self.line_checked = true;
+                        }
+                    }
+                }
                 Unstuff::LineStart => {
+                    self.line_checked = false;
                     if data[i] == b'.' {
                         self.feed_message(&data[run..i], cx);
                         i += 1;
@@ -567,7 +802,9 @@ impl SmtpParser {
         }
         self.feed_message(&data[run..i], cx);
         if end {
-            self.expect_reply(Cmd::DataEnd);
+            if !self.eod_replied {
+                self.expect_reply(Cmd::DataEnd);
+            }
             self.finish_message(FileEnd::Complete, cx);
         }
         i
@@ -581,8 +818,14 @@ impl SmtpParser {
 
     fn finish_message(&mut self, end: FileEnd, cx: &mut SmtpContext<'_>) {
         if let Some(mut m) = self.message.take() {
+            if !self.watch_buf.is_empty() {
+                // A held line start that turned out to be the message's last bytes.
+                let held = std::mem::take(&mut self.watch_buf);
+                m.feed(&held, &mut mime_cx(cx));
+            }
             m.finish(end, &mut mime_cx(cx));
         }
+        self.reset_gap_state();
         self.client = ClientMode::Command;
         self.dot = Unstuff::LineStart;
         self.reset_transaction(cx);
@@ -615,6 +858,9 @@ impl SmtpParser {
     }
 
     fn reply_line(&mut self, line: &[u8], cx: &mut SmtpContext<'_>) {
+        if line.len() >= 12 && line[..3] == *b"250" && line[4..].eq_ignore_ascii_case(b"CHUNKING") {
+            self.chunking = true;
+        }
         let code = match line {
             [a, b, c, rest @ ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
                 match rest.first() {
@@ -650,10 +896,20 @@ impl SmtpParser {
             self.accept_data(cx);
             return;
         }
+        if (300..400).contains(&code) && code != 334 {
+            // A 354 with no DATA waiting: the DATA is in a hole (or behind one, not delivered).
+            self.unexplained_354 = true;
+        }
         let cmd = self.pending.pop_front();
         if self.client == ClientMode::Data && cmd != Some(Cmd::Data) {
-            // The server answers only after the end-of-data line: we lost it.
-            self.finish_message(FileEnd::Truncated("gap"), cx);
+            // The server answers only after the end-of-data line, which we have not seen: it is
+            // in a hole, or in bytes behind a hole not reported yet (holes are reported a few
+            // packets late), or captured late. The message stays open: the next client event
+            // tells (see `on_gap`); after a hole already in it, a command line ends it too.
+            self.eod_replied = true;
+            if self.msg_gap {
+                self.watch = WATCH_LINES;
+            }
         }
         let Some(cmd) = cmd else { return };
         let failed = code >= 400;
@@ -684,8 +940,92 @@ impl SmtpParser {
         }
     }
 
+    /// `len` bytes of the client's stream are lost. What the server said meanwhile is the
+    /// evidence of what they held (replies come before the client's hole is reported, since a
+    /// hole is reported only once the peer acknowledged past it a few packets ago):
+    /// - in the command phase: the client resyncs on the next command line; if a 354 came that
+    ///   no DATA explains, lines that are not commands are that DATA's message;
+    /// - in a DATA message the server has not answered yet: the message lost bytes and goes on
+    ///   (its MIME parser resyncs on the next boundary);
+    /// - in a DATA message the server already answered (`eod_replied`): if it also accepted a
+    ///   next DATA, the message ended in the hole (and what follows is commands or the next
+    ///   message); otherwise the message goes on, and its end is a "." line at the hole's end
+    ///   (the hole is taken to end at a line start) or, within `WATCH_LINES` lines, a command;
+    /// - in a BDAT chunk: the chunk's byte count is kept; a hole past its end lost the next BDAT
+    ///   line, found by resyncing (the chunk bytes skipped meanwhile are the message's loss).
+    fn client_gap(&mut self, len: u64, cx: &mut SmtpContext<'_>) {
+        if self.client == ClientMode::DataPending {
+            self.accept_data(cx);
+        }
+        match self.client {
+            ClientMode::Command => self.enter_resync(len, cx),
+            ClientMode::Resync => {
+                // Another hole while resyncing: the lines held so far are cut.
+                self.resync_lost += len + self.resync_buf.len() as u64;
+                self.resync_buf.clear();
+                self.resync_line_start = 0;
+                self.resync_lines = 0;
+                self.client_line.clear();
+            }
+            ClientMode::DataPending | ClientMode::Data => {
+                if !self.watch_buf.is_empty() {
+                    // A held line start, cut by the hole: content.
+                    let held = std::mem::take(&mut self.watch_buf);
+                    self.line_checked = true;
+                    self.message_bytes(&held, cx);
+                }
+                if let Some(m) = &mut self.message {
+                    m.gap(len, &mut mime_cx(cx));
+                }
+                self.msg_gap = true;
+                if self.eod_replied && self.unexplained_354 {
+                    self.lost_data_end(cx);
+                    self.enter_resync(len, cx);
+                    return;
+                }
+                // Where the hole ended within a line is unknown; the next line break resyncs,
+                // unless the server said the end was near.
+                self.dot = if self.eod_replied {
+                    Unstuff::LineStart
+                } else {
+                    Unstuff::MidLine
+                };
+                self.line_checked = false;
+                if self.eod_replied || !self.server_seen {
+                    self.watch = WATCH_LINES;
+                }
+            }
+            ClientMode::Bdat { remaining, last } => {
+                let in_chunk = len.min(remaining);
+                // Past the chunk's end the hole also took the next BDAT line and maybe bytes of
+                // the next chunk: the message lost them all (an upper bound).
+                let lost = if last { in_chunk } else { len };
+                if let Some(m) = &mut self.message {
+                    m.gap(lost, &mut mime_cx(cx));
+                }
+                self.client = ClientMode::Bdat {
+                    remaining: remaining - in_chunk,
+                    last,
+                };
+                self.bdat_progress(cx);
+                if len > in_chunk {
+                    self.enter_resync(0, cx);
+                }
+            }
+        }
+    }
+
     /// Closes an open message at the end of the client's stream or of the connection.
     fn end_client(&mut self, why: &'static str, cx: &mut SmtpContext<'_>) {
+        if self.client == ClientMode::Resync {
+            // Bytes skipped since a hole inside an open (BDAT) message are its loss.
+            let lost = self.resync_lost + self.resync_buf.len() as u64;
+            self.resync_lost = 0;
+            self.resync_buf.clear();
+            if let Some(m) = &mut self.message {
+                m.gap(lost, &mut mime_cx(cx));
+            }
+        }
         if self.client == ClientMode::DataPending && !self.held_data.is_empty() {
             self.accept_data(cx);
         }
@@ -707,6 +1047,48 @@ fn is_sync_command(line: &[u8]) -> bool {
         || exact(b"QUIT")
         || exact(b"NOOP")
         || exact(b"STARTTLS")
+}
+
+/// `BDAT <size>` or `BDAT <size> LAST`.
+fn is_bdat_command(line: &[u8]) -> bool {
+    let Some(rest) = strip_prefix_ci(line, b"BDAT ") else {
+        return false;
+    };
+    let mut words = rest.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let size_ok = words
+        .next()
+        .is_some_and(|w| !w.is_empty() && w.len() <= 20 && w.iter().all(u8::is_ascii_digit));
+    let last_ok = match words.next() {
+        None => true,
+        Some(w) => w.eq_ignore_ascii_case(b"LAST") && words.next().is_none(),
+    };
+    size_ok && last_ok
+}
+
+/// Whether the line starting with `buf` is a command [`is_sync_command`] recognises: None while
+/// `buf` is too short to tell.
+fn command_prefix(buf: &[u8]) -> Option<bool> {
+    const PREFIXES: [&[u8]; 6] = [b"EHLO ", b"HELO ", b"LHLO ", b"AUTH ", b"MAIL FROM:", b"RCPT TO:"];
+    const WORDS: [&[u8]; 4] = [b"RSET", b"QUIT", b"NOOP", b"STARTTLS"];
+    if let Some(nl) = memchr::memchr(b'\n', buf) {
+        return Some(is_sync_command(trim_eol(&buf[..=nl])));
+    }
+    if PREFIXES.iter().any(|p| strip_prefix_ci(buf, p).is_some()) {
+        return Some(true);
+    }
+    if buf.len() >= WATCH_PREFIX {
+        return Some(false);
+    }
+    let may_become = |w: &[u8]| {
+        let n = buf.len().min(w.len());
+        buf[..n].eq_ignore_ascii_case(&w[..n]) && (buf.len() <= w.len() || &buf[w.len()..] == b"\r")
+    };
+    let could = PREFIXES.iter().any(|p| may_become(p)) || WORDS.iter().any(|w| may_become(w));
+    if could {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
@@ -733,35 +1115,15 @@ impl StreamParser for SmtpParser {
         }
         self.start(cx);
         match from {
-            Side::Orig => match self.client {
-                ClientMode::Command => self.client_line.clear(),
-                ClientMode::DataPending | ClientMode::Data => {
-                    self.accept_data(cx);
-                    if let Some(m) = &mut self.message {
-                        m.gap(len, &mut mime_cx(cx));
-                    }
-                    // Where the hole ended within a line is unknown; the next line break resyncs.
-                    self.dot = Unstuff::MidLine;
-                }
-                ClientMode::Bdat { remaining, last } => {
-                    let in_chunk = len.min(remaining);
-                    if let Some(m) = &mut self.message {
-                        m.gap(in_chunk, &mut mime_cx(cx));
-                    }
-                    self.client = ClientMode::Bdat {
-                        remaining: remaining - in_chunk,
-                        last,
-                    };
-                    self.bdat_progress(cx);
-                    if len > in_chunk {
-                        self.client_line.clear();
-                    }
-                }
-            },
+            Side::Orig => self.client_gap(len, cx),
             Side::Resp => {
                 // Replies were lost: which command the next one answers is unknown.
                 self.server_line.clear();
                 self.pending.clear();
+                if self.client == ClientMode::Data {
+                    // The server says nothing during a message but its end's reply.
+                    self.eod_replied = true;
+                }
                 self.accept_data(cx);
             }
         }

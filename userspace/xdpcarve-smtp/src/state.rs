@@ -36,6 +36,13 @@ xdpcarve_contract::counters! {
         unknown_commands,
         /// Client lines skipped before the session could be followed (picked up mid-message).
         midstream_lines,
+        /// Holes in the client's stream after which parsing had to find its place again (the
+        /// next command, the end of a message).
+        gap_resyncs,
+        /// Client lines skipped after a hole until one could be read as a command.
+        gap_skipped_lines,
+        /// Messages whose end-of-data line (or last chunk) was lost, closed on other evidence.
+        gap_lost_data_ends,
     }
 }
 
