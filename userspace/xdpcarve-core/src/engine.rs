@@ -122,7 +122,9 @@ struct ParserSink<'a> {
     parser: &'a mut dyn Any,
     side: Side,
     conn: &'a ConnMeta,
+    /// The time parsers see: the packet's, or when buffered bytes being delivered were captured.
     now: Timestamp,
+    packet_now: Timestamp,
     files: &'a mut FileSink,
     tcp: &'a mut TcpStats,
 }
@@ -160,6 +162,12 @@ impl Reassembled for ParserSink<'_> {
     }
     fn counters(&mut self) -> &mut TcpStats {
         self.tcp
+    }
+    fn packet_time(&self) -> Timestamp {
+        self.packet_now
+    }
+    fn captured_at(&mut self, ts: Option<Timestamp>) {
+        self.now = ts.unwrap_or(self.packet_now);
     }
 }
 
@@ -416,6 +424,7 @@ impl Engine {
             side,
             conn: meta,
             now,
+            packet_now: now,
             files: &mut self.files,
             tcp,
         };
@@ -564,6 +573,7 @@ impl Engine {
                 side: Side::Orig,
                 conn: meta,
                 now: self.now,
+                packet_now: self.now,
                 files: &mut self.files,
                 tcp: &mut self.tcp,
             };

@@ -15,6 +15,7 @@
 
 use crate::stats::TcpStats;
 use std::collections::BTreeMap;
+use xdpcarve_contract::Timestamp;
 
 /// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
 /// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.
@@ -35,6 +36,23 @@ pub trait Reassembled {
     /// The direction is finished (FIN or RST, after everything before it).
     fn end(&mut self);
     fn counters(&mut self) -> &mut TcpStats;
+    /// Time of the packet being processed (kept with bytes that have to wait in the buffer).
+    fn packet_time(&self) -> Timestamp {
+        Timestamp::ZERO
+    }
+    /// The bytes delivered next were captured at this time (`Some`: buffered bytes, delivered
+    /// later than they arrived), or at the current packet's (`None`). Parsers that pair messages
+    /// by time (HTTP after a hole) need when bytes were sent, not when a hole let them through.
+    fn captured_at(&mut self, ts: Option<Timestamp>) {
+        let _ = ts;
+    }
+}
+
+/// Out-of-order bytes waiting for a hole before them, and when they were captured.
+#[derive(Debug)]
+struct Buffered {
+    data: Vec<u8>,
+    ts: Timestamp,
 }
 
 /// Bounds of one stream.
@@ -68,7 +86,7 @@ pub struct Stream {
     /// Offset of the next byte to deliver: every byte before it was delivered or reported as a gap.
     next_off: u64,
     /// Out-of-order data by offset; all keys > `next_off`, entries never overlap.
-    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo: BTreeMap<u64, Buffered>,
     /// Bytes charged to the memory budget for `ooo`.
     charged: usize,
     /// Offset of the FIN (one past the last data byte), once seen.
@@ -97,7 +115,7 @@ impl Stream {
     }
     /// Out-of-order bytes held (without overhead).
     pub fn buffered_bytes(&self) -> usize {
-        self.ooo.values().map(Vec::len).sum()
+        self.ooo.values().map(|b| b.data.len()).sum()
     }
     pub fn has_fin(&self) -> bool {
         self.fin_off.is_some()
@@ -241,13 +259,13 @@ impl Stream {
                 .ooo
                 .range(..=piece_off)
                 .next_back()
-                .filter(|(k, v)| **k + v.len() as u64 > piece_off)
-                .map(|(k, v)| (*k, v.len()));
+                .filter(|(k, v)| **k + v.data.len() as u64 > piece_off)
+                .map(|(k, v)| (*k, v.data.len()));
             if let Some((k, len)) = covering {
                 // Already buffered: compare and keep the first copy.
                 let start = (piece_off - k) as usize;
                 let n = (len - start).min(payload.len() - pos);
-                let old = &self.ooo[&k][start..start + n];
+                let old = &self.ooo[&k].data[start..start + n];
                 let new = &payload[pos..pos + n];
                 let differing = old.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
                 let c = out.counters();
@@ -291,7 +309,14 @@ impl Stream {
             if pos == 0 {
                 out.counters().out_of_order_segments += 1;
             }
-            self.ooo.insert(piece_off, payload[pos..pos + n].to_vec());
+            let ts = out.packet_time();
+            self.ooo.insert(
+                piece_off,
+                Buffered {
+                    data: payload[pos..pos + n].to_vec(),
+                    ts,
+                },
+            );
             self.charged += cost;
             mem.used += cost;
             pos += n;
@@ -321,20 +346,26 @@ impl Stream {
 
     /// Delivers buffered data that is now contiguous.
     fn drain(&mut self, mem: &mut MemoryBudget, out: &mut impl Reassembled) {
+        let mut delivered = false;
         while let Some(entry) = self.ooo.first_entry() {
             let k = *entry.key();
             if k > self.next_off {
                 break;
             }
-            let data = entry.remove();
+            let Buffered { data, ts } = entry.remove();
             let cost = data.len() + SEGMENT_OVERHEAD;
             self.charged = self.charged.saturating_sub(cost);
             mem.used = mem.used.saturating_sub(cost);
             let skip = ((self.next_off - k) as usize).min(data.len());
             if skip < data.len() {
+                out.captured_at(Some(ts));
+                delivered = true;
                 out.data(&data[skip..]);
                 self.advance((data.len() - skip) as u64);
             }
+        }
+        if delivered {
+            out.captured_at(None);
         }
     }
 
