@@ -13,8 +13,9 @@
 //!   second byte).
 //! - **Pairing.** A response-side hole may have swallowed whole responses: the first response found
 //!   after it answers the newest pending request sent at or before its first byte; older pending
-//!   requests lost their responses in the hole (`responses_lost`). Without such a hole pairing stays
-//!   FIFO (pipelining).
+//!   requests lost their responses in the hole (`responses_lost`), and each still gets a record
+//!   (empty, truncated `gap`, with its URI), so no download goes unlogged. Without such a hole
+//!   pairing stays FIFO (pipelining).
 //!
 //! **Bytes between the hole and the next status line** ([`Orphan`]) are the body of a response
 //! whose head was lost, and recorded as a file (truncated `gap`, with missing bytes, no hashes),
@@ -28,7 +29,7 @@
 //! blanks, nor after a hole in bytes that were already being skipped (a resync, a tunnel).
 
 use crate::head::uri_filename;
-use crate::{HttpContext, HttpParser, Pending, Phase, PROTO};
+use crate::{HttpContext, HttpParser, MethodKind, Pending, Phase, PROTO};
 use memchr::memchr;
 use xdpcarve_contract::{Direction, FileMeta, Side, Timestamp};
 use xdpcarve_files::{FileAnalyzer, FileEnd};
@@ -379,7 +380,17 @@ impl HttpParser {
         self.resp_hole = false;
         let i = i?;
         cx.state.stats.responses_lost += i as u64;
-        self.pending.drain(..i);
+        // Requests whose responses vanished in the hole still get a record, empty and truncated
+        // by the gap: a file was asked for there and not seen (HEAD asks for none).
+        for lost in self.pending.drain(..i).collect::<Vec<_>>() {
+            if lost.kind == MethodKind::Head {
+                continue;
+            }
+            let mut meta = FileMeta::new(PROTO, Direction::Download);
+            meta.filename = lost.info.uri.as_deref().and_then(uri_filename);
+            lost.info.write_fields(&mut meta.fields);
+            FileAnalyzer::open(cx, meta).close(cx, FileEnd::Truncated("gap"));
+        }
         self.pending.pop_front()
     }
 }
