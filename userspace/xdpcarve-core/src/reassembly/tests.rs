@@ -11,10 +11,21 @@ enum Ev {
 struct Rec {
     evs: Vec<Ev>,
     stats: TcpStats,
+    /// The packet time the test sets, and the time each delivery was said to be captured at.
+    now: Timestamp,
+    at: Option<Timestamp>,
+    delivered_at: Vec<Timestamp>,
 }
 
 impl Reassembled for Rec {
+    fn packet_time(&self) -> Timestamp {
+        self.now
+    }
+    fn captured_at(&mut self, ts: Option<Timestamp>) {
+        self.at = ts;
+    }
     fn data(&mut self, data: &[u8]) {
+        self.delivered_at.push(self.at.unwrap_or(self.now));
         // Adjacent deliveries are merged: how bytes are split is not part of the contract.
         if let Some(Ev::Data(d)) = self.evs.last_mut() {
             d.extend_from_slice(data);
@@ -365,4 +376,29 @@ fn syn_ack_sets_the_start_of_a_stream_whose_syn_was_missed() {
     s.segment(511, b"later", 0, false, &LIMITS, &mut mem, &mut out);
     s.flush(false, &LIMITS, &mut mem, &mut out);
     assert_eq!(out.evs, vec![Ev::Gap(10), d(b"later")]);
+}
+
+#[test]
+fn buffered_bytes_are_delivered_with_the_time_they_were_captured() {
+    let mut t = T::new(0);
+    t.out.now = Timestamp::from_secs(1);
+    t.seg(1, b"ab");
+    t.out.now = Timestamp::from_secs(2);
+    t.seg(5, b"ef"); // waits for the hole at offsets 2..4
+    t.out.now = Timestamp::from_secs(3);
+    t.seg(3, b"cd"); // fills it: "cd" now, then "ef" as captured at 2 s
+    t.out.now = Timestamp::from_secs(4);
+    t.seg(7, b"gh");
+    assert_eq!(t.out.evs, [Ev::Data(b"abcdefgh".to_vec())]);
+    let secs: Vec<u64> = t
+        .out
+        .delivered_at
+        .iter()
+        .map(|ts| ts.as_nanos() / 1_000_000_000)
+        .collect();
+    assert_eq!(
+        secs,
+        [1, 3, 2, 4],
+        "buffered bytes keep their capture time; later ones the packet's"
+    );
 }
