@@ -78,6 +78,8 @@ pub struct Orphan {
     /// Only blanks so far.
     blank: bool,
     tail: [u8; TAIL],
+    /// Another hole came inside these bytes (its length), not yet looked at.
+    after_hole: Option<u64>,
 }
 
 impl Orphan {
@@ -90,6 +92,7 @@ impl Orphan {
             first_at: Timestamp::ZERO,
             blank: true,
             tail: [0; TAIL],
+            after_hole: None,
         }
     }
 
@@ -189,6 +192,7 @@ impl HttpParser {
                 if let Some(o) = h.orphan.as_mut() {
                     o.data(&m.buf[..m.n], cx);
                     o.gap(len);
+                    o.after_hole = Some(len);
                 }
                 if from == Side::Resp {
                     self.resp_hole = true;
@@ -220,6 +224,7 @@ impl HttpParser {
     /// Skips response bytes after a hole until a status line candidate (see [`status_pattern_ok`]);
     /// the bytes skipped go to the orphan. Returns the bytes consumed.
     pub(crate) fn read_resync_anywhere(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
+        self.split_orphan_after_hole(cx);
         let h = &mut self.halves[Side::Resp.index()];
         let m = &mut h.resync;
         let mut i = 0;
@@ -259,6 +264,29 @@ impl HttpParser {
             }
         }
         i
+    }
+
+    /// A second hole inside a headless body: when a request was sent after the body's first byte
+    /// and before the bytes now arriving (their capture time), the hole took this body's end and
+    /// the head of that request's response, since a client asks again once a response is in. The
+    /// bytes from here are then that response's, recorded apart.
+    fn split_orphan_after_hole(&mut self, cx: &mut HttpContext<'_>) {
+        let Some(o) = self.halves[Side::Resp.index()].orphan.as_mut() else {
+            return;
+        };
+        let Some(hole) = o.after_hole.take() else { return };
+        if o.file.is_none() {
+            return;
+        }
+        let first_at = o.first_at;
+        let owner = self.pending.iter().rposition(|p| p.at <= first_at);
+        let newest = self.pending.iter().rposition(|p| p.at <= cx.now);
+        if newest.is_some() && newest != owner {
+            cx.state.stats.headless_splits += 1;
+            self.finish_orphan(false, cx);
+            self.resp_hole = true;
+            self.halves[Side::Resp.index()].orphan = Some(Orphan::new(false, None, hole));
+        }
     }
 
     /// The status line candidate in `hdr[..upto]` leads no head: it was data. Its first byte goes to

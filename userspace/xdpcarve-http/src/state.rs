@@ -71,6 +71,8 @@ xdpcarve_contract::counters! {
         responses_lost,
         /// Responses whose head was lost in a hole, recorded from the body bytes that survived.
         headless_responses,
+        /// Headless bodies cut at a second hole because a request was sent in between.
+        headless_splits,
         /// Bytes after a hole left unrecorded: only blanks, or what may be a chunked body's tail.
         orphans_dropped,
         /// Gaps inside a body (the file goes on, with missing bytes).

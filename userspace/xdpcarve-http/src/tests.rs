@@ -1452,6 +1452,60 @@ fn a_status_line_inside_a_body_after_a_gap_in_that_body_is_body() {
 }
 
 #[test]
+fn a_second_hole_after_the_next_request_starts_another_headless_body() {
+    let a = ok("application/octet-stream", &body_bytes(3000, 41));
+    let b = ok("application/octet-stream", &body_bytes(3000, 42));
+    let c = ok("text/plain", b"third");
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.now = Timestamp::from_secs(100);
+    h.send(&mut p, Side::Orig, &get("/a"));
+    // a's head and first bytes lost; some of its body comes.
+    h.now = Timestamp::from_secs(101);
+    h.gap(&mut p, Side::Resp, 500);
+    h.send(&mut p, Side::Resp, &a[500..1500]);
+    // The client had all of a and asked for b; a's end and b's head are lost.
+    h.now = Timestamp::from_secs(102);
+    h.send(&mut p, Side::Orig, &get("/b"));
+    h.now = Timestamp::from_secs(103);
+    h.gap(&mut p, Side::Resp, (a.len() - 1500 + 400) as u64);
+    h.send(&mut p, Side::Resp, &b[400..]);
+    h.now = Timestamp::from_secs(104);
+    h.send(&mut p, Side::Orig, &get("/c"));
+    h.send(&mut p, Side::Resp, &c);
+    h.finish(p);
+    let recs = &h.files.records;
+    let uris: Vec<Option<&str>> = recs.iter().map(|r| r.fields.str("http_uri")).collect();
+    assert_eq!(uris, [Some("/a"), Some("/b"), Some("/c")], "{recs:#?}");
+    assert_eq!(recs[0].size, 1000);
+    assert_eq!(recs[1].size, b.len() as u64 - 400);
+    assert!(recs[..2]
+        .iter()
+        .all(|r| r.missing_bytes > 0 && r.truncated_reason.as_deref() == Some("gap")));
+    assert_eq!(recs[2].sha256.as_deref(), Some(sha(b"third").as_str()));
+    assert_eq!(h.http.stats.headless_splits, 1);
+
+    // Without a request in between, a second hole is one more gap in the same body.
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.now = Timestamp::from_secs(100);
+    h.send(&mut p, Side::Orig, &get("/a"));
+    h.now = Timestamp::from_secs(101);
+    h.gap(&mut p, Side::Resp, 500);
+    h.send(&mut p, Side::Resp, &a[500..1500]);
+    h.gap(&mut p, Side::Resp, 100);
+    h.send(&mut p, Side::Resp, &a[1600..]);
+    h.now = Timestamp::from_secs(104);
+    h.send(&mut p, Side::Orig, &get("/c"));
+    h.send(&mut p, Side::Resp, &c);
+    h.finish(p);
+    let recs = &h.files.records;
+    assert_eq!(recs.len(), 2, "{recs:#?}");
+    assert_eq!((recs[0].size, recs[0].missing_bytes), (a.len() as u64 - 600, 600));
+    assert_eq!(h.http.stats.headless_splits, 0);
+}
+
+#[test]
 fn body_after_a_lost_head_is_recorded_for_its_request() {
     let a = ok("text/plain", &body_bytes(800, 31));
     let b_body = body_bytes(3000, 32);
