@@ -615,6 +615,10 @@ fn two_queues_live_equal_read() {
     for q in &queues {
         assert!(q.rx_packets > 0, "queue {} received nothing:\n{summary}", q.queue);
         assert_eq!(q.kernel_drops, 0, "queue {} dropped packets:\n{summary}", q.queue);
+        // Default rings, from the default --capture-memory (256 MiB per queue).
+        let (high, capacity) = q.ring_high_water.expect("a ring high-water mark per queue");
+        assert_eq!(capacity, 129_536, "queue {}:\n{summary}", q.queue);
+        assert!(high <= capacity, "queue {}:\n{summary}", q.queue);
     }
     assert!(
         counters.xdp_seen >= sent.iter().sum::<u64>(),

@@ -96,6 +96,8 @@ pub struct QueueCounters {
     pub rx_packets: u64,
     /// kernel_rx_dropped + kernel_rx_ring_full + kernel_rx_fill_ring_empty_descs of this queue.
     pub kernel_drops: u64,
+    /// "ring high water H of C frames": the most frames that waited, and how many can.
+    pub ring_high_water: Option<(u64, u64)>,
 }
 
 /// The per-queue lines of a live summary, in the order printed.
@@ -111,6 +113,12 @@ pub fn parse_queues(stderr: &str) -> Vec<QueueCounters> {
                 kernel_drops: named(l, "kernel_rx_dropped")
                     + named(l, "kernel_rx_ring_full")
                     + named(l, "kernel_rx_fill_ring_empty_descs"),
+                ring_high_water: l.split_once("ring high water ").and_then(|(_, rest)| {
+                    let mut w = rest.split_whitespace();
+                    let high = w.next()?.parse().ok()?;
+                    let capacity = w.nth(1)?.parse().ok()?;
+                    Some((high, capacity))
+                }),
             })
         })
         .collect()
@@ -208,20 +216,22 @@ mod tests {
     #[test]
     fn queue_lines_parse() {
         let s = "xdpcarve: live capture on x\n  xdp: 120 packets seen, 100 redirected (5.0 kB), 20 passed\n  queue 0: \
-                 60 packets, 3.0 kB (10 packets/s) kernel_rx_ring_full=2 kernel_rx_dropped=1\n  queue 1: 40 packets, \
-                 2.0 kB (5 packets/s)\n";
+                 60 packets, 3.0 kB (10 packets/s), ring high water 7 of 4096 frames kernel_rx_ring_full=2 \
+                 kernel_rx_dropped=1\n  queue 1: 40 packets, 2.0 kB (5 packets/s)\n";
         assert_eq!(
             parse_queues(s),
             vec![
                 QueueCounters {
                     queue: 0,
                     rx_packets: 60,
-                    kernel_drops: 3
+                    kernel_drops: 3,
+                    ring_high_water: Some((7, 4096)),
                 },
                 QueueCounters {
                     queue: 1,
                     rx_packets: 40,
-                    kernel_drops: 0
+                    kernel_drops: 0,
+                    ring_high_water: None,
                 }
             ]
         );
