@@ -119,7 +119,8 @@ pub struct Engine {
 /// Feeds one direction's reassembled bytes to the connection's parser.
 struct ParserSink<'a> {
     proto: &'a mut dyn RunningProtocol,
-    parser: &'a mut dyn Any,
+    /// Made on the connection's first event.
+    parser: &'a mut Option<Box<dyn Any + Send>>,
     side: Side,
     conn: &'a ConnMeta,
     /// The time parsers see: the packet's, or when buffered bytes being delivered were captured.
@@ -137,7 +138,14 @@ impl<'a> ParserSink<'a> {
             now: self.now,
             files: &mut *self.files,
         };
-        (&mut *self.proto, &mut *self.parser, ev)
+        let proto = &mut *self.proto;
+        let parser = self.parser.get_or_insert_with(|| proto.new_parser(self.conn));
+        (proto, &mut **parser, ev)
+    }
+
+    /// The parser gave up on the rest of the connection (never, before it existed).
+    fn is_done(&self) -> bool {
+        self.parser.as_deref().is_some_and(|p| self.proto.is_done(p))
     }
 }
 
@@ -415,7 +423,7 @@ impl Engine {
         } = conn;
         let parser = parser.as_mut().expect("active connection has a parser");
         let proto = &mut *self.protocols[parser.proto as usize];
-        let parser = &mut *parser.state;
+        let parser = &mut parser.state;
         let limits = self.limits;
         let mem = &mut self.mem;
         let mut sink = ParserSink {
@@ -447,7 +455,7 @@ impl Engine {
             sink.side = s;
             streams[s.index()].tick(&limits, mem, &mut sink);
         }
-        let done = sink.proto.is_done(sink.parser);
+        let done = sink.is_done();
         let both_ended = streams[0].is_ended() && streams[1].is_ended();
         if done {
             let conn = self.flows.get_mut(id);
@@ -526,11 +534,10 @@ impl Engine {
             vlan: pkt.vlan,
             start: self.now,
         };
-        let state = self.protocols[proto as usize].new_parser(&meta);
         let conn = Conn {
             meta,
             orig,
-            parser: Some(ConnParser { proto, state }),
+            parser: Some(ConnParser { proto, state: None }),
             streams: [Stream::new(), Stream::new()],
             last_seen: self.now,
             state: ConnState::Active,
@@ -569,7 +576,7 @@ impl Engine {
             let proto = &mut *self.protocols[parser.proto as usize];
             let mut sink = ParserSink {
                 proto,
-                parser: &mut *parser.state,
+                parser: &mut parser.state,
                 side: Side::Orig,
                 conn: meta,
                 now: self.now,
@@ -581,8 +588,11 @@ impl Engine {
                 sink.side = side;
                 streams[side.index()].flush(rst, &self.limits, &mut self.mem, &mut sink);
             }
-            let (proto, parser, ev) = sink.parts();
-            proto.on_close(parser, reason, ev);
+            // A connection that never carried anything to parse has nothing to close.
+            if sink.parser.is_some() {
+                let (proto, parser, ev) = sink.parts();
+                proto.on_close(parser, reason, ev);
+            }
         }
         for s in streams.iter_mut() {
             s.release(&mut self.mem);

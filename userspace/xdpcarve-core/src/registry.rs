@@ -11,10 +11,11 @@ use xdpcarve_contract::{
     AppContext, CloseReason, ConnMeta, CounterSet, FileSink, Opener, Protocol, Side, StreamParser, Timestamp,
 };
 
-/// A connection's parser, type-erased: which protocol, and its state.
+/// A connection's parser, type-erased: which protocol, and its state once the connection carried
+/// something to parse (a SYN flood's flows never get one: they cost no parser allocation).
 pub(crate) struct ConnParser {
     pub proto: u8,
-    pub state: Box<dyn Any + Send>,
+    pub state: Option<Box<dyn Any + Send>>,
 }
 
 /// One connection's event as the engine hands it over.

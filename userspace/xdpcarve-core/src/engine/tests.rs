@@ -381,6 +381,39 @@ fn poll_timeout_names_the_next_idle_expiry() {
 }
 
 #[test]
+fn a_flow_gets_its_parser_with_its_first_byte_to_parse() {
+    let mut e = engine();
+    // A SYN flood: flows that never carry a byte cost no parser.
+    for port in 41_000..41_100u16 {
+        let f = frame(CLIENT, SERVER, port, 80, 1000, 0, SYN, b"");
+        e.handle_packet(Timestamp::from_secs(1_000), LinkType::Ethernet, &f);
+    }
+    let mut c = Conv::new(&mut e, 40040);
+    c.handshake();
+    let (cseq, sseq) = (c.cseq, c.sseq);
+    let parsers = |e: &Engine| {
+        e.flows
+            .ids_oldest_first()
+            .into_iter()
+            .filter(|&id| e.flows.get(id).parser.as_ref().is_some_and(|p| p.state.is_some()))
+            .count()
+    };
+    assert_eq!(e.active_flows(), 101);
+    assert_eq!(parsers(&e), 0, "no parser before any payload");
+    let mut c = Conv {
+        e: &mut e,
+        cport: 40040,
+        cseq,
+        sseq,
+        t: 1_001,
+    };
+    c.client(ACK, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(parsers(&e), 1);
+    e.finish(Timestamp::from_secs(1_002));
+    assert_eq!(e.tcp_stats().flows_created, 101);
+}
+
+#[test]
 fn one_sided_handshakes_are_counted_by_the_engine() {
     let mut e = engine();
     // Only the SYN-ACK of one connection (its SYN went to another queue) ...
