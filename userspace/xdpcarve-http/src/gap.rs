@@ -214,8 +214,8 @@ impl HttpParser {
         if side == Side::Resp {
             self.resp_hole = true;
             h.orphan = match at {
-                HoleAt::AfterEnd => Some(Orphan::new(false, None, missing)),
-                HoleAt::ChunkFraming(meta) => Some(Orphan::new(true, meta, missing)),
+                HoleAt::AfterEnd => Some(Box::new(Orphan::new(false, None, missing))),
+                HoleAt::ChunkFraming(meta) => Some(Box::new(Orphan::new(true, meta, missing))),
                 HoleAt::Unknown => None,
             };
         }
@@ -285,7 +285,7 @@ impl HttpParser {
             cx.state.stats.headless_splits += 1;
             self.finish_orphan(false, cx);
             self.resp_hole = true;
-            self.halves[Side::Resp.index()].orphan = Some(Orphan::new(false, None, hole));
+            self.halves[Side::Resp.index()].orphan = Some(Box::new(Orphan::new(false, None, hole)));
         }
     }
 

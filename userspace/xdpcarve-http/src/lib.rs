@@ -137,14 +137,15 @@ struct Half {
     hdr: Vec<u8>,
     /// End-of-header scanner: 0 inside a line, 1 right after LF, 2 after LF CR.
     eol: u8,
-    body: Option<Body>,
+    /// Boxed: a connection between messages (idle keep-alive) holds no body state.
+    body: Option<Box<Body>>,
     resync: LineMatch,
     /// Responses: where the status line and the head's end are.
     reader: HeadReader,
     /// Responses: anomalies of interim (1xx) responses, carried to the final one.
     carried: Anomalies,
     /// Responses: bytes after a hole that no status line explains yet.
-    orphan: Option<gap::Orphan>,
+    orphan: Option<Box<gap::Orphan>>,
     /// Responses: the head being read starts at a status line found after a hole, still to be
     /// checked (it may be body data).
     candidate: bool,
@@ -378,10 +379,10 @@ impl HttpParser {
         let h = &mut self.halves[Side::Resp.index()];
         h.hdr = buffered;
         release_header_buffer(&mut h.hdr);
-        h.body = Some(Body {
+        h.body = Some(Box::new(Body {
             framing: if http09 { Framing::UntilClose } else { Framing::Unframed },
             content,
-        });
+        }));
         h.phase = Phase::Body;
     }
 
@@ -542,7 +543,7 @@ impl HttpParser {
                         )
                     }
                 };
-                half.body = Some(Body { framing, content });
+                half.body = Some(Box::new(Body { framing, content }));
                 half.phase = Phase::Body;
             }
             None if kind == MethodKind::Connect => half.phase = Phase::AwaitTunnel,
@@ -663,7 +664,7 @@ impl HttpParser {
         }
         let empty = matches!(framing, Framing::Length(0));
         let half = &mut self.halves[resp];
-        half.body = Some(Body { framing, content });
+        half.body = Some(Box::new(Body { framing, content }));
         half.phase = Phase::Body;
         if empty {
             self.end_body(Side::Resp, FileEnd::Complete, cx);

@@ -191,7 +191,8 @@ pub struct SmtpParser {
     /// The first line of `held_data` was looked at (a command there means DATA was refused).
     held_first_line_seen: bool,
     dot: Unstuff,
-    message: Option<MimeParser>,
+    /// Boxed: a session between messages holds no MIME state.
+    message: Option<Box<MimeParser>>,
 
     helo: Option<String>,
     mail_from: Option<String>,
@@ -687,7 +688,9 @@ impl SmtpParser {
             rcpt_to: self.rcpt_to.clone(),
         }
         .write_fields(&mut template.fields);
-        self.message = Some(MimeParser::new(MimeStart::Message, template).with_message_fields(info::message_fields));
+        self.message = Some(Box::new(
+            MimeParser::new(MimeStart::Message, template).with_message_fields(info::message_fields),
+        ));
         self.reset_gap_state();
     }
 

@@ -357,6 +357,13 @@ fn connection_state_stays_small() {
         std::mem::size_of::<Stream>()
     );
     assert!(conn <= 512, "Conn is {conn} bytes");
+    // Parsers hold bodies and MIME state boxed, so a connection between messages is small.
+    for (name, size) in [
+        ("http", std::mem::size_of::<xdpcarve_http::HttpParser>()),
+        ("smtp", std::mem::size_of::<xdpcarve_smtp::SmtpParser>()),
+    ] {
+        assert!(size <= 512, "{name} parser is {size} bytes");
+    }
 }
 
 #[test]
