@@ -72,6 +72,9 @@ impl Default for EngineConfig {
 /// How long a finished connection's key is remembered, so late retransmissions and ACKs are not
 /// taken for a new connection picked up mid-stream.
 const CLOSED_LINGER: Duration = Duration::from_secs(30);
+/// How long a flow that carried no byte yet (a handshake, or a SYN alone) is remembered, as
+/// Suricata's timeout for new flows: long enough for a slow handshake, short enough for floods.
+const EMBRYO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Packet time between two idle sweeps.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -83,6 +86,20 @@ enum ConnState {
     Opaque,
     /// Finished; kept briefly so stragglers are recognised.
     Closed,
+}
+
+/// A flow that has carried no byte yet: handshake packets only. It waits in a pool of its own,
+/// bounded and timed out apart from the connections, so a SYN flood costs this much per flow and
+/// never evicts a connection that carries a file. Its first byte makes it a [`Conn`].
+struct Embryo {
+    orig: Endpoint,
+    proto: u8,
+    /// The originator's SYN sequence number.
+    syn: Option<u32>,
+    /// The responder's SYN-ACK: its sequence and acknowledgement numbers.
+    synack: Option<(u32, u32)>,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
 }
 
 struct Conn {
@@ -106,6 +123,8 @@ pub struct Engine {
     protocols: Vec<Box<dyn RunningProtocol>>,
     limits: StreamLimits,
     flows: FlowTable<Conn>,
+    /// Flows with no byte yet, oldest first (also their timeout order).
+    embryos: FlowTable<Embryo>,
     mem: MemoryBudget,
     capture: CaptureStats,
     tcp: TcpStats,
@@ -196,6 +215,7 @@ impl Engine {
             protocols,
             limits,
             flows: FlowTable::with_hasher(hasher),
+            embryos: FlowTable::with_hasher(hasher),
             mem,
             capture: CaptureStats::default(),
             tcp: TcpStats::default(),
@@ -242,6 +262,10 @@ impl Engine {
     pub fn active_flows(&self) -> usize {
         self.flows.len()
     }
+    /// Flows that have carried no byte yet (handshakes, SYNs alone).
+    pub fn embryonic_flows(&self) -> usize {
+        self.embryos.len()
+    }
     /// Out-of-order bytes currently buffered (with bookkeeping overhead).
     pub fn reassembly_memory(&self) -> usize {
         self.mem.used
@@ -268,11 +292,12 @@ impl Engine {
             let conn = self.flows.get(id);
             conn.last_seen.saturating_add(self.idle_limit(conn.state))
         });
+        let embryos = self.embryos.oldest().map(|id| {
+            let e = self.embryos.get(id);
+            e.last_seen.saturating_add(EMBRYO_TIMEOUT.min(self.cfg.idle_timeout))
+        });
         let protocols = self.protocols.iter().filter_map(|p| p.poll_timeout()).min();
-        let due = match (flows, protocols) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
+        let due = [flows, embryos, protocols].into_iter().flatten().min()?;
         Some(due.max(self.next_sweep))
     }
 
@@ -299,6 +324,12 @@ impl Engine {
         }
         for id in self.flows.ids_oldest_first() {
             self.close(id, CloseReason::Shutdown, false);
+        }
+        for id in self.embryos.ids_oldest_first() {
+            let e = self.embryos.remove(id);
+            if e.syn.is_some() && e.synack.is_none() {
+                self.tcp.syn_without_synack += 1;
+            }
         }
         for p in &mut self.protocols {
             p.finish(self.now, &mut self.files);
@@ -359,7 +390,7 @@ impl Engine {
                         self.tcp.retransmitted_bytes += pkt.payload.len() as u64;
                         return;
                     }
-                    match self.new_conn(key, src, dst, pkt) {
+                    match self.unknown_flow(key, src, dst, pkt) {
                         Some(id) => id,
                         None => return,
                     }
@@ -367,7 +398,7 @@ impl Engine {
                     id
                 }
             }
-            None => match self.new_conn(key, src, dst, pkt) {
+            None => match self.unknown_flow(key, src, dst, pkt) {
                 Some(id) => id,
                 None => return,
             },
@@ -469,6 +500,129 @@ impl Engine {
         }
     }
 
+    /// A packet of a flow with no connection: handshake packets go to (or leave) the embryo pool;
+    /// the first byte makes a connection, from the embryo if there is one. Returns the connection
+    /// the packet is then processed on, or None when nothing more is to be done with it.
+    fn unknown_flow(&mut self, key: FlowKey, src: Endpoint, dst: Endpoint, pkt: &wire::TcpPacket<'_>) -> Option<u32> {
+        let flags = pkt.flags;
+        let has_data = !pkt.payload.is_empty() || pkt.missing_tail > 0;
+        let embryo = self.embryos.lookup(&key);
+        if has_data {
+            return match embryo {
+                Some(e) => {
+                    let e = self.embryos.remove(e);
+                    self.tcp.embryos_promoted += 1;
+                    Some(self.promote(key, e, src, pkt))
+                }
+                None => self.new_conn(key, src, dst, pkt),
+            };
+        }
+        if flags.rst() || flags.fin() {
+            // The attempt ended before a byte: nothing to parse, nothing to keep.
+            if let Some(e) = embryo {
+                let e = self.embryos.remove(e);
+                self.tcp.embryos_closed += 1;
+                if e.syn.is_some() && e.synack.is_none() {
+                    self.tcp.syn_without_synack += 1;
+                }
+            }
+            return None;
+        }
+        let now = self.now;
+        if let Some(id) = embryo {
+            self.tcp.segments += 1;
+            self.embryos.touch(id);
+            let e = self.embryos.get_mut(id);
+            e.last_seen = now;
+            if flags.syn() && !flags.ack() && src == e.orig {
+                // A retransmitted SYN, or a new attempt: the latest sequence number counts.
+                e.syn = Some(pkt.seq);
+            } else if flags.syn() && flags.ack() && dst == e.orig && e.synack.is_none() {
+                e.synack = Some((pkt.seq, pkt.ack));
+                if e.syn.is_some() {
+                    self.tcp.handshakes += 1;
+                } else {
+                    self.tcp.synack_without_syn += 1;
+                }
+            }
+            return None;
+        }
+        if !flags.syn() {
+            // A bare ACK of a flow we do not know says nothing worth tracking.
+            return None;
+        }
+        let (orig, resp) = if flags.ack() { (dst, src) } else { (src, dst) };
+        let Some(proto) = self.ports.get(resp.port) else {
+            if !flags.ack() {
+                self.tcp.flows_ignored += 1;
+            }
+            return None;
+        };
+        if self.embryos.len() >= self.cfg.max_flows.max(1) {
+            // The pool is full (a flood): the oldest attempt goes, never a connection.
+            if let Some(oldest) = self.embryos.oldest() {
+                let e = self.embryos.remove(oldest);
+                self.tcp.embryos_evicted += 1;
+                if e.syn.is_some() && e.synack.is_none() {
+                    self.tcp.syn_without_synack += 1;
+                }
+            }
+        }
+        let (syn, synack) = if flags.ack() {
+            self.tcp.synack_without_syn += 1;
+            (None, Some((pkt.seq, pkt.ack)))
+        } else {
+            (Some(pkt.seq), None)
+        };
+        self.tcp.embryos_created += 1;
+        self.tcp.segments += 1;
+        self.embryos.insert(
+            key,
+            Embryo {
+                orig,
+                proto,
+                syn,
+                synack,
+                first_seen: now,
+                last_seen: now,
+            },
+        );
+        None
+    }
+
+    /// The first byte of a flow whose handshake was seen: its connection starts where the
+    /// handshake said, from when it began.
+    fn promote(&mut self, key: FlowKey, e: Embryo, src: Endpoint, pkt: &wire::TcpPacket<'_>) -> u32 {
+        let (orig_ip, resp_ip) = if src == e.orig {
+            (pkt.src, pkt.dst)
+        } else {
+            (pkt.dst, pkt.src)
+        };
+        let resp_port = if src == e.orig { pkt.dport } else { pkt.sport };
+        let id = self.insert_conn(
+            key,
+            e.orig,
+            orig_ip,
+            resp_ip,
+            resp_port,
+            pkt.vlan,
+            e.proto,
+            e.first_seen,
+        );
+        self.tcp.flows_created += 1;
+        let conn = self.flows.get_mut(id);
+        if let Some(isn) = e.syn {
+            conn.syn_seen = true;
+            conn.streams[Side::Orig.index()].syn(isn);
+        }
+        if let Some((seq, ack)) = e.synack {
+            conn.synack_seen = true;
+            conn.streams[Side::Resp.index()].syn(seq);
+            conn.streams[Side::Orig.index()].expect(ack);
+        }
+        id
+    }
+
     /// Creates a connection for a packet of an unknown flow, if it deserves one.
     fn new_conn(&mut self, key: FlowKey, src: Endpoint, dst: Endpoint, pkt: &wire::TcpPacket<'_>) -> Option<u32> {
         let flags = pkt.flags;
@@ -517,6 +671,28 @@ impl Engine {
         } else {
             (pkt.dst, pkt.src)
         };
+        let id = self.insert_conn(key, orig, orig_ip, resp_ip, resp.port, pkt.vlan, proto, self.now);
+        let tcp = &mut self.tcp;
+        tcp.flows_created += 1;
+        if !handshake {
+            tcp.flows_midstream += 1;
+        }
+        Some(id)
+    }
+
+    /// A new connection in the table (evicting the least recently active one at the bound).
+    #[allow(clippy::too_many_arguments)]
+    fn insert_conn(
+        &mut self,
+        key: FlowKey,
+        orig: Endpoint,
+        orig_ip: std::net::IpAddr,
+        resp_ip: std::net::IpAddr,
+        resp_port: u16,
+        vlan: Option<u16>,
+        proto: u8,
+        start: Timestamp,
+    ) -> u32 {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             if let Some(oldest) = self.flows.oldest() {
                 if self.flows.get(oldest).state != ConnState::Closed {
@@ -530,9 +706,9 @@ impl Engine {
             orig_h: orig_ip,
             orig_p: orig.port,
             resp_h: resp_ip,
-            resp_p: resp.port,
-            vlan: pkt.vlan,
-            start: self.now,
+            resp_p: resp_port,
+            vlan,
+            start,
         };
         let conn = Conn {
             meta,
@@ -545,12 +721,7 @@ impl Engine {
             syn_seen: false,
             synack_seen: false,
         };
-        let tcp = &mut self.tcp;
-        tcp.flows_created += 1;
-        if !handshake {
-            tcp.flows_midstream += 1;
-        }
-        Some(self.flows.insert(key, conn))
+        self.flows.insert(key, conn)
     }
 
     /// Closes a connection: delivers what is buffered (holes as gaps), tells the parser, and
@@ -622,6 +793,17 @@ impl Engine {
     /// Closes connections idle past the timeout, oldest first, and forgets finished ones whose
     /// linger time passed.
     fn expire_idle(&mut self) {
+        while let Some(id) = self.embryos.oldest() {
+            let e = self.embryos.get(id);
+            if self.now.since(e.last_seen) < EMBRYO_TIMEOUT.min(self.cfg.idle_timeout) {
+                break;
+            }
+            let e = self.embryos.remove(id);
+            self.tcp.embryos_timed_out += 1;
+            if e.syn.is_some() && e.synack.is_none() {
+                self.tcp.syn_without_synack += 1;
+            }
+        }
         while let Some(id) = self.flows.oldest() {
             let conn = self.flows.get(id);
             if self.now.since(conn.last_seen) < self.idle_limit(conn.state) {

@@ -40,6 +40,10 @@ xdpcarve_contract::counters! {
         /// Connections closed after a SYN whose SYN-ACK this worker never saw: unanswered, or
         /// answered on another queue.
         syn_without_synack,
+        /// Flows that carried no byte yet (handshakes, SYNs alone), kept in their own pool:
+        /// created, made connections by their first byte, ended by FIN/RST, timed out, and
+        /// evicted when the pool was full (a flood).
+        embryos_created, embryos_promoted, embryos_closed, embryos_timed_out, embryos_evicted,
         segments, payload_bytes,
         retransmitted_bytes,
         /// Overlapping bytes whose content differed from what was already delivered.

@@ -57,11 +57,14 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
     let max_flows: usize = workers.iter().map(|w| w.max_flows).sum();
     let _ = writeln!(
         out,
-        "  flows: {} tracked ({} picked up mid-stream, {} ignored by port, {} at most at once)",
+        "  flows: {} tracked ({} picked up mid-stream, {} ignored by port, {} at most at once); {} attempts \
+         that carried no byte (SYN or handshake only, kept apart)",
         c.get("tcp", "flows_created"),
         c.get("tcp", "flows_midstream"),
         c.get("tcp", "flows_ignored"),
-        max_flows
+        max_flows,
+        c.get("tcp", "embryos_created")
+            .saturating_sub(c.get("tcp", "embryos_promoted"))
     );
     let per_proto: Vec<String> = protocols.iter().map(|p| format!("{p} {}", c.get(p, "files"))).collect();
     let _ = writeln!(

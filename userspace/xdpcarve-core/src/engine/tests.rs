@@ -233,9 +233,9 @@ fn the_least_recently_active_flow_is_evicted_at_the_bound() {
         .handshake()
         .client(PA, REQUEST)
         .server(PA, &response()[..45]);
-    Conv::new(&mut e, 41001).at(2).handshake();
+    Conv::new(&mut e, 41001).at(2).handshake().client(PA, REQUEST);
     Conv::new(&mut e, 41000).at(3); // no packet: 41000 stays the oldest
-    Conv::new(&mut e, 41002).at(4).handshake();
+    Conv::new(&mut e, 41002).at(4).handshake().client(PA, REQUEST);
     assert_eq!(e.active_flows(), 2);
     assert_eq!(e.tcp_stats().flows_evicted, 1);
     let recs = records(&mut e);
@@ -277,10 +277,10 @@ fn stragglers_after_close_do_not_start_a_new_connection() {
     // Port reuse with a new SYN is a new connection.
     let mut e2 = engine();
     let mut c = Conv::new(&mut e2, 40008);
-    c.handshake().client(FA, b"").server(FA, b"");
+    c.handshake().client(PA, REQUEST).client(FA, b"").server(FA, b"");
     let mut c = Conv::new(&mut e2, 40008);
     c.cseq = 5000;
-    c.at(1010).handshake();
+    c.at(1010).handshake().client(PA, REQUEST);
     assert_eq!(e2.tcp_stats().flows_created, 2);
 }
 
@@ -328,7 +328,7 @@ fn backwards_time_is_counted_and_does_not_rewind_the_clock() {
     Conv::new(&mut e, 40010).at(100).handshake();
     Conv::new(&mut e, 40011).at(50).handshake();
     assert_eq!(e.capture_stats().time_went_backwards, 3);
-    assert_eq!(e.active_flows(), 2);
+    assert_eq!(e.embryonic_flows(), 2);
 }
 
 #[test]
@@ -405,7 +405,7 @@ fn a_flow_gets_its_parser_with_its_first_byte_to_parse() {
             .filter(|&id| e.flows.get(id).parser.as_ref().is_some_and(|p| p.state.is_some()))
             .count()
     };
-    assert_eq!(e.active_flows(), 101);
+    assert_eq!((e.active_flows(), e.embryonic_flows()), (0, 101));
     assert_eq!(parsers(&e), 0, "no parser before any payload");
     let mut c = Conv {
         e: &mut e,
@@ -416,8 +416,52 @@ fn a_flow_gets_its_parser_with_its_first_byte_to_parse() {
     };
     c.client(ACK, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(parsers(&e), 1);
+    assert_eq!((e.active_flows(), e.embryonic_flows()), (1, 100));
     e.finish(Timestamp::from_secs(1_002));
-    assert_eq!(e.tcp_stats().flows_created, 101);
+    let s = e.tcp_stats();
+    assert_eq!((s.flows_created, s.embryos_created, s.embryos_promoted), (1, 101, 1));
+    assert_eq!((s.handshakes, s.syn_without_synack), (1, 100));
+}
+
+#[test]
+fn a_syn_flood_never_evicts_a_connection_carrying_a_file() {
+    let mut e = Engine::new(EngineConfig {
+        max_flows: 8,
+        ..config()
+    });
+    // A download in progress...
+    let resp = response();
+    let mut c = Conv::new(&mut e, 40050);
+    c.at(1_000).handshake().client(PA, REQUEST).server(PA, &resp[..45]);
+    let (cseq, sseq) = (c.cseq, c.sseq);
+    // ... while 1000 SYNs arrive: they fill the embryo pool, the oldest attempts go first.
+    for i in 0..1000u32 {
+        let f = frame([10, 9, (i >> 8) as u8, i as u8], SERVER, 50_000, 80, i, 0, SYN, b"");
+        e.handle_packet(Timestamp::from_secs(1_001), LinkType::Ethernet, &f);
+    }
+    assert_eq!((e.active_flows(), e.embryonic_flows()), (1, 8));
+    let s = e.tcp_stats();
+    assert_eq!(
+        (s.embryos_created, s.embryos_evicted, s.flows_evicted),
+        (1001, 992, 0),
+        "the download began as one too"
+    );
+    // The download ends exactly.
+    let mut c = Conv {
+        e: &mut e,
+        cport: 40050,
+        cseq,
+        sseq,
+        t: 1_002,
+    };
+    c.server(PA, &resp[45..]);
+    let recs = records(&mut e);
+    assert_eq!(recs.len(), 1);
+    assert!(recs[0].sha256.is_some() && !recs[0].truncated);
+    // Attempts that never carry a byte time out on their own clock, long before connections.
+    e.handle_timeout(Timestamp::from_secs(1_040));
+    assert_eq!((e.active_flows(), e.embryonic_flows()), (1, 0));
+    assert_eq!(e.tcp_stats().embryos_timed_out, 8);
 }
 
 #[test]
