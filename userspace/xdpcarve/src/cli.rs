@@ -53,7 +53,8 @@ pub struct Cli {
     pub max_file_size: u64,
 
     /// Connections tracked at once; past it the least recently active connection is closed
-    /// (its open files are logged as truncated) and counted as evicted.
+    /// (its open files are logged as truncated) and counted as evicted. Flows that carried no
+    /// byte yet (SYN or handshake only) are kept apart, up to as many again, for 30 s.
     #[arg(long, value_name = "N", default_value_t = 262_144)]
     pub max_flows: usize,
 
