@@ -20,7 +20,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::content::{pe_like, pseudo_random};
-use support::live::{assert_same_records, carve_offline, parse_queues, start_sensor, stop_sensor};
+use support::live::{assert_same_records, carve_offline, carve_offline_with, parse_queues, start_sensor, stop_sensor};
 use support::netns::{client, require_root_or_skip, run_with_timeout, Lab, TempDir};
 use support::{sha256_hex, support_script};
 
@@ -411,7 +411,9 @@ fn corpus_replayed_live_equals_read() {
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let pcap = case.join("trace.pcap");
-        let offline = carve_offline(&pcap, &tmp.join(&format!("{name}.read.jsonl")));
+        // The same seed and sensor name: live must give the ids `--read` gives.
+        let ids = ["--seed", "11", "--sensor-name", "lab"];
+        let offline = carve_offline_with(&pcap, &tmp.join(&format!("{name}.read.jsonl")), &ids);
         let replayable = as_ethernet(&pcap, &tmp.join(&format!("{name}.enet.pcap")));
         let live_log = tmp.join(&format!("{name}.live.jsonl"));
         // `--read` also finds HTTP/SMTP on other ports by their first bytes; live capture sees
@@ -431,7 +433,7 @@ fn corpus_replayed_live_equals_read() {
         };
         let (http_ports, smtp_ports) = (ports("http", &[80, 8080]), ports("smtp", &[25, 587]));
         let port_args = ["--http-ports", &http_ports, "--smtp-ports", &smtp_ports];
-        let args = [&["--xdp-mode", "native"][..], &port_args[..]].concat();
+        let args = [&["--xdp-mode", "native"][..], &port_args[..], &ids[..]].concat();
         let sensor = start_sensor(&mut lab, &sensor_ns, &link.b.ifname, &live_log, &args);
         let replay = lab.exec_ok(
             Some(&replay_ns),
@@ -464,6 +466,18 @@ fn corpus_replayed_live_equals_read() {
         if let Err(e) = same {
             let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
             problems.push(msg);
+        }
+        let id_list = |records: &[serde_json::Value]| {
+            let mut v: Vec<String> = records.iter().map(|r| format!("{} {}", r["uid"], r["fuid"])).collect();
+            v.sort();
+            v
+        };
+        if id_list(&live) != id_list(&offline) {
+            problems.push(format!(
+                "ids differ: live {:?}, read {:?}",
+                id_list(&live),
+                id_list(&offline)
+            ));
         }
         if !problems.is_empty() {
             failures.push(format!("{name}: {}\n{summary}", problems.join("; ")));

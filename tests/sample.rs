@@ -67,3 +67,46 @@ fn sample_capture_carves_to_exactly_the_expected_files() {
         }
     }
 }
+
+/// uids and fuids of the sample under `extra` flags, in files-log order.
+fn ids(extra: &[&str]) -> Vec<(String, String)> {
+    let pcap = support::repo_root().join("bench/samples/sample.pcap");
+    let run = support::carve::run_read(&pcap, extra);
+    assert!(run.clean(), "{}", run.describe());
+    run.records
+        .iter()
+        .map(|r| {
+            (
+                r["uid"].as_str().unwrap().to_string(),
+                r["fuid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ids_differ_between_runs_and_sensors_and_repeat_with_a_seed() {
+    let a = ids(&[]);
+    let b = ids(&[]);
+    assert!(a.len() > 3);
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.0 != y.0 && x.1 != y.1),
+        "two runs share ids: {a:?} {b:?}"
+    );
+    let seeded = ids(&["--seed", "42", "--sensor-name", "tap-1"]);
+    assert_eq!(
+        seeded,
+        ids(&["--seed", "42", "--sensor-name", "tap-1"]),
+        "a seed repeats the ids"
+    );
+    let other = ids(&["--seed", "42", "--sensor-name", "tap-2"]);
+    assert!(
+        seeded.iter().zip(&other).all(|(x, y)| x.0 != y.0),
+        "two sensors share uids"
+    );
+    // Every file has its own id; files of one connection share its uid.
+    let mut fuids: Vec<&String> = seeded.iter().map(|(_, f)| f).collect();
+    fuids.sort();
+    fuids.dedup();
+    assert_eq!(fuids.len(), seeded.len());
+}

@@ -135,12 +135,18 @@ pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
 
 /// `xdpcarve --read PCAP` into `files_log`; returns its records.
 pub fn carve_offline(pcap: &Path, files_log: &Path) -> Vec<serde_json::Value> {
+    carve_offline_with(pcap, files_log, &[])
+}
+
+/// `xdpcarve --read PCAP EXTRA...` into `files_log`; returns its records.
+pub fn carve_offline_with(pcap: &Path, files_log: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = run_with_timeout(
         Command::new(super::xdpcarve_bin())
             .arg("--read")
             .arg(pcap)
             .arg("--files-log")
-            .arg(files_log),
+            .arg(files_log)
+            .args(extra),
         Duration::from_secs(120),
     )
     .unwrap_or_else(|e| panic!("{e}"));

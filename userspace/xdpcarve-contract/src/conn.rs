@@ -7,8 +7,13 @@ use crate::time::Timestamp;
 /// A connection's identity as the app layer and the records see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnMeta {
-    /// Zeek-style connection uid ("C" + base62), unique per sensor run.
+    /// Zeek-style connection uid ("C" + base62) of [`ConnMeta::id`].
     pub uid: String,
+    /// The connection's id: from the run's seed and sensor name, the flow's key and its first
+    /// sequence number ([`crate::files::IdSeed`]), never from a worker or an arrival order.
+    pub id: u64,
+    /// Files opened on this connection so far: a file's id is its connection's and its place.
+    pub files_opened: std::cell::Cell<u32>,
     pub orig_h: IpAddr,
     pub orig_p: u16,
     pub resp_h: IpAddr,

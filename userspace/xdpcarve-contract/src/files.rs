@@ -154,23 +154,33 @@ impl FileStats {
     }
 }
 
-/// Zeek-style file ids: deterministic, so the same capture gives the same fuids and runs stay
-/// comparable. The worker id keeps ids of different workers apart.
-#[derive(Clone, Debug)]
-pub struct IdGen {
-    worker: u16,
-    next: u64,
-}
+/// Where Zeek-style ids come from: a per-run seed (`--seed`, random by default) mixed with the
+/// sensor's name, so logs of two runs or two sensors never share ids; then each connection's
+/// canonical key and first sequence number, and each file's place in its connection. Ids never
+/// depend on which worker saw a flow or in what order flows came, so with the same seed a live run
+/// gives the ids `-r` of its capture gives, and N workers those of one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IdSeed(pub u64);
 
-impl IdGen {
-    pub fn new(worker: u16) -> Self {
-        IdGen { worker, next: 0 }
+impl IdSeed {
+    pub fn new(seed: u64, sensor: &str) -> IdSeed {
+        // FNV-1a over the name, then mixed with the seed.
+        let name = sensor.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        IdSeed(mix(seed ^ mix(name)))
     }
 
-    /// The next id with the given prefix letter (`F` for files, `C` for connections).
-    pub fn next_id(&mut self, prefix: char) -> String {
-        self.next += 1;
-        zeek_id(prefix, mix(((self.worker as u64) << 48) | self.next))
+    /// A connection's id from its key (as words) and first sequence number.
+    pub fn conn_id(&self, key: &[u64], first_seq: u32) -> u64 {
+        key.iter().fold(mix(self.0 ^ u64::from(first_seq)), |h, &w| mix(h ^ w))
+    }
+
+    /// The id of the next file opened on `conn`.
+    pub fn next_file_id(conn: &crate::ConnMeta) -> u64 {
+        let n = conn.files_opened.get().wrapping_add(1);
+        conn.files_opened.set(n);
+        mix(conn.id ^ mix(u64::from(n) | 1 << 40))
     }
 }
 
@@ -191,7 +201,6 @@ pub struct FileSink {
     pub records: Vec<FileRecord>,
     /// Finished files whose hashes are still on hash threads, in the order they finished.
     pending: VecDeque<PendingRecord>,
-    fuids: IdGen,
 }
 
 impl fmt::Debug for PendingRecord {
@@ -201,13 +210,12 @@ impl fmt::Debug for PendingRecord {
 }
 
 impl FileSink {
-    pub fn new(config: FileConfig, worker: u16) -> Self {
+    pub fn new(config: FileConfig) -> Self {
         FileSink {
             config,
             stats: FileStats::default(),
             records: Vec::new(),
             pending: VecDeque::new(),
-            fuids: IdGen::new(worker),
         }
     }
 
@@ -240,9 +248,9 @@ impl FileSink {
         self.pending.len()
     }
 
-    /// A new file id.
-    pub fn next_fuid(&mut self) -> String {
-        self.fuids.next_id('F')
+    /// The id of the next file opened on `conn` ([`IdSeed`]).
+    pub fn next_fuid(&mut self, conn: &crate::ConnMeta) -> String {
+        zeek_id('F', IdSeed::next_file_id(conn))
     }
 }
 
@@ -265,11 +273,14 @@ mod tests {
     }
 
     #[test]
-    fn ids_differ_per_worker_and_repeat_per_run() {
-        let a: Vec<String> = (0..3).map(|_| IdGen::new(0)).map(|mut g| g.next_id('F')).collect();
-        assert!(a.iter().all(|id| id == &a[0]), "same worker, same sequence");
-        assert_ne!(IdGen::new(1).next_id('F'), a[0]);
-        let mut g = IdGen::new(0);
-        assert_ne!(g.next_id('F'), g.next_id('F'));
+    fn ids_come_from_the_seed_the_sensor_and_the_flow() {
+        let a = IdSeed::new(7, "tap-1");
+        assert_eq!(a, IdSeed::new(7, "tap-1"), "same seed and name, same ids");
+        assert_ne!(a, IdSeed::new(8, "tap-1"));
+        assert_ne!(a, IdSeed::new(7, "tap-2"));
+        let key = [1u64, 2, 3, 4, 5];
+        assert_eq!(a.conn_id(&key, 1000), a.conn_id(&key, 1000));
+        assert_ne!(a.conn_id(&key, 1000), a.conn_id(&key, 1001));
+        assert_ne!(a.conn_id(&key, 1000), a.conn_id(&[1, 2, 3, 4, 6], 1000));
     }
 }

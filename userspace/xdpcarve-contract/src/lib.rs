@@ -22,7 +22,7 @@ pub use anomaly::{Anomalies, Anomaly};
 pub use conn::{CloseReason, ConnMeta, Side};
 pub use counters::CounterSet;
 pub use files::{
-    FileConfig, FileSink, FileStats, HashOffload, HashSet, IdGen, PendingHashes, PendingRecord, UnknownHash,
+    FileConfig, FileSink, FileStats, HashOffload, HashSet, IdSeed, PendingHashes, PendingRecord, UnknownHash,
 };
 pub use link::LinkType;
 pub use load::{FileInterest, LoadSignal, ShedLevel, WantedFiles};

@@ -121,7 +121,7 @@ impl<S> StandaloneApp<S> {
         StandaloneApp {
             now: conn.start,
             conn,
-            files: FileSink::new(files, 0),
+            files: FileSink::new(files),
             state,
         }
     }

@@ -10,7 +10,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use xdpcarve_contract::{
-    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdGen, LinkType, LoadSignal, Opener, Side,
+    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdSeed, LinkType, LoadSignal, Opener, Side,
     Timestamp,
 };
 
@@ -42,8 +42,10 @@ pub struct EngineConfig {
     /// (an HTTP request line, an SMTP greeting or HELO), as Suricata's and Zeek's protocol
     /// detection do.
     pub detect_other_ports: bool,
-    /// Distinguishes the ids made by different workers.
+    /// Which worker this is (logs and metrics; ids do not depend on it).
     pub worker_id: u16,
+    /// Where connection and file ids come from (`--seed` and the sensor name).
+    pub ids: IdSeed,
     /// Seed of the flow table's hasher. `None`: random per engine, so an attacker cannot aim many
     /// flows at one bucket; set it for runs that must repeat exactly.
     pub hash_seed: Option<u64>,
@@ -64,6 +66,7 @@ impl Default for EngineConfig {
             detect_other_ports: true,
             overload: OverloadConfig::default(),
             worker_id: 0,
+            ids: IdSeed::new(0, ""),
             hash_seed: None,
         }
     }
@@ -129,7 +132,6 @@ pub struct Engine {
     capture: CaptureStats,
     tcp: TcpStats,
     files: FileSink,
-    conn_ids: IdGen,
     /// Latest packet time seen (never goes backwards).
     now: Timestamp,
     next_sweep: Timestamp,
@@ -219,15 +221,11 @@ impl Engine {
             mem,
             capture: CaptureStats::default(),
             tcp: TcpStats::default(),
-            files: FileSink::new(
-                FileConfig {
-                    // Each worker sheds on its own backlog.
-                    load: LoadSignal::new(),
-                    ..cfg.files.clone()
-                },
-                cfg.worker_id,
-            ),
-            conn_ids: IdGen::new(cfg.worker_id),
+            files: FileSink::new(FileConfig {
+                // Each worker sheds on its own backlog.
+                load: LoadSignal::new(),
+                ..cfg.files.clone()
+            }),
             now: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
             cfg,
@@ -599,6 +597,12 @@ impl Engine {
             (pkt.dst, pkt.src)
         };
         let resp_port = if src == e.orig { pkt.dport } else { pkt.sport };
+        // The originator's SYN names the connection; without it, the SYN-ACK's acknowledgement
+        // (the same number, one on).
+        let first_seq = e
+            .syn
+            .or(e.synack.map(|(_, ack)| ack.wrapping_sub(1)))
+            .unwrap_or(pkt.seq);
         let id = self.insert_conn(
             key,
             e.orig,
@@ -608,6 +612,7 @@ impl Engine {
             pkt.vlan,
             e.proto,
             e.first_seen,
+            first_seq,
         );
         self.tcp.flows_created += 1;
         let conn = self.flows.get_mut(id);
@@ -671,7 +676,18 @@ impl Engine {
         } else {
             (pkt.dst, pkt.src)
         };
-        let id = self.insert_conn(key, orig, orig_ip, resp_ip, resp.port, pkt.vlan, proto, self.now);
+        // Named by the originator's initial sequence number, as a flow whose SYN was seen is: one
+        // before its first byte, or one before what the responder acknowledges. Then a flow
+        // found by its content (whose SYN was not tracked) has the id it has where its port is
+        // configured.
+        let first_seq = match (orig == src, flags.syn()) {
+            (true, true) => pkt.seq,
+            (true, false) => pkt.seq.wrapping_sub(1),
+            (false, _) => pkt.ack.wrapping_sub(1),
+        };
+        let id = self.insert_conn(
+            key, orig, orig_ip, resp_ip, resp.port, pkt.vlan, proto, self.now, first_seq,
+        );
         let tcp = &mut self.tcp;
         tcp.flows_created += 1;
         if !handshake {
@@ -692,6 +708,7 @@ impl Engine {
         vlan: Option<u16>,
         proto: u8,
         start: Timestamp,
+        first_seq: u32,
     ) -> u32 {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             if let Some(oldest) = self.flows.oldest() {
@@ -701,8 +718,11 @@ impl Engine {
                 self.close(oldest, CloseReason::Evicted, false);
             }
         }
+        let id = self.cfg.ids.conn_id(&key.words(), first_seq);
         let meta = ConnMeta {
-            uid: self.conn_ids.next_id('C'),
+            uid: xdpcarve_contract::zeek_id('C', id),
+            id,
+            files_opened: Default::default(),
             orig_h: orig_ip,
             orig_p: orig.port,
             resp_h: resp_ip,

@@ -267,7 +267,7 @@ impl FileAnalyzer {
 
     /// Starts analysing a new file of the connection `cx` is about.
     pub fn open<S>(cx: &mut AppContext<'_, S>, meta: FileMeta) -> Self {
-        let fuid = cx.files.next_fuid();
+        let fuid = cx.files.next_fuid(cx.conn);
         FileAnalyzer::new(cx.conn, meta, fuid, cx.now, &cx.files.config)
     }
 
@@ -563,6 +563,8 @@ mod tests {
 
     fn conn() -> ConnMeta {
         ConnMeta {
+            id: 1,
+            files_opened: Default::default(),
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
             orig_p: 40000,
@@ -664,7 +666,7 @@ mod tests {
     #[test]
     fn shed_files_are_counted() {
         let cfg = shedding_config();
-        let mut sink = FileSink::new(cfg.clone(), 0);
+        let mut sink = FileSink::new(cfg.clone());
         cfg.load.set(ShedLevel::Unwanted);
         let mut a = analyzer(&cfg);
         a.update(&[b'y'; 10]);

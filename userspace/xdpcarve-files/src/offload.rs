@@ -321,6 +321,8 @@ mod tests {
 
     fn conn() -> ConnMeta {
         ConnMeta {
+            id: 1,
+            files_opened: Default::default(),
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
             orig_p: 40000,
@@ -334,7 +336,7 @@ mod tests {
     /// Carves `files` (content, piece size) through a sink whose analyzers use `pool`, switching the
     /// worker's shedding level to `level` after `shed_after` bytes of each file.
     fn carve(cfg: &FileConfig, files: &[(Vec<u8>, usize)], shed_after: usize, level: ShedLevel) -> Vec<FileRecord> {
-        let mut sink = FileSink::new(cfg.clone(), 0);
+        let mut sink = FileSink::new(cfg.clone());
         for (i, (content, piece)) in files.iter().enumerate() {
             cfg.load.set(ShedLevel::None);
             let meta = FileMeta::new(Proto::new("http"), Direction::Download);
@@ -413,7 +415,7 @@ mod tests {
             offload: pool.handle(),
             ..FileConfig::default()
         };
-        let mut sink = FileSink::new(cfg.clone(), 0);
+        let mut sink = FileSink::new(cfg.clone());
         let meta = FileMeta::new(Proto::new("http"), Direction::Download);
         let mut a = FileAnalyzer::new(&conn(), meta, "F1".into(), Timestamp::ZERO, &cfg);
         for part in data(1 << 20, 1).chunks(1448) {
@@ -436,7 +438,7 @@ mod tests {
             offload: pool.handle(),
             ..FileConfig::default()
         };
-        let mut sink = FileSink::new(cfg.clone(), 0);
+        let mut sink = FileSink::new(cfg.clone());
         let meta = FileMeta::new(Proto::new("http"), Direction::Download);
         let mut a = FileAnalyzer::new(&conn(), meta, "F1".into(), Timestamp::ZERO, &cfg);
         a.update(&data(300_000, 1));

@@ -398,7 +398,7 @@ mod tests {
     use xdpcarve_contract::{ConnMeta, Direction, FileConfig, FileMeta, FileRecord};
 
     fn sink() -> FileSink {
-        FileSink::new(FileConfig::default(), 0)
+        FileSink::new(FileConfig::default())
     }
 
     /// Closes a finished object's file and returns its record.
@@ -410,6 +410,8 @@ mod tests {
 
     fn conn() -> ConnMeta {
         ConnMeta {
+            id: 1,
+            files_opened: Default::default(),
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
             orig_p: 40000,

@@ -18,6 +18,8 @@ struct Harness {
 
 fn conn(port: u16) -> ConnMeta {
     ConnMeta {
+        id: 1,
+        files_opened: Default::default(),
         uid: format!("C{port}"),
         orig_h: "10.0.0.1".parse().unwrap(),
         orig_p: port,
@@ -35,7 +37,7 @@ impl Harness {
     fn with(cfg: HttpConfig) -> Self {
         Harness {
             http: Http::new(cfg, MimeConfig::default()),
-            files: FileSink::new(FileConfig::default(), 0),
+            files: FileSink::new(FileConfig::default()),
             conn: conn(40000),
             now: Timestamp::from_secs(100),
         }

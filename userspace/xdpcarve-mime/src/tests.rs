@@ -11,6 +11,8 @@ fn harness(cfg: MimeConfig) -> Harness {
         MimeState::new(cfg),
         FileConfig::default(),
         ConnMeta {
+            id: 1,
+            files_opened: Default::default(),
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
             orig_p: 40000,

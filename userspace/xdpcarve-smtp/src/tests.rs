@@ -22,6 +22,8 @@ fn harness(cfg: Smtp) -> Harness {
         cfg,
         FileConfig::default(),
         ConnMeta {
+            id: 1,
+            files_opened: Default::default(),
             uid: "C1".into(),
             orig_h: "10.0.0.1".parse().unwrap(),
             orig_p: 40000,

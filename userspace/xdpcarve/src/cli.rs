@@ -114,6 +114,13 @@ pub struct Cli {
     #[arg(long, value_name = "MBPS", requires = "read", value_parser = parse_mbps)]
     pub simulate_mbps: Option<f64>,
 
+    /// Seed of connection and file ids (`uid`, `fuid`) and of the flow table's hash. Ids also
+    /// depend on the sensor's name and on each flow, never on a worker or an arrival order: with
+    /// the same seed and name a run repeats its ids, live gives those of `-r` of its capture.
+    /// Default: a seed of the run's own, so logs of two runs or sensors never share ids.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
     /// No progress and no summary on stderr (errors and warnings are still printed).
     #[arg(short, long)]
     pub quiet: bool,

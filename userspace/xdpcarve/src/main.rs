@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use xdpcarve_contract::{FileConfig, HashSet, WantedFiles};
+use xdpcarve_contract::{FileConfig, HashSet, IdSeed, WantedFiles};
 use xdpcarve_core::{EngineConfig, OverloadConfig};
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
 use xdpcarve_files::{HashPool, QueueFull};
@@ -94,9 +94,19 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         reassembly_depth: cli.reassembly_depth,
         detect_other_ports: !cli.ports_only,
         worker_id: 0,
-        hash_seed: None,
+        // Set in `run` with the sensor's name; the flow table's hasher repeats with --seed.
+        ids: IdSeed::new(0, ""),
+        hash_seed: cli.seed,
         overload,
     })
+}
+
+/// A seed of this run's own, so two runs never share ids: the clock and the process id.
+fn run_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    xdpcarve_contract::files::mix(nanos ^ u64::from(std::process::id()) << 40)
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
@@ -107,6 +117,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut cfg = engine_config(cli)?;
+    cfg.ids = IdSeed::new(cli.seed.unwrap_or_else(run_seed), &egress_cfg.sensor_name);
     // Shedding never takes MD5 and SHA-256 of a file the submission policy wants.
     let policy = xdpcarve_egress::policy::Policy::new(&egress_cfg.policy)?;
     cfg.files.wanted = WantedFiles::new(Arc::new(policy));

@@ -40,7 +40,8 @@ impl FlowKey {
         }
     }
 
-    fn words(&self) -> [u64; 5] {
+    /// The key as words (both directions give the same), for hashing and ids.
+    pub fn words(&self) -> [u64; 5] {
         let w = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
         [
             w(&self.lo.addr[0..8]),
