@@ -21,6 +21,7 @@ APT_PACKAGES=(
     libbpf-dev
     gcc-multilib     # asm/types.h for BPF target builds
     valgrind         # bench: callgrind instruction counts
+    time             # flood: GNU time (/usr/bin/time -f %M) measures a run's peak RSS
 )
 
 # Python packages (pip). The test servers use only the standard library, so none today.

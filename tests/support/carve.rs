@@ -41,6 +41,30 @@ impl Run {
     pub fn clean(&self) -> bool {
         self.code.is_some() && !self.stderr.contains("panicked")
     }
+    /// A counter of the summary's `counters:` line (`tcp.embryos_created`); 0 when it is not
+    /// listed (the line shows only non-zero counters).
+    pub fn counter(&self, name: &str) -> u64 {
+        let Some(line) = self
+            .stderr
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("counters: "))
+        else {
+            return 0;
+        };
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map_or(0, |v| v.parse().unwrap_or_else(|e| panic!("counter {name}={v}: {e}")))
+    }
+    /// The summary's connections tracked (`flows: N tracked`, the `tcp.flows_created` counter).
+    pub fn flows_tracked(&self) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("flows: "))
+            .unwrap_or_else(|| panic!("no `flows:` line in the summary:\n{}", self.stderr));
+        let n = line.split_whitespace().next().unwrap_or("");
+        n.parse().unwrap_or_else(|e| panic!("flows line {line:?}: {e}"))
+    }
     /// One line per record, for failure messages.
     pub fn describe(&self) -> String {
         let mut s = format!("exit {:?}, {} records:\n", self.code, self.records.len());
@@ -69,9 +93,23 @@ impl Run {
 
 /// Runs `xdpcarve --read <capture> --files-log <tmp> <extra...>` and parses the log.
 pub fn run_read(capture: &Path, extra: &[&str]) -> Run {
+    run_read_via(&[], capture, extra)
+}
+
+/// [`run_read`] with the binary started by `wrapper` (a program and its arguments, such as
+/// `/usr/bin/time -o FILE -f %M`), when it is not empty.
+pub fn run_read_via(wrapper: &[&std::ffi::OsStr], capture: &Path, extra: &[&str]) -> Run {
     let tmp = TempDir::new("run");
     let log = tmp.path("files.log");
-    let out = Command::new(super::xdpcarve_bin())
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(super::xdpcarve_bin());
+            c
+        }
+        None => Command::new(super::xdpcarve_bin()),
+    };
+    let out = cmd
         .arg("--read")
         .arg(capture)
         .arg("--files-log")

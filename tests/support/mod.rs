@@ -23,9 +23,11 @@ pub fn xdpcarve_bin() -> PathBuf {
 
 pub mod carve;
 pub mod content;
+pub mod flood;
 pub mod live;
 pub mod netns;
 pub mod pcap;
+pub mod rss;
 
 /// A script shipped in tests/support/, as a path string for a command line.
 pub fn support_script(name: &str) -> String {

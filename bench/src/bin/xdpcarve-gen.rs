@@ -3,6 +3,8 @@
 //!
 //!     xdpcarve-gen --http 100 --sizes 4K,64K,1M --smtp 20 --seed 7 -o mix.pcap
 //!     xdpcarve-gen --sample -o bench/samples/sample.pcap
+//!     xdpcarve-gen --http 1 --sizes 1M --styles length --syn-flood 300000 -o synflood.pcap
+//!     xdpcarve-gen --http 1 --sizes 1M --styles length --half-open 100000 -o halfopen.pcap
 
 #![forbid(unsafe_code)]
 
@@ -10,12 +12,19 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use xdpcarve_bench::gen::{self, content::Kind, HttpStyle, PlanOptions};
+use xdpcarve_bench::gen::{self, content::Kind, flood::FloodOptions, HttpStyle, PlanOptions};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "xdpcarve-gen",
-    about = "Write a synthetic HTTP/SMTP capture and its manifest of expected files"
+    about = "Write a synthetic HTTP/SMTP capture and its manifest of expected files",
+    after_help = "Floods: --syn-flood N and --half-open N add N connection attempts that never carry a file \
+                  around the transfers of --http/--smtp/--sample, merged by timestamp: the transfers sit in the \
+                  middle of the flood. Every flood flow has its own source address (100.64.0.0/10) and a random \
+                  source port and ISN, and goes to port 80 of 198.51.100.10. The manifest lists the real files \
+                  as without a flood, plus the flood's size (syn_flood, half_open).\n\n\
+                  A 300k-SYN flood around one 1 MiB download:\n  \
+                  xdpcarve-gen --http 1 --sizes 1M --styles length --syn-flood 300000 -o synflood.pcap"
 )]
 struct Args {
     /// HTTP transactions (each carries one file).
@@ -41,6 +50,16 @@ struct Args {
     /// Write the fixed scenario of bench/samples/sample.pcap instead of a drawn mix.
     #[arg(long)]
     sample: bool,
+    /// Add N SYN-only flows (a SYN flood): one SYN each, never answered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    syn_flood: u64,
+    /// Add N half-open HTTP requests: a SYN, then one request segment (`GET /x HTTP/1.1`) that
+    /// is never answered, sent 500 flows after its SYN.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    half_open: u64,
+    /// Flood packets per second of capture time (SYN-only flows send one, half-open ones two).
+    #[arg(long, value_name = "PPS", default_value_t = 1_000_000)]
+    flood_pps: u64,
     /// Output capture.
     #[arg(short = 'o', long)]
     output: PathBuf,
@@ -51,12 +70,22 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let flood = FloodOptions {
+        syn: args.syn_flood,
+        half_open: args.half_open,
+        pps: args.flood_pps,
+    };
+    flood
+        .check()
+        .map_err(|e| anyhow::anyhow!("--syn-flood/--half-open/--flood-pps: {e}"))?;
     let plan = if args.sample {
         gen::sample_plan()
-    } else {
-        if args.http == 0 && args.smtp == 0 {
-            bail!("nothing to generate: give --http N and/or --smtp N (or --sample)");
+    } else if args.http == 0 && args.smtp == 0 {
+        if flood.is_empty() {
+            bail!("nothing to generate: give --http N and/or --smtp N (or --sample), or a flood");
         }
+        Vec::new()
+    } else {
         let sizes = args
             .sizes
             .iter()
@@ -86,7 +115,7 @@ fn main() -> Result<()> {
     let seed = if args.sample { 1 } else { args.seed };
     let file =
         std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
-    let (generated, out) = gen::write(&plan, seed, BufWriter::new(file), false)
+    let (generated, out) = gen::write_flooded(&plan, seed, &flood, BufWriter::new(file), false)
         .with_context(|| format!("writing {}", args.output.display()))?;
     out.into_inner()
         .map_err(|e| e.into_error())
@@ -107,8 +136,13 @@ fn main() -> Result<()> {
         std::fs::File::create(&manifest_path).with_context(|| format!("cannot create {}", manifest_path.display()))?;
     f.write_all(json.as_bytes())?;
     let bytes: u64 = generated.manifest.files.iter().map(|f| f.size).sum();
+    let flood_note = if flood.is_empty() {
+        String::new()
+    } else {
+        format!(", {} SYN-only and {} half-open flood flows", flood.syn, flood.half_open)
+    };
     eprintln!(
-        "wrote {} ({} packets, {} files, {} content bytes) and {}",
+        "wrote {} ({} packets, {} files, {} content bytes{flood_note}) and {}",
         args.output.display(),
         generated.manifest.packets,
         generated.manifest.files.len(),

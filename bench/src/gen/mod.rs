@@ -5,6 +5,7 @@
 //! Deterministic: the same plan and seed give byte-identical captures and manifests.
 
 pub mod content;
+pub mod flood;
 pub mod tcp;
 
 use base64::Engine as _;
@@ -107,7 +108,17 @@ pub struct ManifestFile {
 pub struct Manifest {
     pub seed: u64,
     pub packets: u64,
+    /// Flood flows around the files (see [`flood`]): SYN-only ones and half-open HTTP requests.
+    /// Absent (zero) in a capture without a flood.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub syn_flood: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub half_open: u64,
     pub files: Vec<ManifestFile>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A capture plan from command-line style options.
@@ -577,6 +588,23 @@ pub fn write<W: Write>(plan: &[Conversation], seed: u64, out: W, keep_contents: 
         },
         out,
     ))
+}
+
+/// [`write`], with the flood of `flood` merged in by timestamp around the plan's transfers (see
+/// [`flood::merge`]). Without a flood, exactly what [`write`] writes.
+pub fn write_flooded<W: Write>(
+    plan: &[Conversation],
+    seed: u64,
+    flood: &flood::FloodOptions,
+    out: W,
+    keep_contents: bool,
+) -> io::Result<(Generated, W)> {
+    if flood.is_empty() {
+        return write(plan, seed, out, keep_contents);
+    }
+    flood.check().map_err(io::Error::other)?;
+    let (generated, real) = write(plan, seed, Vec::new(), keep_contents)?;
+    flood::merge(&real, generated, flood, seed, out)
 }
 
 #[cfg(test)]

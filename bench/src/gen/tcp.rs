@@ -10,10 +10,10 @@ const ETH_LEN: usize = 14;
 const IP_LEN: usize = 20;
 const TCP_LEN: usize = 20;
 
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const PSH: u8 = 0x08;
-const ACK: u8 = 0x10;
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
 
 /// Where frames go, with the packet clock.
 pub struct Wire<W: Write> {
@@ -183,54 +183,72 @@ impl Session {
             ),
         };
         let ack = if flags & ACK != 0 { ack } else { 0 };
-        let opt_len = if mss_opt { 4 } else { 0 };
-        let tcp_len = TCP_LEN + opt_len + payload.len();
-        let total = IP_LEN + tcp_len;
-        let b = &mut wire.buf;
-        b.clear();
-        // Ethernet
-        b.extend_from_slice(&dst.mac);
-        b.extend_from_slice(&src.mac);
-        b.extend_from_slice(&0x0800u16.to_be_bytes());
-        // IPv4
-        let ip_start = b.len();
-        b.extend_from_slice(&[0x45, 0]);
-        b.extend_from_slice(&(total as u16).to_be_bytes());
-        b.extend_from_slice(&ip_id.to_be_bytes());
+        let mss = mss_opt.then_some(self.mss as u16);
+        build_frame(&mut wire.buf, src, dst, seq, ack, flags, *ip_id, mss, payload);
         *ip_id = ip_id.wrapping_add(1);
-        b.extend_from_slice(&0x4000u16.to_be_bytes()); // DF
-        b.extend_from_slice(&[64, 6, 0, 0]);
-        b.extend_from_slice(&src.ip.octets());
-        b.extend_from_slice(&dst.ip.octets());
-        let ip_sum = checksum_fold(checksum_add(0, &b[ip_start..ip_start + IP_LEN]));
-        b[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
-        // TCP
-        let tcp_start = b.len();
-        b.extend_from_slice(&src.port.to_be_bytes());
-        b.extend_from_slice(&dst.port.to_be_bytes());
-        b.extend_from_slice(&seq.to_be_bytes());
-        b.extend_from_slice(&ack.to_be_bytes());
-        b.push((((TCP_LEN + opt_len) / 4) as u8) << 4);
-        b.push(flags);
-        b.extend_from_slice(&64240u16.to_be_bytes()); // window
-        b.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
-        if mss_opt {
-            b.extend_from_slice(&[2, 4]);
-            b.extend_from_slice(&(self.mss as u16).to_be_bytes());
-        }
-        b.extend_from_slice(payload);
-        let mut sum = checksum_add(0, &src.ip.octets());
-        sum = checksum_add(sum, &dst.ip.octets());
-        sum += 6 + tcp_len as u32;
-        sum = checksum_add(sum, &b[tcp_start..]);
-        let tcp_sum = checksum_fold(sum);
-        b[tcp_start + 16..tcp_start + 18].copy_from_slice(&tcp_sum.to_be_bytes());
-        debug_assert_eq!(b.len(), ETH_LEN + total);
 
         self.advance(from, payload.len() as u32);
         wire.now += wire.frame_gap;
         wire.pcap.write_frame(wire.now, &wire.buf)
     }
+}
+
+/// Writes into `b` one Ethernet + IPv4 + TCP frame from `src` to `dst` with valid checksums: DF set,
+/// TTL 64, window 64240, the MSS option when `mss` is given. `ack` is written as given (pass 0
+/// when the ACK flag is not set).
+#[allow(clippy::too_many_arguments)]
+pub fn build_frame(
+    b: &mut Vec<u8>,
+    src: Host,
+    dst: Host,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ip_id: u16,
+    mss: Option<u16>,
+    payload: &[u8],
+) {
+    let opt_len = if mss.is_some() { 4 } else { 0 };
+    let tcp_len = TCP_LEN + opt_len + payload.len();
+    let total = IP_LEN + tcp_len;
+    b.clear();
+    // Ethernet
+    b.extend_from_slice(&dst.mac);
+    b.extend_from_slice(&src.mac);
+    b.extend_from_slice(&0x0800u16.to_be_bytes());
+    // IPv4
+    let ip_start = b.len();
+    b.extend_from_slice(&[0x45, 0]);
+    b.extend_from_slice(&(total as u16).to_be_bytes());
+    b.extend_from_slice(&ip_id.to_be_bytes());
+    b.extend_from_slice(&0x4000u16.to_be_bytes()); // DF
+    b.extend_from_slice(&[64, 6, 0, 0]);
+    b.extend_from_slice(&src.ip.octets());
+    b.extend_from_slice(&dst.ip.octets());
+    let ip_sum = checksum_fold(checksum_add(0, &b[ip_start..ip_start + IP_LEN]));
+    b[ip_start + 10..ip_start + 12].copy_from_slice(&ip_sum.to_be_bytes());
+    // TCP
+    let tcp_start = b.len();
+    b.extend_from_slice(&src.port.to_be_bytes());
+    b.extend_from_slice(&dst.port.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(&ack.to_be_bytes());
+    b.push((((TCP_LEN + opt_len) / 4) as u8) << 4);
+    b.push(flags);
+    b.extend_from_slice(&64240u16.to_be_bytes()); // window
+    b.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+    if let Some(mss) = mss {
+        b.extend_from_slice(&[2, 4]);
+        b.extend_from_slice(&mss.to_be_bytes());
+    }
+    b.extend_from_slice(payload);
+    let mut sum = checksum_add(0, &src.ip.octets());
+    sum = checksum_add(sum, &dst.ip.octets());
+    sum += 6 + tcp_len as u32;
+    sum = checksum_add(sum, &b[tcp_start..]);
+    let tcp_sum = checksum_fold(sum);
+    b[tcp_start + 16..tcp_start + 18].copy_from_slice(&tcp_sum.to_be_bytes());
+    debug_assert_eq!(b.len(), ETH_LEN + total);
 }
 
 #[cfg(test)]
