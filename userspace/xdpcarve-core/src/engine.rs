@@ -264,6 +264,12 @@ impl Engine {
     pub fn embryonic_flows(&self) -> usize {
         self.embryos.len()
     }
+    /// The connection table or the pool of attempts is at least 90 % full: evictions are near, or
+    /// happening (a flood, or --max-flows too small for the link).
+    pub fn under_pressure(&self) -> bool {
+        let bound = self.cfg.max_flows.max(1);
+        self.flows.len().max(self.embryos.len()) * 10 >= bound * 9
+    }
     /// Out-of-order bytes currently buffered (with bookkeeping overhead).
     pub fn reassembly_memory(&self) -> usize {
         self.mem.used

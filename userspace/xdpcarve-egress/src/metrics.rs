@@ -97,6 +97,9 @@ pub struct MetricsHub {
     flows_active: IntGaugeVec,
     /// Each worker's shedding level now (0 full work .. 3).
     shed_level: IntGaugeVec,
+    /// Each worker's attempts without a byte, and whether its tables are under pressure.
+    embryonic: IntGaugeVec,
+    under_pressure: IntGaugeVec,
     /// Each queue's RX ring high-water mark and capacity.
     ring_gauges: [IntGaugeVec; 2],
     queue: [IntCounterVec; 7],
@@ -269,6 +272,16 @@ impl MetricsHub {
              policy wants (time spent shedding: xdpcarve_overload_shed_ns_total).",
             "worker",
         );
+        let embryonic = gauge_vec(
+            "xdpcarve_tcp_embryonic_flows",
+            "Flows that carried no byte yet (SYN or handshake only), kept apart from connections.",
+            "worker",
+        );
+        let under_pressure = gauge_vec(
+            "xdpcarve_flows_under_pressure",
+            "1 while the worker's connection table or attempt pool is at least 90 % full (evictions near).",
+            "worker",
+        );
         let ring_gauges = [
             gauge_vec(
                 "xdpcarve_queue_rx_ring_high_water",
@@ -353,6 +366,8 @@ impl MetricsHub {
             worker_stats: Mutex::new(HashMap::new()),
             flows_active,
             shed_level,
+            embryonic,
+            under_pressure,
             ring_gauges,
             queue,
             xdp,
@@ -382,6 +397,17 @@ impl MetricsHub {
         self.flows_active
             .with_label_values(&[&worker_id.to_string()])
             .set(flows as i64);
+    }
+
+    /// Publishes a worker's attempts without a byte and whether its tables are under pressure.
+    pub fn publish_flow_pool(&self, worker_id: usize, embryonic: u64, under_pressure: bool) {
+        let label = worker_id.to_string();
+        self.embryonic
+            .with_label_values(&[&label])
+            .set(i64::try_from(embryonic).unwrap_or(i64::MAX));
+        self.under_pressure
+            .with_label_values(&[&label])
+            .set(i64::from(under_pressure));
     }
 
     /// Publishes a worker's shedding level now (0..3, [`xdpcarve_contract::ShedLevel`]).
@@ -474,6 +500,7 @@ mod tests {
             },
         );
         hub.publish_shed_level(1, 2);
+        hub.publish_flow_pool(0, 12, true);
         hub.publish_xdp(&XdpCounters {
             redirected: 7,
             ..Default::default()
@@ -490,6 +517,8 @@ mod tests {
         );
         assert!(text.contains("xdpcarve_queue_rx_ring_capacity{queue=\"2\"} 4096\n"));
         assert!(text.contains("xdpcarve_overload_shed_level{worker=\"1\"} 2\n"));
+        assert!(text.contains("xdpcarve_tcp_embryonic_flows{worker=\"0\"} 12\n"));
+        assert!(text.contains("xdpcarve_flows_under_pressure{worker=\"0\"} 1\n"));
         assert!(text.contains("xdpcarve_build_info{sensor=\"s1\",version="));
         let lines: Vec<_> = text.lines().map(|l| Ok(l.to_string())).collect();
         let parsed = prometheus_parse::Scrape::parse(lines.into_iter()).unwrap();

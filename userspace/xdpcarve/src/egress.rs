@@ -9,7 +9,7 @@ use xdpcarve_contract::{CounterSet, FileRecord, ShedLevel};
 use xdpcarve_core::RecordSink;
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueCounters, QueueMode, RecordSender, XdpCounters};
 
-use crate::live::LiveMetrics;
+use crate::live::{FlowGauges, LiveMetrics};
 
 /// The egress thread is gone, so a worker that must not lose records (offline) cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +52,11 @@ pub fn start(cfg: EgressConfig, workers: usize, mode: QueueMode) -> Result<(Egre
 pub struct HubMetrics(pub Arc<MetricsHub>);
 
 impl LiveMetrics for HubMetrics {
-    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64, shed: ShedLevel) {
+    fn worker(&self, worker_id: usize, counters: &CounterSet, flows: FlowGauges, shed: ShedLevel) {
         self.0.publish_worker(worker_id, counters);
-        self.0.publish_flows_active(worker_id, flows_active);
+        self.0.publish_flows_active(worker_id, flows.active);
+        self.0
+            .publish_flow_pool(worker_id, flows.embryonic, flows.under_pressure);
         self.0.publish_shed_level(worker_id, shed as u8);
     }
 

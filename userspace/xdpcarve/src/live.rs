@@ -90,11 +90,22 @@ pub fn worker_count(args: &LiveArgs) -> Result<usize> {
     Ok(args.queues.resolve(&iface)?.len())
 }
 
+/// A worker's flows now.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct FlowGauges {
+    /// Connections (flows that carried a byte).
+    pub active: u64,
+    /// Attempts that carried no byte yet, in their own pool.
+    pub embryonic: u64,
+    /// The connection table or the attempt pool is at least 90 % full.
+    pub under_pressure: bool,
+}
+
 /// Where live counters are published (the Prometheus hub of the egress crate implements it).
 /// Called from worker threads about once a second and from the control thread, never per packet.
 pub trait LiveMetrics: Send + Sync {
-    /// A worker's counters (totals since start), its tracked flows and its shedding level now.
-    fn worker(&self, worker_id: usize, counters: &CounterSet, flows_active: u64, shed: ShedLevel);
+    /// A worker's counters (totals since start), its flows and its shedding level now.
+    fn worker(&self, worker_id: usize, counters: &CounterSet, flows: FlowGauges, shed: ShedLevel);
     /// The XDP program's counters and every queue's socket counters (totals since start).
     fn capture(&self, xdp: &XdpCounters, queues: &[QueueStats]);
 }
@@ -128,12 +139,12 @@ impl<S: RecordSink> LiveWorker<S> {
     fn publish(&self) {
         if let Some(hub) = &self.hub {
             let engine = self.worker.engine();
-            hub.worker(
-                self.worker_id,
-                &self.worker.counters(),
-                engine.active_flows() as u64,
-                self.worker.shed_level(),
-            );
+            let flows = FlowGauges {
+                active: engine.active_flows() as u64,
+                embryonic: engine.embryonic_flows() as u64,
+                under_pressure: engine.under_pressure(),
+            };
+            hub.worker(self.worker_id, &self.worker.counters(), flows, self.worker.shed_level());
         }
     }
 

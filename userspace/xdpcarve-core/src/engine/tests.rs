@@ -440,6 +440,7 @@ fn a_syn_flood_never_evicts_a_connection_carrying_a_file() {
         e.handle_packet(Timestamp::from_secs(1_001), LinkType::Ethernet, &f);
     }
     assert_eq!((e.active_flows(), e.embryonic_flows()), (1, 8));
+    assert!(e.under_pressure(), "a full attempt pool is pressure");
     let s = e.tcp_stats();
     assert_eq!(
         (s.embryos_created, s.embryos_evicted, s.flows_evicted),
@@ -462,6 +463,7 @@ fn a_syn_flood_never_evicts_a_connection_carrying_a_file() {
     e.handle_timeout(Timestamp::from_secs(1_040));
     assert_eq!((e.active_flows(), e.embryonic_flows()), (1, 0));
     assert_eq!(e.tcp_stats().embryos_timed_out, 8);
+    assert!(!e.under_pressure());
 }
 
 #[test]
