@@ -14,7 +14,7 @@ use xdpcarve_contract::{
     Timestamp,
 };
 
-use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable};
+use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable, LANES};
 use crate::overload::OverloadConfig;
 use crate::reassembly::{MemoryBudget, Reassembled, Stream, StreamLimits};
 use crate::registry::{ConnParser, Event, PortMap, ProtocolRegistry, RunningProtocol};
@@ -94,16 +94,80 @@ enum ConnState {
 /// A flow that has carried no byte yet: handshake packets only. It waits in a pool of its own,
 /// bounded and timed out apart from the connections, so a SYN flood costs this much per flow and
 /// never evicts a connection that carries a file. Its first byte makes it a [`Conn`].
+///
+/// Packed (32 bytes; its table slot 80) because a flood is millions of these.
 struct Embryo {
-    orig: Endpoint,
-    proto: u8,
-    /// The originator's SYN sequence number.
-    syn: Option<u32>,
-    /// The responder's SYN-ACK: its sequence and acknowledgement numbers.
-    synack: Option<(u32, u32)>,
     first_seen: Timestamp,
     last_seen: Timestamp,
+    /// The originator's SYN sequence number (if `HAS_SYN`).
+    syn_seq: u32,
+    /// The responder's SYN-ACK: its sequence and acknowledgement numbers (if `HAS_SYNACK`).
+    synack: (u32, u32),
+    proto: u8,
+    /// `HAS_SYN | HAS_SYNACK`.
+    seen: u8,
+    /// The originator is the key's `lo` endpoint.
+    orig_is_lo: bool,
 }
+
+const HAS_SYN: u8 = 1;
+const HAS_SYNACK: u8 = 2;
+
+impl Embryo {
+    fn new(orig_is_lo: bool, proto: u8, now: Timestamp) -> Self {
+        Embryo {
+            first_seen: now,
+            last_seen: now,
+            syn_seq: 0,
+            synack: (0, 0),
+            proto,
+            seen: 0,
+            orig_is_lo,
+        }
+    }
+    fn syn(&self) -> Option<u32> {
+        (self.seen & HAS_SYN != 0).then_some(self.syn_seq)
+    }
+    fn synack(&self) -> Option<(u32, u32)> {
+        (self.seen & HAS_SYNACK != 0).then_some(self.synack)
+    }
+    fn set_syn(&mut self, seq: u32) {
+        self.syn_seq = seq;
+        self.seen |= HAS_SYN;
+    }
+    fn set_synack(&mut self, seq: u32, ack: u32) {
+        self.synack = (seq, ack);
+        self.seen |= HAS_SYNACK;
+    }
+    /// A SYN that no SYN-ACK answered.
+    fn unanswered(&self) -> bool {
+        self.seen == HAS_SYN
+    }
+    fn is_orig(&self, ep: Endpoint, key: &FlowKey) -> bool {
+        (ep == key.lo) == self.orig_is_lo
+    }
+    fn orig(&self, key: &FlowKey) -> Endpoint {
+        if self.orig_is_lo {
+            key.lo
+        } else {
+            key.hi
+        }
+    }
+}
+
+/// Lanes of the connection table (see [`crate::flow`]): each its own eviction class and
+/// timeout, evicted in this order when the table is full.
+///
+/// Finished connections remembered for stragglers.
+const LANE_CLOSED: usize = 2;
+/// Only one side has sent anything (a half-open request, a scan, an asymmetric tap): Suricata's
+/// flows in state "new" and Zeek's half-open ones; they time out after [`EMBRYO_TIMEOUT`].
+const LANE_ONE_SIDED: usize = 0;
+/// Both sides have spoken: evicted last, least recently active first.
+const LANE_ESTABLISHED: usize = 1;
+const EVICTION_ORDER: [usize; 3] = [LANE_CLOSED, LANE_ONE_SIDED, LANE_ESTABLISHED];
+/// The embryo pool's one lane.
+const LANE_EMBRYO: usize = 0;
 
 struct Conn {
     meta: ConnMeta,
@@ -117,6 +181,8 @@ struct Conn {
     /// The originator's SYN and the responder's SYN-ACK were seen (handshake symmetry).
     syn_seen: bool,
     synack_seen: bool,
+    /// Each side has sent a packet: both, and the connection is established (its lane).
+    heard: [bool; 2],
 }
 
 /// The packet-to-records engine of one worker.
@@ -292,11 +358,14 @@ impl Engine {
     /// connection to expire, a protocol's timer), or `None` while it has nothing that expires.
     /// Timers are checked at most once a second of packet time.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let flows = self.flows.oldest().map(|id| {
-            let conn = self.flows.get(id);
-            conn.last_seen.saturating_add(self.idle_limit(conn.state))
-        });
-        let embryos = self.embryos.oldest().map(|id| {
+        let flows = (0..LANES)
+            .filter_map(|lane| self.flows.oldest(lane))
+            .map(|id| {
+                let conn = self.flows.get(id);
+                conn.last_seen.saturating_add(self.idle_limit(self.flows.lane(id)))
+            })
+            .min();
+        let embryos = self.embryos.oldest(LANE_EMBRYO).map(|id| {
             let e = self.embryos.get(id);
             e.last_seen.saturating_add(EMBRYO_TIMEOUT.min(self.cfg.idle_timeout))
         });
@@ -326,12 +395,15 @@ impl Engine {
         if ts > self.now {
             self.now = ts;
         }
-        for id in self.flows.ids_oldest_first() {
+        // In order of last activity, as the connections would have timed out.
+        let mut ids = self.flows.ids();
+        ids.sort_by_key(|&id| self.flows.get(id).last_seen);
+        for id in ids {
             self.close(id, CloseReason::Shutdown, false);
         }
-        for id in self.embryos.ids_oldest_first() {
+        for id in self.embryos.ids() {
             let e = self.embryos.remove(id);
-            if e.syn.is_some() && e.synack.is_none() {
+            if e.unanswered() {
                 self.tcp.syn_without_synack += 1;
             }
         }
@@ -412,6 +484,13 @@ impl Engine {
         let conn = self.flows.get_mut(id);
         conn.last_seen = now;
         let side = if src == conn.orig { Side::Orig } else { Side::Resp };
+        if !conn.heard[side.index()] {
+            conn.heard[side.index()] = true;
+            if conn.heard == [true, true] && self.flows.lane(id) == LANE_ONE_SIDED {
+                self.flows.set_lane(id, LANE_ESTABLISHED);
+            }
+        }
+        let conn = self.flows.get_mut(id);
         let tcp = &mut self.tcp;
         tcp.segments += 1;
         tcp.payload_bytes += pkt.payload.len() as u64;
@@ -526,7 +605,7 @@ impl Engine {
             if let Some(e) = embryo {
                 let e = self.embryos.remove(e);
                 self.tcp.embryos_closed += 1;
-                if e.syn.is_some() && e.synack.is_none() {
+                if e.unanswered() {
                     self.tcp.syn_without_synack += 1;
                 }
             }
@@ -538,12 +617,12 @@ impl Engine {
             self.embryos.touch(id);
             let e = self.embryos.get_mut(id);
             e.last_seen = now;
-            if flags.syn() && !flags.ack() && src == e.orig {
+            if flags.syn() && !flags.ack() && e.is_orig(src, &key) {
                 // A retransmitted SYN, or a new attempt: the latest sequence number counts.
-                e.syn = Some(pkt.seq);
-            } else if flags.syn() && flags.ack() && dst == e.orig && e.synack.is_none() {
-                e.synack = Some((pkt.seq, pkt.ack));
-                if e.syn.is_some() {
+                e.set_syn(pkt.seq);
+            } else if flags.syn() && flags.ack() && e.is_orig(dst, &key) && e.synack().is_none() {
+                e.set_synack(pkt.seq, pkt.ack);
+                if e.syn().is_some() {
                     self.tcp.handshakes += 1;
                 } else {
                     self.tcp.synack_without_syn += 1;
@@ -564,54 +643,46 @@ impl Engine {
         };
         if self.embryos.len() >= self.cfg.max_flows.max(1) {
             // The pool is full (a flood): the oldest attempt goes, never a connection.
-            if let Some(oldest) = self.embryos.oldest() {
+            if let Some(oldest) = self.embryos.oldest(LANE_EMBRYO) {
                 let e = self.embryos.remove(oldest);
                 self.tcp.embryos_evicted += 1;
-                if e.syn.is_some() && e.synack.is_none() {
+                if e.unanswered() {
                     self.tcp.syn_without_synack += 1;
                 }
             }
         }
-        let (syn, synack) = if flags.ack() {
+        let mut e = Embryo::new(orig == key.lo, proto, now);
+        if flags.ack() {
             self.tcp.synack_without_syn += 1;
-            (None, Some((pkt.seq, pkt.ack)))
+            e.set_synack(pkt.seq, pkt.ack);
         } else {
-            (Some(pkt.seq), None)
-        };
+            e.set_syn(pkt.seq);
+        }
         self.tcp.embryos_created += 1;
         self.tcp.segments += 1;
-        self.embryos.insert(
-            key,
-            Embryo {
-                orig,
-                proto,
-                syn,
-                synack,
-                first_seen: now,
-                last_seen: now,
-            },
-        );
+        self.embryos.insert(LANE_EMBRYO, key, e);
         None
     }
 
     /// The first byte of a flow whose handshake was seen: its connection starts where the
     /// handshake said, from when it began.
     fn promote(&mut self, key: FlowKey, e: Embryo, src: Endpoint, pkt: &wire::TcpPacket<'_>) -> u32 {
-        let (orig_ip, resp_ip) = if src == e.orig {
+        let from_orig = e.is_orig(src, &key);
+        let (orig_ip, resp_ip) = if from_orig {
             (pkt.src, pkt.dst)
         } else {
             (pkt.dst, pkt.src)
         };
-        let resp_port = if src == e.orig { pkt.dport } else { pkt.sport };
+        let resp_port = if from_orig { pkt.dport } else { pkt.sport };
         // The originator's SYN names the connection; without it, the SYN-ACK's acknowledgement
         // (the same number, one on).
         let first_seq = e
-            .syn
-            .or(e.synack.map(|(_, ack)| ack.wrapping_sub(1)))
+            .syn()
+            .or(e.synack().map(|(_, ack)| ack.wrapping_sub(1)))
             .unwrap_or(pkt.seq);
         let id = self.insert_conn(
             key,
-            e.orig,
+            e.orig(&key),
             orig_ip,
             resp_ip,
             resp_port,
@@ -622,14 +693,19 @@ impl Engine {
         );
         self.tcp.flows_created += 1;
         let conn = self.flows.get_mut(id);
-        if let Some(isn) = e.syn {
+        if let Some(isn) = e.syn() {
             conn.syn_seen = true;
+            conn.heard[Side::Orig.index()] = true;
             conn.streams[Side::Orig.index()].syn(isn);
         }
-        if let Some((seq, ack)) = e.synack {
+        if let Some((seq, ack)) = e.synack() {
             conn.synack_seen = true;
+            conn.heard[Side::Resp.index()] = true;
             conn.streams[Side::Resp.index()].syn(seq);
             conn.streams[Side::Orig.index()].expect(ack);
+        }
+        if conn.heard == [true, true] {
+            self.flows.set_lane(id, LANE_ESTABLISHED);
         }
         id
     }
@@ -717,12 +793,7 @@ impl Engine {
         first_seq: u32,
     ) -> u32 {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
-            if let Some(oldest) = self.flows.oldest() {
-                if self.flows.get(oldest).state != ConnState::Closed {
-                    self.tcp.flows_evicted += 1;
-                }
-                self.close(oldest, CloseReason::Evicted, false);
-            }
+            self.evict_conn();
         }
         let id = self.cfg.ids.conn_id(&key.words(), first_seq);
         let meta = ConnMeta {
@@ -746,8 +817,34 @@ impl Engine {
             opaque_fin: [false, false],
             syn_seen: false,
             synack_seen: false,
+            heard: [false, false],
         };
-        self.flows.insert(key, conn)
+        self.flows.insert(LANE_ONE_SIDED, key, conn)
+    }
+
+    /// Makes room for a connection: the least recently active of the cheapest lane goes, so
+    /// that a flood of attempts or one-sided flows never evicts an established connection.
+    fn evict_conn(&mut self) {
+        let Some((lane, id)) = EVICTION_ORDER
+            .into_iter()
+            .find_map(|lane| self.flows.oldest(lane).map(|id| (lane, id)))
+        else {
+            return;
+        };
+        match lane {
+            LANE_CLOSED => {
+                self.flows.remove(id);
+            }
+            _ => {
+                self.tcp.flows_evicted += 1;
+                if lane == LANE_ONE_SIDED {
+                    self.tcp.flows_evicted_one_sided += 1;
+                } else {
+                    self.tcp.flows_evicted_established += 1;
+                }
+                self.close(id, CloseReason::Evicted, false);
+            }
+        }
     }
 
     /// Closes a connection: delivers what is buffered (holes as gaps), tells the parser, and
@@ -803,15 +900,17 @@ impl Engine {
             let conn = self.flows.get_mut(id);
             conn.state = ConnState::Closed;
             conn.streams = [Stream::new(), Stream::new()];
+            self.flows.set_lane(id, LANE_CLOSED);
         } else {
             self.flows.remove(id);
         }
     }
 
     /// How long a connection in `state` may stay idle.
-    fn idle_limit(&self, state: ConnState) -> Duration {
-        match state {
-            ConnState::Closed => CLOSED_LINGER.min(self.cfg.idle_timeout),
+    fn idle_limit(&self, lane: usize) -> Duration {
+        match lane {
+            LANE_CLOSED => CLOSED_LINGER.min(self.cfg.idle_timeout),
+            LANE_ONE_SIDED => EMBRYO_TIMEOUT.min(self.cfg.idle_timeout),
             _ => self.cfg.idle_timeout,
         }
     }
@@ -819,26 +918,31 @@ impl Engine {
     /// Closes connections idle past the timeout, oldest first, and forgets finished ones whose
     /// linger time passed.
     fn expire_idle(&mut self) {
-        while let Some(id) = self.embryos.oldest() {
+        while let Some(id) = self.embryos.oldest(LANE_EMBRYO) {
             let e = self.embryos.get(id);
             if self.now.since(e.last_seen) < EMBRYO_TIMEOUT.min(self.cfg.idle_timeout) {
                 break;
             }
             let e = self.embryos.remove(id);
             self.tcp.embryos_timed_out += 1;
-            if e.syn.is_some() && e.synack.is_none() {
+            if e.unanswered() {
                 self.tcp.syn_without_synack += 1;
             }
         }
-        while let Some(id) = self.flows.oldest() {
-            let conn = self.flows.get(id);
-            if self.now.since(conn.last_seen) < self.idle_limit(conn.state) {
-                break;
-            }
-            if conn.state == ConnState::Closed {
-                self.flows.remove(id);
-            } else {
-                self.close(id, CloseReason::Timeout, false);
+        for lane in EVICTION_ORDER {
+            while let Some(id) = self.flows.oldest(lane) {
+                let conn = self.flows.get(id);
+                if self.now.since(conn.last_seen) < self.idle_limit(lane) {
+                    break;
+                }
+                if lane == LANE_CLOSED {
+                    self.flows.remove(id);
+                } else {
+                    if lane == LANE_ONE_SIDED {
+                        self.tcp.flows_timed_out_one_sided += 1;
+                    }
+                    self.close(id, CloseReason::Timeout, false);
+                }
             }
         }
     }

@@ -24,8 +24,11 @@ xdpcarve_contract::counters! {
     /// Flows and reassembly.
     pub struct TcpStats {
         flows_created, flows_closed, flows_timed_out,
-        /// Flows evicted to respect max_flows.
-        flows_evicted,
+        /// Connections evicted to respect max_flows or the memory budget, and of them those only
+        /// one side had spoken on (evicted first) and established ones (evicted last).
+        flows_evicted, flows_evicted_one_sided, flows_evicted_established,
+        /// Connections only one side had spoken on, closed after their shorter idle timeout.
+        flows_timed_out_one_sided,
         /// Flows picked up without seeing their SYN.
         flows_midstream,
         /// Flows whose ports match no app parser (counted, not tracked).

@@ -1,31 +1,59 @@
-//! The flow table: connections by canonical key, in a slab with an intrusive least-recently-active
-//! list. The list doubles as the idle-timeout queue: packet time only moves forward, so the
-//! least recently active flow is always the next to time out, and expiring is a walk from the tail.
+//! The flow table: flows by canonical key, without an allocation per flow.
+//!
+//! - [`index`]: an open-addressing index of slot ids (8 bytes an entry, no key copy).
+//! - Slots in fixed chunks, with the key inline and an intrusive free list: a flow costs its slot
+//!   and its share of the index, and growing never copies or doubles the slots.
+//! - Lanes: each slot sits on one of a few intrusive least-recently-active lists. A lane doubles
+//!   as a timeout queue (packet time only moves forward, so a lane's least recently active flow is
+//!   its next to time out) and as an eviction class (the engine evicts from the cheapest lane
+//!   first).
 
+mod index;
 mod key;
 
 pub use key::{Endpoint, FlowHasherBuilder, FlowKey};
 
-use std::collections::HashMap;
+use index::Index;
 
 const NIL: u32 = u32::MAX;
+/// Slots per chunk (a power of two): small enough that a lightly used table stays small.
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// Lanes of a table.
+pub const LANES: usize = 3;
 
 struct Slot<T> {
     key: FlowKey,
-    value: Option<T>,
+    /// Towards the most recently active of the lane (or NIL).
     prev: u32,
+    /// Towards the least recently active of the lane; for a free slot, the next free one.
     next: u32,
+    lane: u8,
+    value: Option<T>,
 }
 
-/// Flows with an LRU order; `T` is the engine's per-connection state.
-pub struct FlowTable<T> {
-    index: HashMap<FlowKey, u32, FlowHasherBuilder>,
-    slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+#[derive(Copy, Clone, Debug)]
+struct Lane {
     /// Most recently touched.
     head: u32,
     /// Least recently touched.
     tail: u32,
+    len: usize,
+}
+
+const EMPTY_LANE: Lane = Lane {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
+
+/// Flows in lanes of least-recent activity; `T` is the engine's per-flow state.
+pub struct FlowTable<T> {
+    index: Index,
+    chunks: Vec<Box<[Slot<T>]>>,
+    /// First free slot (NIL: every chunk is full).
+    free: u32,
+    lanes: [Lane; LANES],
 }
 
 impl<T> FlowTable<T> {
@@ -37,11 +65,10 @@ impl<T> FlowTable<T> {
     /// A table with the given hasher (a fixed seed makes runs repeatable).
     pub fn with_hasher(hasher: FlowHasherBuilder) -> Self {
         FlowTable {
-            index: HashMap::with_hasher(hasher),
-            slots: Vec::new(),
-            free: Vec::new(),
-            head: NIL,
-            tail: NIL,
+            index: Index::new(hasher),
+            chunks: Vec::new(),
+            free: NIL,
+            lanes: [EMPTY_LANE; LANES],
         }
     }
 
@@ -49,113 +76,191 @@ impl<T> FlowTable<T> {
         self.index.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len() == 0
+    }
+    /// Flows in one lane.
+    pub fn lane_len(&self, lane: usize) -> usize {
+        self.lanes[lane].len
+    }
+
+    /// Bytes the table holds on the heap: its slots (used or free) and its index.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK * std::mem::size_of::<Slot<T>>()
+            + self.chunks.capacity() * std::mem::size_of::<Box<[Slot<T>]>>()
+            + self.index.heap_bytes()
+    }
+
+    /// Bytes one more flow costs at the index's working load factor (3/8 to 3/4 full): its slot
+    /// and about two index entries.
+    pub fn bytes_per_flow() -> usize {
+        std::mem::size_of::<Slot<T>>() + 2 * index::ENTRY_BYTES
     }
 
     pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
-        self.index.get(key).copied()
+        self.index.find(key, |id| &self.slot(id).key)
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut T {
-        self.slots[id as usize].value.as_mut().expect("live flow slot")
+        self.slot_mut(id).value.as_mut().expect("live flow slot")
     }
     pub fn get(&self, id: u32) -> &T {
-        self.slots[id as usize].value.as_ref().expect("live flow slot")
+        self.slot(id).value.as_ref().expect("live flow slot")
     }
     pub fn key(&self, id: u32) -> &FlowKey {
-        &self.slots[id as usize].key
+        &self.slot(id).key
+    }
+    /// The lane a flow is on.
+    pub fn lane(&self, id: u32) -> usize {
+        self.slot(id).lane as usize
     }
 
-    /// Inserts a new flow as the most recent; the key must not be present.
-    pub fn insert(&mut self, key: FlowKey, value: T) -> u32 {
-        let slot = Slot {
-            key,
-            value: Some(value),
-            prev: NIL,
-            next: NIL,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = slot;
-                id
-            }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.index.insert(key, id);
+    /// Inserts a new flow as the most recent of `lane`; the key must not be present.
+    pub fn insert(&mut self, lane: usize, key: FlowKey, value: T) -> u32 {
+        if self.free == NIL {
+            self.add_chunk();
+        }
+        let id = self.free;
+        let slot = self.slot_mut(id);
+        let next_free = slot.next;
+        slot.key = key;
+        slot.value = Some(value);
+        slot.lane = lane as u8;
+        self.free = next_free;
+        self.index.insert(&key, id);
         self.link_front(id);
         id
     }
 
     pub fn remove(&mut self, id: u32) -> T {
         self.unlink(id);
-        let slot = &mut self.slots[id as usize];
-        self.index.remove(&slot.key);
+        let key = self.slot(id).key;
+        let chunks = &self.chunks;
+        self.index.remove(&key, |i| &chunks[chunk_of(i)][offset_of(i)].key);
+        let free = self.free;
+        let slot = self.slot_mut(id);
         let value = slot.value.take().expect("live flow slot");
-        self.free.push(id);
+        slot.next = free;
+        self.free = id;
         value
     }
 
     /// Marks a flow as just active.
     pub fn touch(&mut self, id: u32) {
-        if self.head != id {
+        let lane = self.slot(id).lane as usize;
+        if self.lanes[lane].head != id {
             self.unlink(id);
             self.link_front(id);
         }
     }
 
-    /// The least recently active flow.
-    pub fn oldest(&self) -> Option<u32> {
-        (self.tail != NIL).then_some(self.tail)
+    /// Moves a flow to another lane, as its most recent.
+    pub fn set_lane(&mut self, id: u32, lane: usize) {
+        self.unlink(id);
+        self.slot_mut(id).lane = lane as u8;
+        self.link_front(id);
     }
 
-    /// Flow ids from least to most recently active.
-    pub fn ids_oldest_first(&self) -> Vec<u32> {
+    /// The least recently active flow of a lane.
+    pub fn oldest(&self, lane: usize) -> Option<u32> {
+        let tail = self.lanes[lane].tail;
+        (tail != NIL).then_some(tail)
+    }
+
+    /// A lane's flows from least to most recently active, `max` at most.
+    pub fn oldest_first(&self, lane: usize, max: usize) -> impl Iterator<Item = u32> + '_ {
+        let mut cur = self.lanes[lane].tail;
+        std::iter::from_fn(move || {
+            let id = cur;
+            (id != NIL).then(|| {
+                cur = self.slot(id).prev;
+                id
+            })
+        })
+        .take(max)
+    }
+
+    /// Every flow, lane by lane, each lane from least to most recently active.
+    pub fn ids(&self) -> Vec<u32> {
         let mut ids = Vec::with_capacity(self.len());
-        let mut cur = self.tail;
-        while cur != NIL {
-            ids.push(cur);
-            cur = self.slots[cur as usize].prev;
+        for lane in 0..LANES {
+            ids.extend(self.oldest_first(lane, usize::MAX));
         }
         ids
     }
 
+    fn slot(&self, id: u32) -> &Slot<T> {
+        &self.chunks[chunk_of(id)][offset_of(id)]
+    }
+    fn slot_mut(&mut self, id: u32) -> &mut Slot<T> {
+        &mut self.chunks[chunk_of(id)][offset_of(id)]
+    }
+
+    /// A chunk of free slots, all on the free list in order.
+    fn add_chunk(&mut self) {
+        let base = (self.chunks.len() * CHUNK) as u32;
+        let none = Endpoint { addr: [0; 16], port: 0 };
+        let blank = FlowKey {
+            lo: none,
+            hi: none,
+            vlan: 0,
+        };
+        let chunk: Box<[Slot<T>]> = (0..CHUNK as u32)
+            .map(|i| Slot {
+                key: blank,
+                prev: NIL,
+                next: if i + 1 < CHUNK as u32 { base + i + 1 } else { self.free },
+                lane: 0,
+                value: None,
+            })
+            .collect();
+        self.chunks.push(chunk);
+        self.free = base;
+    }
+
     fn unlink(&mut self, id: u32) {
-        let (prev, next) = {
-            let s = &self.slots[id as usize];
-            (s.prev, s.next)
+        let (prev, next, lane) = {
+            let s = self.slot(id);
+            (s.prev, s.next, s.lane as usize)
         };
         if prev != NIL {
-            self.slots[prev as usize].next = next;
+            self.slot_mut(prev).next = next;
         } else {
-            self.head = next;
+            self.lanes[lane].head = next;
         }
         if next != NIL {
-            self.slots[next as usize].prev = prev;
+            self.slot_mut(next).prev = prev;
         } else {
-            self.tail = prev;
+            self.lanes[lane].tail = prev;
         }
-        let s = &mut self.slots[id as usize];
+        self.lanes[lane].len -= 1;
+        let s = self.slot_mut(id);
         s.prev = NIL;
         s.next = NIL;
     }
 
     fn link_front(&mut self, id: u32) {
-        let old = self.head;
+        let lane = self.slot(id).lane as usize;
+        let old = self.lanes[lane].head;
         {
-            let s = &mut self.slots[id as usize];
+            let s = self.slot_mut(id);
             s.prev = NIL;
             s.next = old;
         }
         if old != NIL {
-            self.slots[old as usize].prev = id;
+            self.slot_mut(old).prev = id;
         } else {
-            self.tail = id;
+            self.lanes[lane].tail = id;
         }
-        self.head = id;
+        self.lanes[lane].head = id;
+        self.lanes[lane].len += 1;
     }
+}
+
+fn chunk_of(id: u32) -> usize {
+    (id >> CHUNK_BITS) as usize
+}
+fn offset_of(id: u32) -> usize {
+    id as usize & (CHUNK - 1)
 }
 
 impl<T> Default for FlowTable<T> {
@@ -165,42 +270,4 @@ impl<T> Default for FlowTable<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn key(port: u16) -> FlowKey {
-        let a = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port);
-        let b = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
-        FlowKey::new(a, b, None).0
-    }
-
-    #[test]
-    fn both_directions_share_a_key() {
-        let a = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 1234);
-        let b = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
-        let (k1, a_lo) = FlowKey::new(a, b, Some(7));
-        let (k2, b_lo) = FlowKey::new(b, a, Some(7));
-        assert_eq!(k1, k2);
-        assert_ne!(a_lo, b_lo);
-        assert_ne!(k1, FlowKey::new(a, b, Some(8)).0);
-    }
-
-    #[test]
-    fn lru_order_follows_touches() {
-        let mut t = FlowTable::new();
-        let a = t.insert(key(1), "a");
-        let b = t.insert(key(2), "b");
-        let c = t.insert(key(3), "c");
-        assert_eq!(t.oldest(), Some(a));
-        t.touch(a);
-        assert_eq!(t.ids_oldest_first(), vec![b, c, a]);
-        assert_eq!(t.remove(b), "b");
-        assert_eq!(t.oldest(), Some(c));
-        assert_eq!(t.lookup(&key(2)), None);
-        let d = t.insert(key(4), "d");
-        assert_eq!(d, b, "slot reused");
-        assert_eq!(t.ids_oldest_first(), vec![c, a, d]);
-        assert_eq!(t.len(), 3);
-    }
-}
+mod tests;
