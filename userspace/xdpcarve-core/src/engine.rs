@@ -34,8 +34,10 @@ pub struct EngineConfig {
     pub idle_timeout: Duration,
     /// Out-of-order bytes buffered per direction before the oldest hole is skipped.
     pub max_stream_buffer: usize,
-    /// Out-of-order bytes buffered by all connections of this engine.
-    pub max_reassembly_memory: usize,
+    /// Bytes of all flow state of this engine: connections, attempts, out-of-order bytes and
+    /// parsers (`--memory`). Past it attempts and then connections are evicted, cheapest lane
+    /// first, and reassembly skips holes rather than buffer more.
+    pub memory: usize,
     /// Bytes of each direction reassembled at most (0 = unlimited).
     pub reassembly_depth: u64,
     /// Also parse connections on other ports that a protocol recognises by their first bytes
@@ -61,13 +63,45 @@ impl Default for EngineConfig {
             max_flows: 262_144,
             idle_timeout: Duration::from_secs(300),
             max_stream_buffer: 1 << 20,
-            max_reassembly_memory: 256 << 20,
+            memory: DEFAULT_MEMORY,
             reassembly_depth: 0,
             detect_other_ports: true,
             overload: OverloadConfig::default(),
             worker_id: 0,
             ids: IdSeed::new(0, ""),
             hash_seed: None,
+        }
+    }
+}
+
+/// `--memory` by default: a full default table of idle connections (262,144 at under 1 KiB)
+/// takes half of it, out-of-order bytes the rest.
+pub const DEFAULT_MEMORY: usize = 512 << 20;
+
+/// Bytes of one engine's flow state, by category ([`Engine::flow_memory`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowMemory {
+    /// Connections: their table slots (both directions' reassembly state inline) and index.
+    pub connections: usize,
+    /// Attempts that carried no byte yet, in their pool.
+    pub attempts: usize,
+    /// Out-of-order bytes buffered, with their bookkeeping.
+    pub reassembly: usize,
+    /// Parsers' own state (one per connection that carried a byte).
+    pub parsers: usize,
+}
+
+impl FlowMemory {
+    pub fn total(&self) -> usize {
+        self.connections + self.attempts + self.reassembly + self.parsers
+    }
+    /// Each category's larger value.
+    pub fn max(self, o: FlowMemory) -> FlowMemory {
+        FlowMemory {
+            connections: self.connections.max(o.connections),
+            attempts: self.attempts.max(o.attempts),
+            reassembly: self.reassembly.max(o.reassembly),
+            parsers: self.parsers.max(o.parsers),
         }
     }
 }
@@ -166,6 +200,9 @@ const LANE_ONE_SIDED: usize = 0;
 /// Both sides have spoken: evicted last, least recently active first.
 const LANE_ESTABLISHED: usize = 1;
 const EVICTION_ORDER: [usize; 3] = [LANE_CLOSED, LANE_ONE_SIDED, LANE_ESTABLISHED];
+/// What a connection and an attempt cost in their tables (the budget's unit).
+const CONN_BYTES: usize = FlowTable::<Conn>::bytes_per_flow();
+const EMBRYO_BYTES: usize = FlowTable::<Embryo>::bytes_per_flow();
 /// The embryo pool's one lane.
 const LANE_EMBRYO: usize = 0;
 
@@ -195,6 +232,11 @@ pub struct Engine {
     /// Flows with no byte yet, oldest first (also their timeout order).
     embryos: FlowTable<Embryo>,
     mem: MemoryBudget,
+    /// Heap of the live parsers' own state.
+    parser_bytes: usize,
+    /// Each category's peak, and the peak of their sum.
+    memory_peak: FlowMemory,
+    memory_peak_total: usize,
     capture: CaptureStats,
     tcp: TcpStats,
     files: FileSink,
@@ -215,6 +257,8 @@ struct ParserSink<'a> {
     packet_now: Timestamp,
     files: &'a mut FileSink,
     tcp: &'a mut TcpStats,
+    /// The engine's count of parser heap, for a parser made here.
+    parser_bytes: &'a mut usize,
 }
 
 impl<'a> ParserSink<'a> {
@@ -226,6 +270,9 @@ impl<'a> ParserSink<'a> {
             files: &mut *self.files,
         };
         let proto = &mut *self.proto;
+        if self.parser.is_none() {
+            *self.parser_bytes += proto.parser_bytes();
+        }
         let parser = self.parser.get_or_insert_with(|| proto.new_parser(self.conn));
         (proto, &mut **parser, ev)
     }
@@ -273,7 +320,7 @@ impl Engine {
             max_buffer: cfg.max_stream_buffer,
             depth: cfg.reassembly_depth,
         };
-        let mem = MemoryBudget::new(cfg.max_reassembly_memory);
+        let mem = MemoryBudget::new(cfg.memory);
         let hasher = match cfg.hash_seed {
             Some(seed) => FlowHasherBuilder::with_seed(seed),
             None => FlowHasherBuilder::random(),
@@ -285,6 +332,9 @@ impl Engine {
             flows: FlowTable::with_hasher(hasher),
             embryos: FlowTable::with_hasher(hasher),
             mem,
+            parser_bytes: 0,
+            memory_peak: FlowMemory::default(),
+            memory_peak_total: 0,
             capture: CaptureStats::default(),
             tcp: TcpStats::default(),
             files: FileSink::new(FileConfig {
@@ -334,7 +384,38 @@ impl Engine {
     /// happening (a flood, or --max-flows too small for the link).
     pub fn under_pressure(&self) -> bool {
         let bound = self.cfg.max_flows.max(1);
-        self.flows.len().max(self.embryos.len()) * 10 >= bound * 9
+        self.flows.len().max(self.embryos.len()) * 10 >= bound * 9 || self.flow_bytes() * 10 >= self.cfg.memory * 9
+    }
+    /// The flow state now, by category.
+    pub fn flow_memory(&self) -> FlowMemory {
+        FlowMemory {
+            connections: self.flows.len() * CONN_BYTES,
+            attempts: self.embryos.len() * EMBRYO_BYTES,
+            reassembly: self.mem.used,
+            parsers: self.parser_bytes,
+        }
+    }
+    /// Each category's peak so far, and the peak of their sum.
+    pub fn flow_memory_peak(&self) -> (FlowMemory, usize) {
+        (self.memory_peak, self.memory_peak_total)
+    }
+    /// Bytes of flow state now (as [`Engine::flow_memory`] adds up).
+    fn flow_bytes(&self) -> usize {
+        self.flows.len() * CONN_BYTES + self.embryos.len() * EMBRYO_BYTES + self.mem.used + self.parser_bytes
+    }
+    /// Takes note of the flow state: what reassembly may still use, and the peaks.
+    fn account(&mut self) {
+        let now = self.flow_memory();
+        self.mem.reserved = now.connections + now.attempts + now.parsers;
+        self.memory_peak = self.memory_peak.max(FlowMemory {
+            reassembly: self.mem.peak,
+            ..now
+        });
+        self.memory_peak_total = self.memory_peak_total.max(now.total());
+    }
+    /// Whether `bytes` more of flow state fit the budget.
+    fn fits(&self, bytes: usize) -> bool {
+        self.flow_bytes() + bytes <= self.cfg.memory
     }
     /// Out-of-order bytes currently buffered (with bookkeeping overhead).
     pub fn reassembly_memory(&self) -> usize {
@@ -383,6 +464,7 @@ impl Engine {
         if self.now >= self.next_sweep {
             self.next_sweep = self.now.saturating_add(SWEEP_INTERVAL);
             self.expire_idle();
+            self.account();
             for p in &mut self.protocols {
                 p.handle_timeout(self.now, &mut self.files);
             }
@@ -449,6 +531,7 @@ impl Engine {
             }
         }
         self.handle_tcp(&pkt);
+        self.account();
     }
 
     fn handle_tcp(&mut self, pkt: &wire::TcpPacket<'_>) {
@@ -549,6 +632,7 @@ impl Engine {
             packet_now: now,
             files: &mut self.files,
             tcp,
+            parser_bytes: &mut self.parser_bytes,
         };
         if flags.syn() {
             streams[side.index()].syn(pkt.seq);
@@ -646,10 +730,20 @@ impl Engine {
             if let Some(oldest) = self.embryos.oldest(LANE_EMBRYO) {
                 let e = self.embryos.remove(oldest);
                 self.tcp.embryos_evicted += 1;
+                self.tcp.evictions_table_full += 1;
                 if e.unanswered() {
                     self.tcp.syn_without_synack += 1;
                 }
             }
+        }
+        // Over the memory budget an attempt makes room only among attempts: a flood never
+        // costs a connection its place.
+        while !self.fits(EMBRYO_BYTES) {
+            if !self.evict_embryo() {
+                self.tcp.embryos_refused += 1;
+                return None;
+            }
+            self.tcp.evictions_memory += 1;
         }
         let mut e = Embryo::new(orig == key.lo, proto, now);
         if flags.ack() {
@@ -792,8 +886,16 @@ impl Engine {
         start: Timestamp,
         first_seq: u32,
     ) -> u32 {
-        if self.flows.len() >= self.cfg.max_flows.max(1) {
-            self.evict_conn();
+        if self.flows.len() >= self.cfg.max_flows.max(1) && self.evict_conn() {
+            self.tcp.evictions_table_full += 1;
+        }
+        // The connection and the parser its first byte makes.
+        let need = CONN_BYTES + self.protocols[proto as usize].parser_bytes();
+        while !self.fits(need) {
+            if !self.evict_embryo() && !self.evict_conn() {
+                break;
+            }
+            self.tcp.evictions_memory += 1;
         }
         let id = self.cfg.ids.conn_id(&key.words(), first_seq);
         let meta = ConnMeta {
@@ -824,12 +926,12 @@ impl Engine {
 
     /// Makes room for a connection: the least recently active of the cheapest lane goes, so
     /// that a flood of attempts or one-sided flows never evicts an established connection.
-    fn evict_conn(&mut self) {
+    fn evict_conn(&mut self) -> bool {
         let Some((lane, id)) = EVICTION_ORDER
             .into_iter()
             .find_map(|lane| self.flows.oldest(lane).map(|id| (lane, id)))
         else {
-            return;
+            return false;
         };
         match lane {
             LANE_CLOSED => {
@@ -845,6 +947,20 @@ impl Engine {
                 self.close(id, CloseReason::Evicted, false);
             }
         }
+        true
+    }
+
+    /// Forgets the oldest attempt; false when there is none.
+    fn evict_embryo(&mut self) -> bool {
+        let Some(id) = self.embryos.oldest(LANE_EMBRYO) else {
+            return false;
+        };
+        let e = self.embryos.remove(id);
+        self.tcp.embryos_evicted += 1;
+        if e.unanswered() {
+            self.tcp.syn_without_synack += 1;
+        }
+        true
     }
 
     /// Closes a connection: delivers what is buffered (holes as gaps), tells the parser, and
@@ -877,6 +993,7 @@ impl Engine {
                 packet_now: self.now,
                 files: &mut self.files,
                 tcp: &mut self.tcp,
+                parser_bytes: &mut self.parser_bytes,
             };
             for side in [Side::Orig, Side::Resp] {
                 sink.side = side;
@@ -886,6 +1003,8 @@ impl Engine {
             if sink.parser.is_some() {
                 let (proto, parser, ev) = sink.parts();
                 proto.on_close(parser, reason, ev);
+                let bytes = proto.parser_bytes();
+                self.parser_bytes = self.parser_bytes.saturating_sub(bytes);
             }
         }
         for s in streams.iter_mut() {

@@ -15,7 +15,7 @@ pub mod stats;
 pub mod wire;
 pub mod worker;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, FlowMemory, DEFAULT_MEMORY};
 pub use overload::{LoadMonitor, OverloadConfig, OverloadStats};
 pub use registry::ProtocolRegistry;
 pub use stats::{CaptureStats, TcpStats};

@@ -29,6 +29,9 @@ pub(crate) struct Event<'a> {
 /// not compiled against.
 pub(crate) trait RunningProtocol: Send {
     fn new_parser(&mut self, conn: &ConnMeta) -> Box<dyn Any + Send>;
+    /// Bytes a parser's own state takes on the heap (its box; what it holds beyond that is
+    /// bounded per connection by the protocol's own limits).
+    fn parser_bytes(&self) -> usize;
     /// Hands over in-order bytes; false (and nothing done) when the parser is done with the
     /// stream (one call per segment: the check and the call share one dynamic dispatch).
     fn on_data(&mut self, parser: &mut dyn Any, from: Side, data: &[u8], ev: Event<'_>) -> bool;
@@ -80,6 +83,9 @@ impl<P: Protocol> Running<P> {
 impl<P: Protocol> RunningProtocol for Running<P> {
     fn new_parser(&mut self, conn: &ConnMeta) -> Box<dyn Any + Send> {
         Box::new(self.proto.new_parser(conn))
+    }
+    fn parser_bytes(&self) -> usize {
+        std::mem::size_of::<P::Parser>()
     }
     #[inline]
     fn on_data(&mut self, parser: &mut dyn Any, from: Side, data: &[u8], ev: Event<'_>) -> bool {

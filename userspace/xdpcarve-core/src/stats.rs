@@ -29,6 +29,12 @@ xdpcarve_contract::counters! {
         flows_evicted, flows_evicted_one_sided, flows_evicted_established,
         /// Connections only one side had spoken on, closed after their shorter idle timeout.
         flows_timed_out_one_sided,
+        /// Evictions (attempts or connections) by reason: the table at --max-flows, or the flow
+        /// state at --memory.
+        evictions_table_full, evictions_memory,
+        /// Attempts not tracked because the memory budget was full of connections (their first
+        /// byte still makes a connection, picked up mid-stream).
+        embryos_refused,
         /// Flows picked up without seeing their SYN.
         flows_midstream,
         /// Flows whose ports match no app parser (counted, not tracked).

@@ -16,7 +16,7 @@ use std::time::Duration;
 use xdpcarve_contract::{CounterSet, FileRecord, LinkType, Timestamp};
 
 use crate::overload::LoadMonitor;
-use crate::Engine;
+use crate::{Engine, FlowMemory};
 
 /// Where a worker's finished records go (the egress queue, a files log, a `Vec` in tests and
 /// benchmarks). Records are handed over as soon as they exist.
@@ -52,6 +52,10 @@ pub struct WorkerReport {
     pub capture_span: Duration,
     /// Most connections tracked at once (sampled every 4096 packets and at the end).
     pub max_flows: usize,
+    /// Flow state: each category's peak, the peak of their sum, and the budget (--memory).
+    pub memory_peak: FlowMemory,
+    pub memory_peak_total: usize,
+    pub memory_budget: usize,
     /// The sink failed: records from then on were not delivered, and the run must fail.
     pub sink_error: Option<Box<dyn Error + Send + Sync>>,
 }
@@ -173,6 +177,9 @@ impl<S: RecordSink> Worker<S> {
             files_with_gaps: self.files_with_gaps,
             capture_span: self.first_ts.map_or(Duration::ZERO, |f| self.last_ts.since(f)),
             max_flows: self.max_flows,
+            memory_peak: self.engine.flow_memory_peak().0,
+            memory_peak_total: self.engine.flow_memory_peak().1,
+            memory_budget: self.engine.config().memory,
             sink_error: self.error.take().map(|e| Box::new(e) as Box<dyn Error + Send + Sync>),
         }
     }

@@ -68,8 +68,11 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     pub stream_buffer: u64,
 
-    /// Out-of-order bytes buffered by all connections together; past it holes are skipped.
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    /// Memory for all flow state of each worker: connections, attempts (SYN or handshake only),
+    /// out-of-order bytes and parsers. Past it the oldest attempts go first, then connections
+    /// that only one side spoke on, then the least recently active established ones; reassembly
+    /// skips holes rather than buffer more. The summary shows each category's peak.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     pub memory: u64,
 
     /// TCP server ports parsed as HTTP, comma-separated.

@@ -90,7 +90,7 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         max_flows: cli.max_flows,
         idle_timeout: cli.idle_timeout,
         max_stream_buffer: to_usize(cli.stream_buffer, "--stream-buffer")?,
-        max_reassembly_memory: to_usize(cli.memory, "--memory")?,
+        memory: to_usize(cli.memory, "--memory")?,
         reassembly_depth: cli.reassembly_depth,
         detect_other_ports: !cli.ports_only,
         worker_id: 0,

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use xdpcarve_capture::Format;
 use xdpcarve_contract::CounterSet;
-use xdpcarve_core::WorkerReport;
+use xdpcarve_core::{FlowMemory, WorkerReport};
 use xdpcarve_egress::EgressSummary;
 
 use crate::live::LiveReport;
@@ -66,6 +66,7 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
         c.get("tcp", "embryos_created")
             .saturating_sub(c.get("tcp", "embryos_promoted"))
     );
+    let _ = writeln!(out, "{}", memory_line(workers, &c));
     let per_proto: Vec<String> = protocols.iter().map(|p| format!("{p} {}", c.get(p, "files"))).collect();
     let _ = writeln!(
         out,
@@ -237,6 +238,42 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Peak flow state of the busiest worker, by category, against its budget.
+fn memory_line(workers: &[WorkerReport], c: &CounterSet) -> String {
+    let busiest = workers.iter().max_by_key(|w| w.memory_peak_total);
+    let (peak, total, budget) = busiest.map_or((FlowMemory::default(), 0, 0), |w| {
+        (w.memory_peak, w.memory_peak_total, w.memory_budget)
+    });
+    format!(
+        "  flow memory: peak {} of {} (--memory{}): connections {}, attempts {}, reassembly {}, parsers {}; \
+         {} evictions for memory, {} for --max-flows",
+        iec_bytes(total),
+        iec_bytes(budget),
+        if workers.len() > 1 { ", busiest worker" } else { "" },
+        iec_bytes(peak.connections),
+        iec_bytes(peak.attempts),
+        iec_bytes(peak.reassembly),
+        iec_bytes(peak.parsers),
+        c.get("tcp", "evictions_memory"),
+        c.get("tcp", "evictions_table_full"),
+    )
+}
+
+/// Bytes in binary units, as --memory takes them (512M is 512 MiB).
+fn iec_bytes(n: usize) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    match i {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", UNITS[i]),
     }
 }
 

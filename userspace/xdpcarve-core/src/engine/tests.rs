@@ -564,3 +564,55 @@ fn one_sided_connections_time_out_like_attempts() {
     e.handle_timeout(Timestamp::from_secs(1_000 + 301));
     assert_eq!(e.active_flows(), 0);
 }
+
+#[test]
+fn the_memory_budget_evicts_attempts_and_one_sided_flows_before_a_download() {
+    // Room for the download, a few more connections and some attempts.
+    let memory = 8 * CONN_BYTES + 64 * EMBRYO_BYTES + 4096;
+    let mut e = Engine::new(EngineConfig { memory, ..config() });
+    let mut dl = Conv::new(&mut e, 40300);
+    dl.handshake().client(PA, REQUEST);
+    let resp = response();
+    let (head, rest) = resp.split_at(resp.len() - 10);
+    dl.server(PA, head);
+    let (cseq, sseq) = (dl.cseq, dl.sseq);
+    for port in 51_000..51_300u16 {
+        let f = frame(CLIENT, SERVER, port, 80, 7, 0, SYN, b"");
+        e.handle_packet(Timestamp::from_secs(1_001), LinkType::Ethernet, &f);
+        half_open(&mut e, port.wrapping_add(1_000), 1_001);
+    }
+    let (peak, total) = e.flow_memory_peak();
+    assert!(total <= memory, "peak {total} over the budget {memory}: {peak:?}");
+    let tcp = e.tcp_stats();
+    assert!(tcp.evictions_memory > 0, "{tcp:?}");
+    assert_eq!(tcp.flows_evicted_established, 0, "{tcp:?}");
+    assert!(tcp.flows_evicted_one_sided > 0 && tcp.embryos_evicted > 0, "{tcp:?}");
+    let mut dl = Conv {
+        e: &mut e,
+        cport: 40300,
+        cseq,
+        sseq,
+        t: 1_002,
+    };
+    dl.server(PA, rest).client(FA, b"").server(FA, b"");
+    let recs = records(&mut e);
+    let file = recs.iter().find(|r| r.size == 16).expect("the download's record");
+    assert_eq!(file.missing_bytes, 0, "{file:?}");
+}
+
+#[test]
+fn attempts_never_push_connections_out_of_the_budget() {
+    let memory = 4 * (CONN_BYTES + std::mem::size_of::<xdpcarve_http::HttpParser>()) + EMBRYO_BYTES / 2;
+    let mut e = Engine::new(EngineConfig { memory, ..config() });
+    for port in 0..4u16 {
+        let mut c = Conv::new(&mut e, 42_000 + port);
+        c.handshake().client(PA, REQUEST);
+    }
+    assert_eq!(e.active_flows(), 4);
+    for port in 52_000..52_100u16 {
+        let f = frame(CLIENT, SERVER, port, 80, 7, 0, SYN, b"");
+        e.handle_packet(Timestamp::from_secs(1_001), LinkType::Ethernet, &f);
+    }
+    assert_eq!(e.active_flows(), 4, "no connection made room for an attempt");
+    assert!(e.tcp_stats().embryos_refused > 0, "{:?}", e.tcp_stats());
+}

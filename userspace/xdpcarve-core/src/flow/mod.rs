@@ -92,7 +92,7 @@ impl<T> FlowTable<T> {
 
     /// Bytes one more flow costs at the index's working load factor (3/8 to 3/4 full): its slot
     /// and about two index entries.
-    pub fn bytes_per_flow() -> usize {
+    pub const fn bytes_per_flow() -> usize {
         std::mem::size_of::<Slot<T>>() + 2 * index::ENTRY_BYTES
     }
 

@@ -64,16 +64,27 @@ pub struct StreamLimits {
     pub depth: u64,
 }
 
-/// The engine-wide reassembly memory budget, shared by every stream of a worker.
+/// The engine's flow memory budget as reassembly sees it: out-of-order bytes may use what the
+/// rest of the flow state (`reserved`, kept current by the engine) leaves of `max`.
 #[derive(Clone, Debug)]
 pub struct MemoryBudget {
+    /// Out-of-order bytes buffered, with their bookkeeping.
     pub used: usize,
+    /// Most of `used` at once.
+    pub peak: usize,
+    /// The rest of the flow state: tables and parsers.
+    pub reserved: usize,
     pub max: usize,
 }
 
 impl MemoryBudget {
     pub fn new(max: usize) -> Self {
-        MemoryBudget { used: 0, max }
+        MemoryBudget {
+            used: 0,
+            peak: 0,
+            reserved: 0,
+            max,
+        }
     }
 }
 
@@ -290,7 +301,7 @@ impl Stream {
             }
             let cost = n + SEGMENT_OVERHEAD;
             let stream_bound = self.charged + cost > limits.max_buffer;
-            if stream_bound || mem.used + cost > mem.max {
+            if stream_bound || mem.used + mem.reserved + cost > mem.max {
                 // Over a bound: give up on the oldest hole rather than stall or drop new data.
                 let hole_end = self.ooo.keys().next().copied().unwrap_or(piece_off).min(piece_off);
                 let hole = hole_end - self.next_off;
@@ -319,6 +330,7 @@ impl Stream {
             );
             self.charged += cost;
             mem.used += cost;
+            mem.peak = mem.peak.max(mem.used);
             pos += n;
         }
         self.drain(mem, out);
