@@ -5,6 +5,7 @@
 //!     xdpcarve-gen --sample -o bench/samples/sample.pcap
 //!     xdpcarve-gen --http 1 --sizes 1M --styles length --syn-flood 300000 -o synflood.pcap
 //!     xdpcarve-gen --http 1 --sizes 1M --styles length --half-open 100000 -o halfopen.pcap
+//!     xdpcarve-gen --idle-keepalive 1000000 -o idle.pcap
 
 #![forbid(unsafe_code)]
 
@@ -22,9 +23,15 @@ use xdpcarve_bench::gen::{self, content::Kind, flood::FloodOptions, HttpStyle, P
                   around the transfers of --http/--smtp/--sample, merged by timestamp: the transfers sit in the \
                   middle of the flood. Every flood flow has its own source address (100.64.0.0/10) and a random \
                   source port and ISN, and goes to port 80 of 198.51.100.10. The manifest lists the real files \
-                  as without a flood, plus the flood's size (syn_flood, half_open).\n\n\
+                  as without a flood, plus the flood's size (syn_flood, half_open, idle_keepalive).\n\n\
+                  --idle-keepalive N adds N complete HTTP/1.1 keep-alive connections that carry no file and then \
+                  stay open, idle, to the end of the capture: handshake, `GET /idle/<n>`, `304 Not Modified`, the \
+                  client's ACK; no FIN, no RST. A flow sends each of its 6 packets 500 flows after the previous \
+                  one, so that many flows are in their handshake at once.\n\n\
                   A 300k-SYN flood around one 1 MiB download:\n  \
-                  xdpcarve-gen --http 1 --sizes 1M --styles length --syn-flood 300000 -o synflood.pcap"
+                  xdpcarve-gen --http 1 --sizes 1M --styles length --syn-flood 300000 -o synflood.pcap\n\
+                  A million idle keep-alive connections (6M packets):\n  \
+                  xdpcarve-gen --idle-keepalive 1000000 -o idle.pcap"
 )]
 struct Args {
     /// HTTP transactions (each carries one file).
@@ -57,7 +64,12 @@ struct Args {
     /// is never answered, sent 500 flows after its SYN.
     #[arg(long, value_name = "N", default_value_t = 0)]
     half_open: u64,
-    /// Flood packets per second of capture time (SYN-only flows send one, half-open ones two).
+    /// Add N idle keep-alive HTTP connections: handshake, one request (`GET /idle/<n>`), a `304
+    /// Not Modified` answer and its ACK, then idle and open to the end (no FIN, no RST).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    idle_keepalive: u64,
+    /// Flood packets per second of capture time (SYN-only flows send one, half-open ones two,
+    /// idle keep-alive ones six).
     #[arg(long, value_name = "PPS", default_value_t = 1_000_000)]
     flood_pps: u64,
     /// Output capture.
@@ -73,11 +85,12 @@ fn main() -> Result<()> {
     let flood = FloodOptions {
         syn: args.syn_flood,
         half_open: args.half_open,
+        idle_keepalive: args.idle_keepalive,
         pps: args.flood_pps,
     };
     flood
         .check()
-        .map_err(|e| anyhow::anyhow!("--syn-flood/--half-open/--flood-pps: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--syn-flood/--half-open/--idle-keepalive/--flood-pps: {e}"))?;
     let plan = if args.sample {
         gen::sample_plan()
     } else if args.http == 0 && args.smtp == 0 {
@@ -138,8 +151,13 @@ fn main() -> Result<()> {
     let bytes: u64 = generated.manifest.files.iter().map(|f| f.size).sum();
     let flood_note = if flood.is_empty() {
         String::new()
-    } else {
+    } else if flood.idle_keepalive == 0 {
         format!(", {} SYN-only and {} half-open flood flows", flood.syn, flood.half_open)
+    } else {
+        format!(
+            ", {} SYN-only, {} half-open and {} idle keep-alive flood flows",
+            flood.syn, flood.half_open, flood.idle_keepalive
+        )
     };
     eprintln!(
         "wrote {} ({} packets, {} files, {} content bytes{flood_note}) and {}",

@@ -108,12 +108,14 @@ pub struct ManifestFile {
 pub struct Manifest {
     pub seed: u64,
     pub packets: u64,
-    /// Flood flows around the files (see [`flood`]): SYN-only ones and half-open HTTP requests.
-    /// Absent (zero) in a capture without a flood.
+    /// Flood flows around the files (see [`flood`]): SYN-only ones, half-open HTTP requests and
+    /// idle keep-alive connections. Absent (zero) in a capture without a flood.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub syn_flood: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub half_open: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub idle_keepalive: u64,
     pub files: Vec<ManifestFile>,
 }
 
