@@ -200,6 +200,10 @@ const LANE_ONE_SIDED: usize = 0;
 /// Both sides have spoken: evicted last, least recently active first.
 const LANE_ESTABLISHED: usize = 1;
 const EVICTION_ORDER: [usize; 3] = [LANE_CLOSED, LANE_ONE_SIDED, LANE_ESTABLISHED];
+/// Attempts and one-sided connections together take at most this share of `--memory` (32 MiB of
+/// the default: a quarter of a million attempts, or tens of thousands of half-open requests): a
+/// flood of them is bounded apart from the connections that carry files.
+const EMBRYONIC_SHARE: usize = 16;
 /// What a connection and an attempt cost in their tables (the budget's unit).
 const CONN_BYTES: usize = FlowTable::<Conn>::bytes_per_flow();
 const EMBRYO_BYTES: usize = FlowTable::<Embryo>::bytes_per_flow();
@@ -234,6 +238,8 @@ pub struct Engine {
     mem: MemoryBudget,
     /// Heap of the live parsers' own state.
     parser_bytes: usize,
+    /// The largest parser of the protocols (what a one-sided connection is charged for one).
+    parser_max: usize,
     /// Each category's peak, and the peak of their sum.
     memory_peak: FlowMemory,
     memory_peak_total: usize,
@@ -316,6 +322,7 @@ impl Reassembled for ParserSink<'_> {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let (protocols, ports) = cfg.protocols.instantiate();
+        let parser_max = protocols.iter().map(|p| p.parser_bytes()).max().unwrap_or(0);
         let limits = StreamLimits {
             max_buffer: cfg.max_stream_buffer,
             depth: cfg.reassembly_depth,
@@ -333,6 +340,7 @@ impl Engine {
             embryos: FlowTable::with_hasher(hasher),
             mem,
             parser_bytes: 0,
+            parser_max,
             memory_peak: FlowMemory::default(),
             memory_peak_total: 0,
             capture: CaptureStats::default(),
@@ -412,6 +420,14 @@ impl Engine {
             ..now
         });
         self.memory_peak_total = self.memory_peak_total.max(now.total());
+    }
+    /// Bytes of attempts and one-sided connections (their parsers at the largest protocol's size).
+    fn embryonic_bytes(&self) -> usize {
+        self.embryos.len() * EMBRYO_BYTES + self.flows.lane_len(LANE_ONE_SIDED) * (CONN_BYTES + self.parser_max)
+    }
+    /// Whether `bytes` more of attempts or one-sided connections fit their share of the budget.
+    fn embryonic_fits(&self, bytes: usize) -> bool {
+        self.embryonic_bytes() + bytes <= self.cfg.memory / EMBRYONIC_SHARE
     }
     /// Whether `bytes` more of flow state fit the budget.
     fn fits(&self, bytes: usize) -> bool {
@@ -655,6 +671,12 @@ impl Engine {
         }
         let done = sink.is_done();
         let both_ended = streams[0].is_ended() && streams[1].is_ended();
+        // A one-sided connection that carries a file (an upload, or a download seen from one
+        // side only) is worth keeping as an established one.
+        let carries_file = meta.files_opened.get() > 0;
+        if carries_file && self.flows.lane(id) == LANE_ONE_SIDED {
+            self.flows.set_lane(id, LANE_ESTABLISHED);
+        }
         if done {
             let conn = self.flows.get_mut(id);
             conn.state = ConnState::Opaque;
@@ -738,8 +760,9 @@ impl Engine {
         }
         // Over the memory budget an attempt makes room only among attempts: a flood never
         // costs a connection its place.
-        while !self.fits(EMBRYO_BYTES) {
-            if !self.evict_embryo() {
+        while !self.fits(EMBRYO_BYTES) || !self.embryonic_fits(EMBRYO_BYTES) {
+            let embryonic_only = self.fits(EMBRYO_BYTES);
+            if !self.evict_embryo() && !(embryonic_only && self.evict_one_sided()) {
                 self.tcp.embryos_refused += 1;
                 return None;
             }
@@ -784,6 +807,10 @@ impl Engine {
             e.proto,
             e.first_seen,
             first_seq,
+            match (e.syn(), e.synack()) {
+                (Some(_), Some(_)) => LANE_ESTABLISHED,
+                _ => LANE_ONE_SIDED,
+            },
         );
         self.tcp.flows_created += 1;
         let conn = self.flows.get_mut(id);
@@ -797,9 +824,6 @@ impl Engine {
             conn.heard[Side::Resp.index()] = true;
             conn.streams[Side::Resp.index()].syn(seq);
             conn.streams[Side::Orig.index()].expect(ack);
-        }
-        if conn.heard == [true, true] {
-            self.flows.set_lane(id, LANE_ESTABLISHED);
         }
         id
     }
@@ -862,7 +886,16 @@ impl Engine {
             (false, _) => pkt.ack.wrapping_sub(1),
         };
         let id = self.insert_conn(
-            key, orig, orig_ip, resp_ip, resp.port, pkt.vlan, proto, self.now, first_seq,
+            key,
+            orig,
+            orig_ip,
+            resp_ip,
+            resp.port,
+            pkt.vlan,
+            proto,
+            self.now,
+            first_seq,
+            LANE_ONE_SIDED,
         );
         let tcp = &mut self.tcp;
         tcp.flows_created += 1;
@@ -885,6 +918,7 @@ impl Engine {
         proto: u8,
         start: Timestamp,
         first_seq: u32,
+        lane: usize,
     ) -> u32 {
         if self.flows.len() >= self.cfg.max_flows.max(1) && self.evict_conn() {
             self.tcp.evictions_table_full += 1;
@@ -893,6 +927,12 @@ impl Engine {
         let need = CONN_BYTES + self.protocols[proto as usize].parser_bytes();
         while !self.fits(need) {
             if !self.evict_embryo() && !self.evict_conn() {
+                break;
+            }
+            self.tcp.evictions_memory += 1;
+        }
+        while lane == LANE_ONE_SIDED && !self.embryonic_fits(CONN_BYTES + self.parser_max) {
+            if !self.evict_embryo() && !self.evict_one_sided() {
                 break;
             }
             self.tcp.evictions_memory += 1;
@@ -921,7 +961,7 @@ impl Engine {
             synack_seen: false,
             heard: [false, false],
         };
-        self.flows.insert(LANE_ONE_SIDED, key, conn)
+        self.flows.insert(lane, key, conn)
     }
 
     /// Makes room for a connection: the least recently active of the cheapest lane goes, so
@@ -947,6 +987,17 @@ impl Engine {
                 self.close(id, CloseReason::Evicted, false);
             }
         }
+        true
+    }
+
+    /// Evicts the least recently active one-sided connection; false when there is none.
+    fn evict_one_sided(&mut self) -> bool {
+        let Some(id) = self.flows.oldest(LANE_ONE_SIDED) else {
+            return false;
+        };
+        self.tcp.flows_evicted += 1;
+        self.tcp.flows_evicted_one_sided += 1;
+        self.close(id, CloseReason::Evicted, false);
         true
     }
 
