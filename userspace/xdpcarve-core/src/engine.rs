@@ -761,8 +761,10 @@ impl Engine {
         // Over the memory budget an attempt makes room only among attempts: a flood never
         // costs a connection its place.
         while !self.fits(EMBRYO_BYTES) || !self.embryonic_fits(EMBRYO_BYTES) {
-            let embryonic_only = self.fits(EMBRYO_BYTES);
-            if !self.evict_embryo() && !(embryonic_only && self.evict_one_sided()) {
+            // Over the share alone, a one-sided connection may go for it too.
+            let share_only = self.fits(EMBRYO_BYTES);
+            let evicted = self.evict_embryo() || (share_only && self.evict_one_sided());
+            if !evicted {
                 self.tcp.embryos_refused += 1;
                 return None;
             }
