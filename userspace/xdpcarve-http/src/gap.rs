@@ -374,7 +374,7 @@ impl HttpParser {
             return;
         }
         let info = match self.take_pending(Some(o.first_at), cx) {
-            Some(p) => p.info,
+            Some(p) => p.info.unpack(),
             None => {
                 cx.state.stats.unmatched_responses += 1;
                 Default::default()
@@ -414,12 +414,13 @@ impl HttpParser {
             if lost.kind == MethodKind::Head {
                 continue;
             }
+            let info = lost.info.unpack();
             let mut meta = FileMeta::new(PROTO, Direction::Download);
-            meta.filename = lost.info.uri.as_deref().and_then(uri_filename);
-            lost.info.write_fields(&mut meta.fields);
+            meta.filename = info.uri.as_deref().and_then(uri_filename);
+            info.write_fields(&mut meta.fields);
             FileAnalyzer::open(cx, meta).close(cx, FileEnd::Truncated("gap"));
         }
-        self.pending.pop_front()
+        self.pop_pending()
     }
 }
 

@@ -45,6 +45,7 @@ mod response;
 mod state;
 
 pub use info::HttpInfo;
+use info::PackedInfo;
 pub use ranged::RangedFiles;
 pub use state::{Http, HttpConfig, HttpStats};
 
@@ -93,9 +94,9 @@ enum MethodKind {
     Other,
 }
 
-/// A request waiting for its response.
+/// A request waiting for its response: small, since a flood of unanswered requests is held.
 struct Pending {
-    info: HttpInfo,
+    info: PackedInfo,
     kind: MethodKind,
     /// It asked for a protocol switch (`Upgrade`): only then does a 101 end HTTP.
     upgrade: bool,
@@ -176,6 +177,7 @@ impl Half {
 /// One HTTP connection: requests from `Side::Orig`, responses from `Side::Resp`.
 pub struct HttpParser {
     halves: [Half; 2],
+    /// Requests waiting for their responses: no buffer while none waits.
     pending: VecDeque<Pending>,
     /// CONNECT accepted or protocol switched: the rest is opaque.
     tunnel: bool,
@@ -212,6 +214,25 @@ impl HttpParser {
             max_pipelined: cfg.max_pipelined.max(1),
             parse_cfg,
         }
+    }
+
+    /// Queues a request until its response comes: the queue's first buffer holds one (a
+    /// connection rarely has more waiting), later ones grow it as usual.
+    fn push_pending(&mut self, p: Pending) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(1);
+        }
+        self.pending.push_back(p);
+    }
+
+    /// The oldest request waiting; the queue's buffer is freed once none waits (an idle
+    /// keep-alive connection holds none).
+    fn pop_pending(&mut self) -> Option<Pending> {
+        let p = self.pending.pop_front();
+        if self.pending.is_empty() {
+            self.pending = VecDeque::new();
+        }
+        p
     }
 
     /// Reads (part of) a response head, the way browsers find and read it; returns the bytes
@@ -355,7 +376,7 @@ impl HttpParser {
         }
         self.responses_seen += 1;
         let info = if http09 {
-            self.pending.pop_front().map(|p| p.info).unwrap_or_default()
+            self.pop_pending().map(|p| p.info.unpack()).unwrap_or_default()
         } else {
             HttpInfo::default()
         };
@@ -549,8 +570,8 @@ impl HttpParser {
             None if kind == MethodKind::Connect => half.phase = Phase::AwaitTunnel,
             None => half.phase = Phase::Start,
         }
-        self.pending.push_back(Pending {
-            info,
+        self.push_pending(Pending {
+            info: PackedInfo::pack(info),
             kind,
             upgrade: head.upgrade,
             at: cx.now,
@@ -589,7 +610,7 @@ impl HttpParser {
         cx.state.stats.responses += 1;
         self.responses_seen += 1;
         let (mut info, kind) = match self.take_pending(Some(at), cx) {
-            Some(p) => (p.info, p.kind),
+            Some(p) => (p.info.unpack(), p.kind),
             None => {
                 cx.state.stats.unmatched_responses += 1;
                 (HttpInfo::default(), MethodKind::Other)
@@ -930,11 +951,28 @@ impl StreamParser for HttpParser {
             h.phase = Phase::Ended;
             h.hdr = Vec::new();
         }
-        self.pending.clear();
+        self.pending = VecDeque::new();
     }
 
     fn is_done(&self) -> bool {
         self.tunnel
+    }
+}
+
+#[cfg(test)]
+impl HttpParser {
+    /// Heap bytes held beyond the parser itself, by capacity (what was asked of the allocator):
+    /// the pending queue and its requests' fields, header buffers, and the boxes of body and
+    /// hole state (not what those hold in turn).
+    fn heap_bytes(&self) -> usize {
+        let pending = self.pending.capacity() * std::mem::size_of::<Pending>()
+            + self.pending.iter().map(|p| p.info.heap_bytes()).sum::<usize>();
+        let halves = self.halves.iter().map(|h| {
+            h.hdr.capacity()
+                + h.body.as_ref().map_or(0, |_| std::mem::size_of::<Body>())
+                + h.orphan.as_ref().map_or(0, |_| std::mem::size_of::<gap::Orphan>())
+        });
+        pending + halves.sum::<usize>()
     }
 }
 

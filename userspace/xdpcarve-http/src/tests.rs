@@ -1567,3 +1567,30 @@ fn hostile_status_lines_after_a_gap_are_bounded() {
     );
     assert!(h.http.stats.resync_rejects <= 20, "{}", h.http.stats.resync_rejects);
 }
+
+#[test]
+fn a_request_waiting_for_its_response_holds_little_heap() {
+    // A flood of unanswered GETs: each connection holds one packed request.
+    let req = b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    h.send(&mut p, Side::Orig, req);
+    assert_eq!(p.pending.len(), 1);
+    assert_eq!(p.pending.capacity(), 1, "one request pays for one slot");
+    let heap = p.heap_bytes();
+    eprintln!("pending GET: {heap} B of heap");
+    assert!(heap <= 96, "a pending GET holds {heap} bytes of heap");
+    h.send(&mut p, Side::Resp, &ok("text/plain", b"answer"));
+    assert_eq!(p.pending.capacity(), 0, "answered: no queue");
+    h.finish(p);
+    let r = &h.files.records[0];
+    assert_eq!(
+        (
+            r.fields.str("http_method"),
+            r.fields.str("http_uri"),
+            r.fields.str("http_host")
+        ),
+        (Some("GET"), Some("/x"), Some("example.com"))
+    );
+    assert_eq!(r.fields.str("http_user_agent"), None);
+}
