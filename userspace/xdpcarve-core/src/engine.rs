@@ -499,12 +499,10 @@ impl Engine {
         for id in ids {
             self.close(id, CloseReason::Shutdown, false);
         }
-        for id in self.embryos.ids() {
-            let e = self.embryos.remove(id);
-            if e.unanswered() {
-                self.tcp.syn_without_synack += 1;
-            }
-        }
+        // Attempts hold nothing to flush: counted, then dropped all at once.
+        let unanswered = self.embryos.values().filter(|e| e.unanswered()).count();
+        self.tcp.syn_without_synack += unanswered as u64;
+        self.embryos.clear();
         for p in &mut self.protocols {
             p.finish(self.now, &mut self.files);
         }

@@ -9,9 +9,10 @@ use super::key::{FlowHasherBuilder, FlowKey};
 
 const EMPTY: u64 = u64::MAX;
 pub const ENTRY_BYTES: usize = std::mem::size_of::<u64>();
-/// Grown at 3/4 full: linear probing stays short, and a grown table is 3/8 full.
-const MAX_LOAD_NUM: usize = 3;
-const MAX_LOAD_DEN: usize = 4;
+/// Grown at 1/2 full: linear probing stays short (a miss reads 2.5 entries on average, against
+/// 8.5 at 3/4), and a grown table is 1/4 full.
+const MAX_LOAD_NUM: usize = 1;
+const MAX_LOAD_DEN: usize = 2;
 const MIN_CAPACITY: usize = 16;
 
 pub struct Index {
@@ -44,6 +45,11 @@ impl Index {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    pub fn clear(&mut self) {
+        self.entries = Vec::new();
+        self.len = 0;
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -136,5 +142,43 @@ impl Index {
         for e in old.into_iter().filter(|&e| e != EMPTY) {
             self.place(e);
         }
+    }
+}
+
+/// Flood-like keys (consecutive addresses, random ports) must not cluster: a poor hash would make
+/// every lookup walk long runs.
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+    use crate::flow::key::Endpoint;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn flood_keys_spread_as_random_ones() {
+        let mut idx = Index::new(FlowHasherBuilder::with_seed(12345));
+        let server = Endpoint::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)), 80);
+        let mut x = 88172645463325252u64;
+        for i in 0..262_144u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i;
+            let c = Endpoint::new(IpAddr::V4(Ipv4Addr::from(a)), 1024 + (x % 60000) as u16);
+            let key = FlowKey::new(c, server, None).0;
+            idx.insert(&key, i);
+        }
+        let mask = idx.mask();
+        let mut total = 0usize;
+        let mut max = 0usize;
+        for (pos, &e) in idx.entries.iter().enumerate() {
+            if e != EMPTY {
+                let d = pos.wrapping_sub(hash_of(e) as usize & mask) & mask;
+                total += d;
+                max = max.max(d);
+            }
+        }
+        let mean = total as f64 / idx.len as f64;
+        // Linear probing at load 1/2 with a random hash: 0.5 on average.
+        assert!(mean < 0.75 && max < 128, "mean displacement {mean:.2}, max {max}");
     }
 }

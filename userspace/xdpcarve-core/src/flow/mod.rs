@@ -90,10 +90,10 @@ impl<T> FlowTable<T> {
             + self.index.heap_bytes()
     }
 
-    /// Bytes one more flow costs at the index's working load factor (3/8 to 3/4 full): its slot
-    /// and about two index entries.
+    /// Bytes one more flow costs at the index's working load factor (1/4 to 1/2 full): its slot
+    /// and three index entries (two to four).
     pub const fn bytes_per_flow() -> usize {
-        std::mem::size_of::<Slot<T>>() + 2 * index::ENTRY_BYTES
+        std::mem::size_of::<Slot<T>>() + 3 * index::ENTRY_BYTES
     }
 
     pub fn lookup(&self, key: &FlowKey) -> Option<u32> {
@@ -186,6 +186,22 @@ impl<T> FlowTable<T> {
             ids.extend(self.oldest_first(lane, usize::MAX));
         }
         ids
+    }
+
+    /// Every live flow's value, in slot order.
+    pub fn values(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .filter_map(|s| s.value.as_ref())
+    }
+
+    /// Forgets every flow at once (no per-flow removal from the index), keeping the hasher.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.chunks = Vec::new();
+        self.free = NIL;
+        self.lanes = [EMPTY_LANE; LANES];
     }
 
     fn slot(&self, id: u32) -> &Slot<T> {
