@@ -313,12 +313,6 @@ impl HttpParser {
         // Bounded recursion: at most MAX_REJECTS nested retries per hole.
         self.feed(Side::Resp, &held[split..], cx);
         self.replayed = true;
-        let h = &mut self.halves[Side::Resp.index()];
-        if h.hdr.capacity() == 0 {
-            held.clear();
-            h.hdr = held;
-            crate::release_header_buffer(&mut h.hdr);
-        }
         upto.saturating_sub(before)
     }
 

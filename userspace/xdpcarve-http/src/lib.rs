@@ -134,7 +134,8 @@ struct LineMatch {
 /// One direction of the connection.
 struct Half {
     phase: Phase,
-    /// The header block read so far (bounded by `max_header_bytes`); reused across messages.
+    /// The header block read so far (bounded by `max_header_bytes`). Freed once the head has been
+    /// parsed: a connection between messages or waiting for a response holds none.
     hdr: Vec<u8>,
     /// End-of-header scanner: 0 inside a line, 1 right after LF, 2 after LF CR.
     eol: u8,
@@ -397,9 +398,8 @@ impl HttpParser {
         if buffered.iter().any(|b| !b.is_ascii_whitespace()) {
             content.data(&buffered, cx);
         }
+        drop(buffered);
         let h = &mut self.halves[Side::Resp.index()];
-        h.hdr = buffered;
-        release_header_buffer(&mut h.hdr);
         h.body = Some(Box::new(Body {
             framing: if http09 { Framing::UntilClose } else { Framing::Unframed },
             content,
@@ -929,7 +929,7 @@ impl StreamParser for HttpParser {
             self.end_body(from, end, cx);
         }
         let h = &mut self.halves[from.index()];
-        h.hdr.clear();
+        release_header_buffer(&mut h.hdr);
         h.phase = Phase::Ended;
     }
 
@@ -949,7 +949,7 @@ impl StreamParser for HttpParser {
             }
             let h = &mut self.halves[side.index()];
             h.phase = Phase::Ended;
-            h.hdr = Vec::new();
+            release_header_buffer(&mut h.hdr);
         }
         self.pending = VecDeque::new();
     }
@@ -1005,16 +1005,11 @@ fn end_at_close(body: &mut Body, reason: CloseReason) -> FileEnd {
     }
 }
 
-/// Header buffers are reused across messages; one grown by an unusually large header block is
-/// given back, so idle connections hold little (a busy sensor keeps many connections open).
-const KEEP_HEADER_CAPACITY: usize = 8 << 10;
-
+/// Frees a header buffer once its head has been parsed into owned values (or given up): a
+/// connection between messages or waiting for a response holds none (a busy sensor, or a flood of
+/// unanswered requests, keeps many connections open).
 fn release_header_buffer(hdr: &mut Vec<u8>) {
-    if hdr.capacity() > KEEP_HEADER_CAPACITY {
-        *hdr = Vec::new();
-    } else {
-        hdr.clear();
-    }
+    *hdr = Vec::new();
 }
 
 /// Whether `b` (the first bytes of a message) can start a request. None: too few bytes to tell.

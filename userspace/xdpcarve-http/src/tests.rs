@@ -1570,27 +1570,61 @@ fn hostile_status_lines_after_a_gap_are_bounded() {
 
 #[test]
 fn a_request_waiting_for_its_response_holds_little_heap() {
-    // A flood of unanswered GETs: each connection holds one packed request.
+    // A flood of unanswered GETs: each connection holds one packed request and no header buffer,
+    // whether its head came in one piece or several.
     let req = b"GET /x HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    for piece in [req.len(), 10, 1] {
+        let mut h = Harness::new();
+        let mut p = h.parser();
+        h.send_split(&mut p, Side::Orig, req, piece);
+        assert_eq!(p.pending.len(), 1);
+        assert_eq!(p.pending.capacity(), 1, "one request pays for one slot");
+        assert!(p.halves.iter().all(|h| h.hdr.capacity() == 0 && h.body.is_none()));
+        let heap = p.heap_bytes();
+        eprintln!("pending GET in pieces of {piece}: {heap} B of heap");
+        assert!(
+            heap <= 96,
+            "a pending GET holds {heap} bytes of heap (pieces of {piece})"
+        );
+        h.send(&mut p, Side::Resp, &ok("text/plain", b"answer"));
+        h.finish(p);
+        let r = &h.files.records[0];
+        assert_eq!(
+            (
+                r.fields.str("http_method"),
+                r.fields.str("http_uri"),
+                r.fields.str("http_host")
+            ),
+            (Some("GET"), Some("/x"), Some("example.com"))
+        );
+        assert_eq!(r.fields.str("http_user_agent"), None);
+    }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_holds_no_heap() {
+    // Between transactions (after pipelined ones too, heads split across segments): no pending
+    // queue, no header buffer, no body.
     let mut h = Harness::new();
     let mut p = h.parser();
-    h.send(&mut p, Side::Orig, req);
-    assert_eq!(p.pending.len(), 1);
-    assert_eq!(p.pending.capacity(), 1, "one request pays for one slot");
-    let heap = p.heap_bytes();
-    eprintln!("pending GET: {heap} B of heap");
-    assert!(heap <= 96, "a pending GET holds {heap} bytes of heap");
-    h.send(&mut p, Side::Resp, &ok("text/plain", b"answer"));
-    assert_eq!(p.pending.capacity(), 0, "answered: no queue");
+    for round in 0..3 {
+        let n = round + 1;
+        for i in 0..n {
+            h.send_split(&mut p, Side::Orig, &get(&format!("/r{round}/{i}")), 7);
+        }
+        assert_eq!(p.pending.len(), n);
+        assert!(p.halves.iter().all(|h| h.hdr.capacity() == 0));
+        for i in 0..n {
+            let resp = ok("text/plain", format!("body {round} {i}").as_bytes());
+            let (head, body) = resp.split_at(resp.len() - 4);
+            h.send_split(&mut p, Side::Resp, head, 5);
+            assert_eq!(p.halves[Side::Resp.index()].hdr.capacity(), 0, "the head is parsed");
+            h.send(&mut p, Side::Resp, body);
+        }
+        assert_eq!(p.heap_bytes(), 0, "idle after round {round}");
+        assert_eq!(p.pending.capacity(), 0);
+    }
     h.finish(p);
-    let r = &h.files.records[0];
-    assert_eq!(
-        (
-            r.fields.str("http_method"),
-            r.fields.str("http_uri"),
-            r.fields.str("http_host")
-        ),
-        (Some("GET"), Some("/x"), Some("example.com"))
-    );
-    assert_eq!(r.fields.str("http_user_agent"), None);
+    assert_eq!(h.files.records.len(), 6);
+    assert!(h.files.records.iter().all(|r| r.sha256.is_some() && !r.truncated));
 }
