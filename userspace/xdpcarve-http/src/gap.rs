@@ -176,10 +176,10 @@ impl HttpParser {
                 }
             }
             Phase::Start | Phase::Headers => {
-                if h.candidate {
+                if from == Side::Resp && self.resp.candidate {
                     // A status line found after an earlier hole was being checked: if it was one,
                     // the bytes before it ended there.
-                    h.candidate = false;
+                    self.resp.candidate = false;
                     self.finish_orphan(false, cx);
                 }
                 self.gap_resync(from, len, HoleAt::AfterEnd, cx);
@@ -189,12 +189,12 @@ impl HttpParser {
                 let m = std::mem::take(&mut h.resync);
                 h.resync.anywhere = true;
                 h.resync.line_start = true;
-                if let Some(o) = h.orphan.as_mut() {
-                    o.data(&m.buf[..m.n], cx);
-                    o.gap(len);
-                    o.after_hole = Some(len);
-                }
                 if from == Side::Resp {
+                    if let Some(o) = self.resp.orphan.as_mut() {
+                        o.data(m.matched(), cx);
+                        o.gap(len);
+                        o.after_hole = Some(len);
+                    }
                     self.resp_hole = true;
                 }
             }
@@ -208,12 +208,11 @@ impl HttpParser {
     fn gap_resync(&mut self, side: Side, missing: u64, at: HoleAt, cx: &mut HttpContext<'_>) {
         cx.state.stats.gap_resyncs += 1;
         self.start_resync(side, true, cx);
-        let h = &mut self.halves[side.index()];
-        h.resync.anywhere = true;
-        h.rejects = 0;
+        self.halves[side.index()].resync.anywhere = true;
         if side == Side::Resp {
+            self.resp.rejects = 0;
             self.resp_hole = true;
-            h.orphan = match at {
+            self.resp.orphan = match at {
                 HoleAt::AfterEnd => Some(Box::new(Orphan::new(false, None, missing))),
                 HoleAt::ChunkFraming(meta) => Some(Box::new(Orphan::new(true, meta, missing))),
                 HoleAt::Unknown => None,
@@ -225,39 +224,38 @@ impl HttpParser {
     /// the bytes skipped go to the orphan. Returns the bytes consumed.
     pub(crate) fn read_resync_anywhere(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
         self.split_orphan_after_hole(cx);
-        let h = &mut self.halves[Side::Resp.index()];
+        let (h, r) = (&mut self.halves[Side::Resp.index()], &mut self.resp);
         let m = &mut h.resync;
         let mut i = 0;
         while i < input.len() {
             if m.n == 0 {
                 let next = memchr(b'H', &input[i..]).map_or(input.len(), |k| i + k);
-                if let Some(o) = h.orphan.as_mut() {
+                if let Some(o) = r.orphan.as_mut() {
                     o.data(&input[i..next], cx);
                 }
                 i = next;
                 if i == input.len() {
                     break;
                 }
-                m.at = cx.now;
+                r.match_at = cx.now;
             }
             let b = input[i];
-            if !status_pattern_ok(m.n, b) {
+            if !status_pattern_ok(usize::from(m.n), b) {
                 // Not a status line: what matched is data, and this byte is looked at again.
-                if let Some(o) = h.orphan.as_mut() {
-                    o.data(&m.buf[..m.n], cx);
+                if let Some(o) = r.orphan.as_mut() {
+                    o.data(m.matched(), cx);
                 }
                 m.n = 0;
                 continue;
             }
-            m.buf[m.n] = b;
-            m.n += 1;
+            m.push(b);
             i += 1;
-            if m.n == STATUS_PATTERN_LEN {
+            if m.matched().len() == STATUS_PATTERN_LEN {
                 h.hdr.clear();
-                h.hdr.extend_from_slice(&m.buf[..m.n]);
-                h.head_at = m.at;
-                h.reader = crate::response::HeadReader::new(false);
-                h.candidate = true;
+                h.hdr.extend_from_slice(m.matched());
+                r.head_at = r.match_at;
+                r.reader = crate::response::HeadReader::new(false);
+                r.candidate = true;
                 h.phase = Phase::Headers;
                 m.n = 0;
                 return i;
@@ -271,7 +269,7 @@ impl HttpParser {
     /// the head of that request's response, since a client asks again once a response is in. The
     /// bytes from here are then that response's, recorded apart.
     fn split_orphan_after_hole(&mut self, cx: &mut HttpContext<'_>) {
-        let Some(o) = self.halves[Side::Resp.index()].orphan.as_mut() else {
+        let Some(o) = self.resp.orphan.as_mut() else {
             return;
         };
         let Some(hole) = o.after_hole.take() else { return };
@@ -285,7 +283,7 @@ impl HttpParser {
             cx.state.stats.headless_splits += 1;
             self.finish_orphan(false, cx);
             self.resp_hole = true;
-            self.halves[Side::Resp.index()].orphan = Some(Box::new(Orphan::new(false, None, hole)));
+            self.resp.orphan = Some(Box::new(Orphan::new(false, None, hole)));
         }
     }
 
@@ -294,20 +292,20 @@ impl HttpParser {
     /// (`before` of `hdr` came with earlier inputs).
     pub(crate) fn reject_candidate(&mut self, upto: usize, before: usize, cx: &mut HttpContext<'_>) -> usize {
         cx.state.stats.resync_rejects += 1;
-        let h = &mut self.halves[Side::Resp.index()];
+        let (h, r) = (&mut self.halves[Side::Resp.index()], &mut self.resp);
         let mut held = std::mem::take(&mut h.hdr);
         let upto = upto.min(held.len());
         held.truncate(upto);
-        h.candidate = false;
+        r.candidate = false;
         h.phase = Phase::Resync;
         h.resync = crate::LineMatch {
             anywhere: true,
             ..Default::default()
         };
-        h.rejects = h.rejects.saturating_add(1);
-        let retry = h.rejects <= MAX_REJECTS;
+        r.rejects = r.rejects.saturating_add(1);
+        let retry = r.rejects <= MAX_REJECTS;
         let split = if retry { held.len().min(1) } else { held.len() };
-        if let Some(o) = h.orphan.as_mut() {
+        if let Some(o) = r.orphan.as_mut() {
             o.data(&held[..split], cx);
         }
         // Bounded recursion: at most MAX_REJECTS nested retries per hole.
@@ -318,21 +316,20 @@ impl HttpParser {
 
     /// A candidate head checked out: the search after the hole is over.
     pub(crate) fn candidate_accepted(&mut self, cx: &mut HttpContext<'_>) {
-        let h = &mut self.halves[Side::Resp.index()];
-        h.candidate = false;
-        h.rejects = 0;
+        self.resp.candidate = false;
+        self.resp.rejects = 0;
         self.finish_orphan(false, cx);
     }
 
     /// The response side ends while a candidate is being checked: its bytes are data.
     pub(crate) fn candidate_at_end(&mut self, cx: &mut HttpContext<'_>) {
-        let h = &mut self.halves[Side::Resp.index()];
-        if !h.candidate {
+        let (h, r) = (&mut self.halves[Side::Resp.index()], &mut self.resp);
+        if !r.candidate {
             return;
         }
-        h.candidate = false;
+        r.candidate = false;
         h.phase = Phase::Resync;
-        if let Some(o) = h.orphan.as_mut() {
+        if let Some(o) = r.orphan.as_mut() {
             o.data(&h.hdr, cx);
         }
         crate::release_header_buffer(&mut h.hdr);
@@ -341,8 +338,7 @@ impl HttpParser {
     /// The orphan bytes end (a status line follows, or the connection ends: `at_close`): they are
     /// recorded as the body of the response whose head was lost, or dropped (module doc).
     pub(crate) fn finish_orphan(&mut self, at_close: bool, cx: &mut HttpContext<'_>) {
-        let h = &mut self.halves[Side::Resp.index()];
-        let Some(mut o) = h.orphan.take() else { return };
+        let Some(mut o) = self.resp.orphan.take() else { return };
         let chunked_tail = o.maybe_tail && o.ends_like_last_chunk();
         let Some(mut file) = o.file.take() else { return };
         if o.blank {
@@ -375,7 +371,7 @@ impl HttpParser {
             }
         };
         self.resp_hole = false;
-        self.responses_seen += 1;
+        self.replied = true;
         cx.state.stats.responses += 1;
         cx.state.stats.headless_responses += 1;
         let meta = file.meta_mut();

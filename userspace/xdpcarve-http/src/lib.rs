@@ -126,95 +126,122 @@ struct LineMatch {
     /// After a hole: responses look for a status line anywhere (module `gap`).
     anywhere: bool,
     buf: [u8; gap::STATUS_PATTERN_LEN],
-    n: usize,
-    /// When the bytes being matched started.
-    at: Timestamp,
+    /// Bytes of `buf` matched.
+    n: u8,
 }
 
-/// One direction of the connection.
+impl LineMatch {
+    fn matched(&self) -> &[u8] {
+        &self.buf[..usize::from(self.n)]
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[usize::from(self.n)] = b;
+        self.n += 1;
+    }
+}
+
+/// One direction of the connection: what requests and responses both need.
 struct Half {
     phase: Phase,
+    /// Requests: end-of-header scanner: 0 inside a line, 1 right after LF, 2 after LF CR.
+    eol: u8,
     /// The header block read so far (bounded by `max_header_bytes`). Freed once the head has been
     /// parsed: a connection between messages or waiting for a response holds none.
     hdr: Vec<u8>,
-    /// End-of-header scanner: 0 inside a line, 1 right after LF, 2 after LF CR.
-    eol: u8,
     /// Boxed: a connection between messages (idle keep-alive) holds no body state.
     body: Option<Box<Body>>,
     resync: LineMatch,
-    /// Responses: where the status line and the head's end are.
-    reader: HeadReader,
-    /// Responses: anomalies of interim (1xx) responses, carried to the final one.
-    carried: Anomalies,
-    /// Responses: bytes after a hole that no status line explains yet.
-    orphan: Option<Box<gap::Orphan>>,
-    /// Responses: the head being read starts at a status line found after a hole, still to be
-    /// checked (it may be body data).
-    candidate: bool,
-    /// Responses: when the candidate's first byte came.
-    head_at: Timestamp,
-    /// Candidates rejected since the hole.
-    rejects: u8,
 }
 
 impl Half {
     fn new() -> Self {
         Half {
             phase: Phase::Start,
-            hdr: Vec::new(),
             eol: 0,
+            hdr: Vec::new(),
             body: None,
             resync: LineMatch::default(),
+        }
+    }
+}
+
+/// What only the response side needs (held once, not in both halves).
+struct RespState {
+    /// Where the status line and the head's end are.
+    reader: HeadReader,
+    /// Anomalies of interim (1xx) responses, carried to the final one. Boxed: rare, and a u128
+    /// inline would align the parser to 16 bytes.
+    carried: Option<Box<Anomalies>>,
+    /// Bytes after a hole that no status line explains yet.
+    orphan: Option<Box<gap::Orphan>>,
+    /// The head being read starts at a status line found after a hole, still to be checked (it
+    /// may be body data).
+    candidate: bool,
+    /// Candidates rejected since the hole.
+    rejects: u8,
+    /// When the head being read (or the candidate) began.
+    head_at: Timestamp,
+    /// When the bytes the resync after a hole is matching started.
+    match_at: Timestamp,
+}
+
+impl RespState {
+    fn new() -> Self {
+        RespState {
             reader: HeadReader::new(true),
-            carried: Anomalies::EMPTY,
+            carried: None,
             orphan: None,
             candidate: false,
-            head_at: Timestamp::ZERO,
             rejects: 0,
+            head_at: Timestamp::ZERO,
+            match_at: Timestamp::ZERO,
         }
     }
 }
 
 /// One HTTP connection: requests from `Side::Orig`, responses from `Side::Resp`.
+///
+/// Kept small (one per connection, a flood of them is held): response-only state is held once,
+/// rare state is boxed, and a connection between messages or waiting for a response holds no
+/// header buffer and no body state.
 pub struct HttpParser {
     halves: [Half; 2],
+    resp: RespState,
     /// Requests waiting for their responses: no buffer while none waits.
     pending: VecDeque<Pending>,
     /// CONNECT accepted or protocol switched: the rest is opaque.
     tunnel: bool,
-    /// Final responses seen: only a connection's first reply may be HTTP/0.9.
-    responses_seen: u64,
+    /// A final response was seen: only a connection's first reply may be HTTP/0.9.
+    replied: bool,
     /// The response side lost bytes where whole responses may have vanished, and no response was
     /// paired since: the next one is paired by time, not FIFO.
     resp_hole: bool,
     /// A rejected candidate's bytes were fed again (the caller's loop made progress).
     replayed: bool,
-    max_header_bytes: usize,
-    max_pipelined: usize,
-    parse_cfg: httparse::ParserConfig,
+    /// The limits of `HttpConfig` (saturated: more than 4 Gi is as good as no bound).
+    max_header_bytes: u32,
+    max_pipelined: u32,
 }
 
 impl HttpParser {
     pub fn new(cfg: &HttpConfig) -> Self {
-        let mut parse_cfg = httparse::ParserConfig::default();
-        parse_cfg
-            .allow_spaces_after_header_name_in_responses(true)
-            .allow_obsolete_multiline_headers_in_responses(true)
-            .allow_multiple_spaces_in_request_line_delimiters(true)
-            .allow_multiple_spaces_in_response_status_delimiters(true)
-            .ignore_invalid_headers_in_responses(true)
-            .ignore_invalid_headers_in_requests(true);
         HttpParser {
             halves: [Half::new(), Half::new()],
+            resp: RespState::new(),
             pending: VecDeque::new(),
             tunnel: false,
-            responses_seen: 0,
+            replied: false,
             resp_hole: false,
             replayed: false,
-            max_header_bytes: cfg.max_header_bytes.max(64),
-            max_pipelined: cfg.max_pipelined.max(1),
-            parse_cfg,
+            max_header_bytes: u32::try_from(cfg.max_header_bytes.max(64)).unwrap_or(u32::MAX),
+            max_pipelined: u32::try_from(cfg.max_pipelined.max(1)).unwrap_or(u32::MAX),
         }
+    }
+
+    /// The header block bound.
+    fn max_header_bytes(&self) -> usize {
+        self.max_header_bytes as usize
     }
 
     /// Queues a request until its response comes: the queue's first buffer holds one (a
@@ -239,25 +266,25 @@ impl HttpParser {
     /// Reads (part of) a response head, the way browsers find and read it; returns the bytes
     /// consumed. The head (and any junk before it) is gathered in `hdr`, bounded.
     fn read_response_head(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
-        let limit = self.max_header_bytes + response::MAX_STATUS_SEARCH;
-        let first = self.responses_seen == 0;
-        let h = &mut self.halves[Side::Resp.index()];
+        let limit = self.max_header_bytes() + response::MAX_STATUS_SEARCH;
+        let first = !self.replied;
+        let (h, r) = (&mut self.halves[Side::Resp.index()], &mut self.resp);
         if h.phase == Phase::Start {
             h.phase = Phase::Headers;
             h.hdr.clear();
-            h.reader = HeadReader::new(first);
-            h.head_at = cx.now;
+            r.reader = HeadReader::new(first);
+            r.head_at = cx.now;
         }
         let before = h.hdr.len();
         let take = input.len().min(limit.saturating_sub(before)).max(1);
         h.hdr.extend_from_slice(&input[..take]);
-        let found = h.reader.step(&h.hdr, false);
-        if h.candidate {
+        let found = r.reader.step(&h.hdr, false);
+        if r.candidate {
             return self.read_candidate_head(found, before, take, cx);
         }
-        let h = &mut self.halves[Side::Resp.index()];
+        let (h, r) = (&mut self.halves[Side::Resp.index()], &self.resp);
         match found {
-            Found::More if h.hdr.len() >= limit => match h.reader.suspect_end() {
+            Found::More if h.hdr.len() >= limit => match r.reader.suspect_end() {
                 Some(end) => self.head_ends_at(end, before, true, cx).unwrap_or(take),
                 None => {
                     cx.state.stats.header_too_large += 1;
@@ -267,7 +294,7 @@ impl HttpParser {
             },
             Found::More => take,
             Found::Head(end) => {
-                let (end, bent) = match h.reader.suspect_end() {
+                let (end, bent) = match r.reader.suspect_end() {
                     Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
                     _ => (end, false),
                 };
@@ -280,15 +307,15 @@ impl HttpParser {
     /// A head that starts at a status line found after a hole: taken if it reads as a head (header
     /// lines up to an empty line, within the bound), else its bytes are data.
     fn read_candidate_head(&mut self, found: Found, before: usize, take: usize, cx: &mut HttpContext<'_>) -> usize {
-        let limit = self.max_header_bytes + response::MAX_STATUS_SEARCH;
-        let h = &mut self.halves[Side::Resp.index()];
+        let limit = self.max_header_bytes() + response::MAX_STATUS_SEARCH;
+        let (h, r) = (&self.halves[Side::Resp.index()], &self.resp);
         let len = h.hdr.len();
         match found {
             Found::More if len >= limit => self.reject_candidate(len, before, cx),
             Found::More => take,
             Found::NoStatusLine => self.reject_candidate(len, before, cx),
             Found::Head(end) => {
-                let (end, bent) = match h.reader.suspect_end() {
+                let (end, bent) = match r.reader.suspect_end() {
                     Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
                     _ => (end, false),
                 };
@@ -335,7 +362,7 @@ impl HttpParser {
         if self.http09_plausible() {
             self.unframed_reply(Anomaly::Http09Response, cx);
             None
-        } else if self.responses_seen > 0 {
+        } else if self.replied {
             self.unframed_reply(Anomaly::DataAfterBody, cx);
             None
         } else {
@@ -350,9 +377,11 @@ impl HttpParser {
     fn response_head_done(&mut self, end: usize, bent: bool, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[Side::Resp.index()];
         h.hdr.truncate(end);
-        let at = h.reader.status_at();
+        let at = self.resp.reader.status_at();
         let mut rh = response::parse(&h.hdr[at..], at > 0);
-        rh.anomalies.extend(std::mem::take(&mut h.carried));
+        if let Some(carried) = self.resp.carried.take() {
+            rh.anomalies.extend(*carried);
+        }
         if bent {
             rh.anomalies.insert(Anomaly::HeadEndBent);
         }
@@ -364,7 +393,7 @@ impl HttpParser {
     /// A reply with no status line is HTTP/0.9 only where a browser would take it as one: the
     /// connection's first reply, to a request we saw.
     fn http09_plausible(&self) -> bool {
-        self.responses_seen == 0 && !self.pending.is_empty()
+        !self.replied && !self.pending.is_empty()
     }
 
     /// A reply without a head (`why`: HTTP/0.9, or junk after a reply): everything up to the
@@ -375,7 +404,7 @@ impl HttpParser {
         if http09 {
             cx.state.stats.responses += 1;
         }
-        self.responses_seen += 1;
+        self.replied = true;
         let info = if http09 {
             self.pop_pending().map(|p| p.info.unpack()).unwrap_or_default()
         } else {
@@ -415,9 +444,10 @@ impl HttpParser {
             return;
         }
         let len = h.hdr.len();
-        match h.reader.step(&h.hdr, true) {
+        let r = &mut self.resp;
+        match r.reader.step(&h.hdr, true) {
             Found::Head(end) => {
-                let (end, bent) = match h.reader.suspect_end() {
+                let (end, bent) = match r.reader.suspect_end() {
                     Some(s) if s < end || end == len => (s, true),
                     _ => (end, false),
                 };
@@ -433,7 +463,7 @@ impl HttpParser {
     /// Reads (part of) a request header block; returns the bytes consumed.
     fn read_request_head(&mut self, input: &[u8], cx: &mut HttpContext<'_>) -> usize {
         let side = Side::Orig;
-        let max = self.max_header_bytes;
+        let max = self.max_header_bytes();
         let h = &mut self.halves[side.index()];
         let mut i = 0;
         if h.phase == Phase::Start {
@@ -478,7 +508,7 @@ impl HttpParser {
             h.hdr.extend_from_slice(&input[i..i + end]);
             &h.hdr
         };
-        let parsed = parse_request_head(&self.parse_cfg, whole);
+        let parsed = parse_request_head(whole);
         release_header_buffer(&mut self.halves[side.index()].hdr);
         match parsed {
             Some(head) => self.on_request(head, cx),
@@ -508,7 +538,7 @@ impl HttpParser {
             referrer: head.referrer.clone(),
             range: None,
         };
-        if self.pending.len() >= self.max_pipelined {
+        if self.pending.len() >= self.max_pipelined as usize {
             self.pending.pop_front();
             cx.state.stats.pipeline_overflow += 1;
         }
@@ -516,7 +546,7 @@ impl HttpParser {
             cx.state.stats.pipelined_requests += 1;
         }
         let framing = if head.is_chunked() {
-            Some(Framing::Chunked(Dechunker::new(self.max_header_bytes)))
+            Some(Framing::Chunked(Dechunker::new(self.max_header_bytes())))
         } else if head.transfer_encoding.is_some() {
             // A request body with a transfer coding other than chunked cannot be delimited.
             cx.state.stats.malformed_requests += 1;
@@ -588,7 +618,7 @@ impl HttpParser {
         let status = head.status;
         let resp = Side::Resp.index();
         // The first byte of a head found after a hole (pairing by time), else of this one.
-        let at = self.halves[resp].head_at;
+        let at = self.resp.head_at;
         let upgrade_asked = self
             .pending_index(Some(at))
             .and_then(|i| self.pending.get(i))
@@ -600,15 +630,15 @@ impl HttpParser {
             } else {
                 // 100 Continue and friends: the final response is still to come.
                 cx.state.stats.interim_responses += 1;
-                let h = &mut self.halves[resp];
-                h.carried.extend(*anomalies);
-                h.carried.insert(Anomaly::InterimResponse);
-                h.phase = Phase::Start;
+                let carried = self.resp.carried.get_or_insert_default();
+                carried.extend(*anomalies);
+                carried.insert(Anomaly::InterimResponse);
+                self.halves[resp].phase = Phase::Start;
             }
             return;
         }
         cx.state.stats.responses += 1;
-        self.responses_seen += 1;
+        self.replied = true;
         let (mut info, kind) = match self.take_pending(Some(at), cx) {
             Some(p) => (p.info.unpack(), p.kind),
             None => {
@@ -642,7 +672,7 @@ impl HttpParser {
         // Chromium's order: chunked (HTTP/1.1 and later only), then Content-Length, then the
         // close. Lengths that disagree frame nothing: the rest of the connection is the body.
         let framing = if rh.is_chunked() {
-            Framing::Chunked(Dechunker::new(self.max_header_bytes))
+            Framing::Chunked(Dechunker::new(self.max_header_bytes()))
         } else if *cl_conflict {
             cx.state.stats.malformed_responses += 1;
             Framing::Unframed
@@ -856,9 +886,8 @@ impl HttpParser {
             }
             let b = input[i];
             i += 1;
-            m.buf[m.n] = b;
-            m.n += 1;
-            let cand = &m.buf[..m.n];
+            m.push(b);
+            let cand = m.matched();
             if starts.contains(&cand) {
                 h.hdr.clear();
                 h.hdr.extend_from_slice(cand);
@@ -867,7 +896,7 @@ impl HttpParser {
                 h.resync = LineMatch::default();
                 return i;
             }
-            if m.n == m.buf.len() || !starts.iter().any(|s| s.starts_with(cand)) {
+            if cand.len() == m.buf.len() || !starts.iter().any(|s| s.starts_with(cand)) {
                 m.line_start = b == b'\n';
                 m.n = 0;
             }
@@ -967,12 +996,21 @@ impl HttpParser {
     fn heap_bytes(&self) -> usize {
         let pending = self.pending.capacity() * std::mem::size_of::<Pending>()
             + self.pending.iter().map(|p| p.info.heap_bytes()).sum::<usize>();
-        let halves = self.halves.iter().map(|h| {
-            h.hdr.capacity()
-                + h.body.as_ref().map_or(0, |_| std::mem::size_of::<Body>())
-                + h.orphan.as_ref().map_or(0, |_| std::mem::size_of::<gap::Orphan>())
-        });
-        pending + halves.sum::<usize>()
+        let halves = self
+            .halves
+            .iter()
+            .map(|h| h.hdr.capacity() + h.body.as_ref().map_or(0, |_| std::mem::size_of::<Body>()));
+        let carried = self
+            .resp
+            .carried
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<Anomalies>());
+        let orphan = self
+            .resp
+            .orphan
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<gap::Orphan>());
+        pending + halves.sum::<usize>() + carried + orphan
     }
 }
 
@@ -1056,10 +1094,10 @@ fn scan_header_end(eol: &mut u8, s: &[u8]) -> (usize, bool) {
 }
 
 /// Parses a complete request header block.
-fn parse_request_head(cfg: &httparse::ParserConfig, block: &[u8]) -> Option<Head> {
+fn parse_request_head(block: &[u8]) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match cfg.parse_request(&mut req, block) {
+    match parser_config().parse_request(&mut req, block) {
         Ok(httparse::Status::Complete(_)) => {
             let mut head = Head::from_headers(req.headers);
             head.method = req.method?.to_owned();
@@ -1068,6 +1106,19 @@ fn parse_request_head(cfg: &httparse::ParserConfig, block: &[u8]) -> Option<Head
         }
         _ => None,
     }
+}
+
+/// How httparse reads request heads (a few flags: built where used rather than held per
+/// connection).
+fn parser_config() -> httparse::ParserConfig {
+    let mut cfg = httparse::ParserConfig::default();
+    cfg.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true);
+    cfg
 }
 
 /// Codings stacked deeper than this are hashed as sent.

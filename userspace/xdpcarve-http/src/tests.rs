@@ -1569,6 +1569,15 @@ fn hostile_status_lines_after_a_gap_are_bounded() {
 }
 
 #[test]
+fn parser_and_pending_requests_stay_small() {
+    // One parser per connection, boxed: response-only state is held once, rare state boxed.
+    let (size, pending) = (std::mem::size_of::<HttpParser>(), std::mem::size_of::<Pending>());
+    eprintln!("HttpParser {size} B, Pending {pending} B");
+    assert!(size <= 256, "HttpParser is {size} bytes");
+    assert!(pending <= 56, "Pending is {pending} bytes");
+}
+
+#[test]
 fn a_request_waiting_for_its_response_holds_little_heap() {
     // A flood of unanswered GETs: each connection holds one packed request and no header buffer,
     // whether its head came in one piece or several.
