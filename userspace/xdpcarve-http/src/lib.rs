@@ -198,6 +198,29 @@ impl RespState {
             match_at: Timestamp::ZERO,
         }
     }
+
+    /// Parses the head the reader read, `block` (up to its end), into owned values, with the
+    /// anomalies carried from interim responses.
+    fn parse_head(&mut self, block: &[u8], bent: bool) -> ResponseHead {
+        let at = self.reader.status_at();
+        let mut rh = response::parse(&block[at..], at > 0);
+        if let Some(carried) = self.carried.take() {
+            rh.anomalies.extend(*carried);
+        }
+        if bent {
+            rh.anomalies.insert(Anomaly::HeadEndBent);
+        }
+        rh
+    }
+}
+
+/// Where a response head the reader found ending at `end` of `buf` ends: at a blank-looking line
+/// before that (bent) when what lies between reads as no header lines.
+fn bent_end(reader: &HeadReader, buf: &[u8], end: usize) -> (usize, bool) {
+    match reader.suspect_end() {
+        Some(s) if s < end && !response::looks_like_headers(&buf[s..end]) => (s, true),
+        _ => (end, false),
+    }
 }
 
 /// One HTTP connection: requests from `Side::Orig`, responses from `Side::Resp`.
@@ -277,8 +300,24 @@ impl HttpParser {
         }
         let before = h.hdr.len();
         let take = input.len().min(limit.saturating_sub(before)).max(1);
-        h.hdr.extend_from_slice(&input[..take]);
-        let found = r.reader.step(&h.hdr, false);
+        let found = if before == 0 && !r.candidate {
+            // A head that starts here is read in place; only one going on past this input is
+            // copied (a head whole in its segment, the common case, costs no buffer).
+            let found = r.reader.step(&input[..take], false);
+            if let Found::Head(end) = found {
+                let (end, bent) = bent_end(&r.reader, &input[..take], end);
+                let rh = r.parse_head(&input[..end], bent);
+                h.phase = Phase::Start;
+                self.on_response(rh, cx);
+                return end;
+            }
+            // The reader goes on over the same bytes at the same offsets in `hdr`.
+            h.hdr.extend_from_slice(&input[..take]);
+            found
+        } else {
+            h.hdr.extend_from_slice(&input[..take]);
+            r.reader.step(&h.hdr, false)
+        };
         if r.candidate {
             return self.read_candidate_head(found, before, take, cx);
         }
@@ -294,10 +333,7 @@ impl HttpParser {
             },
             Found::More => take,
             Found::Head(end) => {
-                let (end, bent) = match r.reader.suspect_end() {
-                    Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
-                    _ => (end, false),
-                };
+                let (end, bent) = bent_end(&r.reader, &h.hdr, end);
                 self.head_ends_at(end, before, bent, cx).unwrap_or(take)
             }
             Found::NoStatusLine => self.no_status_line(cx).unwrap_or(take),
@@ -315,10 +351,7 @@ impl HttpParser {
             Found::More => take,
             Found::NoStatusLine => self.reject_candidate(len, before, cx),
             Found::Head(end) => {
-                let (end, bent) = match r.reader.suspect_end() {
-                    Some(s) if s < end && !response::looks_like_headers(&h.hdr[s..end]) => (s, true),
-                    _ => (end, false),
-                };
+                let (end, bent) = bent_end(&r.reader, &h.hdr, end);
                 let status_end = memchr(b'\n', &h.hdr[..end])
                     .unwrap_or(end)
                     .min(h.hdr[..end].iter().position(|&b| b == b'\r').unwrap_or(end));
@@ -376,15 +409,7 @@ impl HttpParser {
     /// The response head ends at `end` in `hdr`: parse it and set up its body.
     fn response_head_done(&mut self, end: usize, bent: bool, cx: &mut HttpContext<'_>) {
         let h = &mut self.halves[Side::Resp.index()];
-        h.hdr.truncate(end);
-        let at = self.resp.reader.status_at();
-        let mut rh = response::parse(&h.hdr[at..], at > 0);
-        if let Some(carried) = self.resp.carried.take() {
-            rh.anomalies.extend(*carried);
-        }
-        if bent {
-            rh.anomalies.insert(Anomaly::HeadEndBent);
-        }
+        let rh = self.resp.parse_head(&h.hdr[..end], bent);
         release_header_buffer(&mut h.hdr);
         h.phase = Phase::Start;
         self.on_response(rh, cx);
@@ -529,15 +554,13 @@ impl HttpParser {
         } else {
             MethodKind::Other
         };
-        let info = HttpInfo {
-            method: Some(head.method.clone()),
-            uri: Some(head.uri.clone()),
-            status: None,
-            host: head.host.clone(),
-            user_agent: head.user_agent.clone(),
-            referrer: head.referrer.clone(),
-            range: None,
-        };
+        let request = PackedInfo::pack([
+            Some(head.method.as_str()),
+            Some(head.uri.as_str()),
+            head.host.as_deref(),
+            head.user_agent.as_deref(),
+            head.referrer.as_deref(),
+        ]);
         if self.pending.len() >= self.max_pipelined as usize {
             self.pending.pop_front();
             cx.state.stats.pipeline_overflow += 1;
@@ -564,11 +587,12 @@ impl HttpParser {
         let half = &mut self.halves[Side::Orig.index()];
         match framing {
             Some(framing) => {
+                let info = request.unpack();
                 let content = match head.form_data_boundary() {
                     Some(boundary) => {
                         let mut template = FileMeta::new(PROTO, Direction::Upload);
                         info.clone().write_fields(&mut template.fields);
-                        let mut envelope = file_meta(Direction::Upload, &head, info.clone(), false);
+                        let mut envelope = file_meta(Direction::Upload, &head, info, false);
                         envelope.filename = None;
                         Content::new(
                             Sink::Form {
@@ -583,7 +607,7 @@ impl HttpParser {
                     }
                     None => {
                         let (decoder, decoded, anomalies) = decoder_for(&head, cx);
-                        let mut meta = file_meta(Direction::Upload, &head, info.clone(), decoded);
+                        let mut meta = file_meta(Direction::Upload, &head, info, decoded);
                         meta.anomalies.extend(anomalies);
                         Content::new(
                             Sink::File {
@@ -601,7 +625,7 @@ impl HttpParser {
             None => half.phase = Phase::Start,
         }
         self.push_pending(Pending {
-            info: PackedInfo::pack(info),
+            info: request,
             kind,
             upgrade: head.upgrade,
             at: cx.now,

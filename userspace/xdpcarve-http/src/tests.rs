@@ -1596,6 +1596,7 @@ fn a_request_waiting_for_its_response_holds_little_heap() {
             "a pending GET holds {heap} bytes of heap (pieces of {piece})"
         );
         h.send(&mut p, Side::Resp, &ok("text/plain", b"answer"));
+        assert_eq!(p.heap_bytes(), 0, "answered, its head read in place: nothing held");
         h.finish(p);
         let r = &h.files.records[0];
         assert_eq!(
