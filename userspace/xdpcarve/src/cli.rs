@@ -22,7 +22,9 @@ use clap::Parser;
     after_help = "Example: xdpcarve -r trace.pcap --files-log - | jq .sha256"
 )]
 pub struct Cli {
-    /// Read packets from this pcap or pcapng file.
+    /// Read packets from this pcap or pcapng file (or a named pipe). SIGINT/SIGTERM stop the read
+    /// at the next packet and end the run as at the end of the file (exit 130/143); a second
+    /// signal exits at once.
     #[arg(
         short = 'r',
         long = "read",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 use xdpcarve_contract::{CounterSet, LinkType, ShedLevel, Timestamp};
 use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
@@ -108,15 +108,6 @@ pub trait LiveMetrics: Send + Sync {
     fn worker(&self, worker_id: usize, counters: &CounterSet, flows: FlowGauges, shed: ShedLevel);
     /// The XDP program's counters and every queue's socket counters (totals since start).
     fn capture(&self, xdp: &XdpCounters, queues: &[QueueStats]);
-}
-
-/// Set by the SIGINT/SIGTERM handlers.
-fn stop_on_signals() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("cannot install the SIGINT/SIGTERM handlers")?;
-    }
-    Ok(stop)
 }
 
 /// How often a worker publishes its counters.
@@ -265,7 +256,7 @@ where
         }
     };
 
-    let stop = stop_on_signals()?;
+    let stop = crate::signals::Stop::install(false)?.flag();
     let started = Instant::now();
     let capture = LiveCapture::start(&config, make_handler)?;
     let description = capture.info().describe();

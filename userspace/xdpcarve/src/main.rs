@@ -13,6 +13,7 @@ mod egress;
 mod live;
 mod offline;
 mod outcome;
+mod signals;
 mod summary;
 
 use std::process::ExitCode;
@@ -155,7 +156,9 @@ fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result
         )),
         None => None,
     };
-    let report = offline::run(read, cfg, sink, simulated, cli.quiet);
+    // A signal stops the read as the end of the file would; a second one exits at once.
+    let stop = signals::Stop::install(true)?;
+    let report = offline::run(read, cfg, sink, simulated, cli.quiet, Some(&stop));
     conclude(cli, egress, &hub, &protocols, report, |r| Source::Read(r))
 }
 

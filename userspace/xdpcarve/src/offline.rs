@@ -10,6 +10,8 @@ use xdpcarve_capture::{CaptureError, CaptureFile, Format};
 use xdpcarve_contract::Timestamp;
 use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
 
+use crate::signals::Stop;
+
 /// What a read did, for the summary and the exit status.
 pub struct ReadReport {
     pub file: String,
@@ -22,10 +24,20 @@ pub struct ReadReport {
     pub skipped_unsupported: u64,
     /// The read stopped early on a corrupt record (records before it were still processed).
     pub stopped: Option<CaptureError>,
+    /// SIGINT or SIGTERM stopped the read after `packets` packets (`bytes_read` of the file).
+    pub interrupted: Option<Interrupted>,
     /// With --simulate-mbps: the simulated ring's high-water mark, capacity, and the frames a live
     /// sensor would have lost to a full ring (none is dropped offline).
     pub simulated: Option<SimulatedRing>,
     pub worker: WorkerReport,
+}
+
+/// Where a signal stopped a read.
+#[derive(Clone, Copy, Debug)]
+pub struct Interrupted {
+    pub signal: i32,
+    pub packets: u64,
+    pub bytes_read: u64,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -91,6 +103,7 @@ pub fn run<S: RecordSink>(
     sink: S,
     mut simulated: Option<SimulatedRing>,
     quiet: bool,
+    stop: Option<&Stop>,
 ) -> Result<ReadReport> {
     let mut cap = CaptureFile::open(read)?;
     let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
@@ -99,10 +112,19 @@ pub fn run<S: RecordSink>(
     let show_progress = !quiet && std::io::stderr().is_terminal();
     let mut next_progress = started + PROGRESS_EVERY;
     let mut stopped = None;
+    let mut interrupted = None;
     let mut n: u64 = 0;
     // Unsupported pcapng interfaces warned about so far (one warning each, when first seen).
     let mut warned = 0;
     loop {
+        if let Some(stop) = stop.filter(|s| s.requested()) {
+            interrupted = Some(Interrupted {
+                signal: stop.signal().unwrap_or(signal_hook::consts::SIGINT),
+                packets: n,
+                bytes_read: cap.bytes_read(),
+            });
+            break;
+        }
         let pkt = match cap.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => break,
@@ -161,6 +183,7 @@ pub fn run<S: RecordSink>(
         truncated,
         skipped_unsupported: cap.skipped_unsupported(),
         stopped,
+        interrupted,
         simulated,
         worker: report,
     })

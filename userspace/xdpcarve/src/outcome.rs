@@ -42,17 +42,45 @@ pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
     out
 }
 
-/// Prints every failure and returns the exit status.
+/// Prints every failure and returns the exit status. A read that a signal stopped, and that lost
+/// nothing, ends with 128 + the signal's number (the shell's convention for a job a signal ended),
+/// so that a script sees the file was not read to its end.
 pub fn exit_status(source: &Source<'_>, egress: &EgressSummary) -> ExitCode {
     let failures = failures(source, egress);
     for f in &failures {
         eprintln!("xdpcarve: error: {f}");
     }
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    if !failures.is_empty() {
+        return ExitCode::from(1);
     }
+    match interruption(source) {
+        Some((line, code)) => {
+            eprintln!("xdpcarve: {line}");
+            ExitCode::from(code)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// A read stopped by a signal: what to tell the person, and the exit status.
+pub fn interruption(source: &Source<'_>) -> Option<(String, u8)> {
+    let Source::Read(r) = source else {
+        return None;
+    };
+    let i = r.interrupted?;
+    let share = match r.file_len {
+        0 => String::new(),
+        len => format!(" ({:.0} % of the file)", i.bytes_read as f64 * 100.0 / len as f64),
+    };
+    Some((
+        format!(
+            "stopped by {} after {} packets{share}: their files are logged (open ones as truncated) \
+             and what was owed to the API was delivered or journaled for the next run",
+            crate::signals::name(i.signal),
+            i.packets
+        ),
+        (128 + i.signal).clamp(0, 255) as u8,
+    ))
 }
 
 #[cfg(test)]
@@ -76,6 +104,7 @@ mod tests {
             truncated: None,
             skipped_unsupported: 0,
             stopped: None,
+            interrupted: None,
             simulated: None,
             worker: WorkerReport::default(),
         }
@@ -119,5 +148,25 @@ mod tests {
         assert_eq!(f.len(), 2, "{f:?}");
         assert!(f[0].starts_with("worker 1 stopped: the egress thread stopped"));
         assert!(f[1].contains("worker 2 ended without a report"));
+    }
+
+    #[test]
+    fn a_signal_is_not_a_loss_but_says_the_file_was_not_read_to_its_end() {
+        let mut r = read();
+        r.file_len = 1000;
+        r.interrupted = Some(crate::offline::Interrupted {
+            signal: signal_hook::consts::SIGTERM,
+            packets: 42,
+            bytes_read: 250,
+        });
+        let source = Source::Read(&r);
+        assert!(failures(&source, &EgressSummary::default()).is_empty());
+        let (line, code) = interruption(&source).expect("an interruption");
+        assert_eq!(code, 143);
+        assert!(
+            line.starts_with("stopped by SIGTERM after 42 packets (25 % of the file)"),
+            "{line}"
+        );
+        assert!(interruption(&Source::Read(&read())).is_none());
     }
 }
