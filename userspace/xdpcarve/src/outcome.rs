@@ -75,7 +75,7 @@ pub fn interruption(source: &Source<'_>) -> Option<(String, u8)> {
     Some((
         format!(
             "stopped by {} after {} packets{share}: their files are logged (open ones as truncated) \
-             and what was owed to the API was delivered or journaled for the next run",
+             and egress was drained as at the end of the file (see its line above)",
             crate::signals::name(i.signal),
             i.packets
         ),
