@@ -19,10 +19,16 @@ struct Receiver {
 
 impl Receiver {
     fn start(port: u16, log: &Path) -> Receiver {
+        Receiver::start_with(port, log, &[])
+    }
+
+    /// With receiver.py's options (`--status CODE`, `--fail-first N`).
+    fn start_with(port: u16, log: &Path, options: &[&str]) -> Receiver {
         let mut child = Command::new("python3")
             .arg(support::repo_root().join("tests/support/receiver.py"))
             .arg(port.to_string())
             .arg(log)
+            .args(options)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the receiver");
@@ -565,4 +571,103 @@ fn full_disk_for_the_files_log_is_counted_not_a_crash() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(egress_summary(&stderr)["files_log_errors"] >= 1);
+}
+
+/// The arguments of a read of `case` that submits to `url` with the test's config.
+fn read_args(case: &str, cfg: &Path, url: &str, log: &Path) -> Vec<String> {
+    vec![
+        "-r".to_string(),
+        capture(case).to_string_lossy().into_owned(),
+        "--config".into(),
+        cfg.to_string_lossy().into_owned(),
+        "--webhook-url".into(),
+        url.to_string(),
+        "--files-log".into(),
+        log.to_string_lossy().into_owned(),
+    ]
+}
+
+#[test]
+fn a_refused_token_keeps_what_is_owed_and_the_fixed_rerun_delivers_it() {
+    let dir = tmpdir("unauthorized");
+    let cfg = write_config(&dir, "text/.*", 2, "drain_timeout = \"1s\"");
+    let port = free_port();
+    let rx = Receiver::start_with(port, &dir.join("rx401.log"), &["--status", "401"]);
+    let url = rx.url();
+    let log = dir.join("files.log");
+    let out = Command::new(support::xdpcarve_bin())
+        .args(read_args("sv-mime-quoted-printable", &cfg, &url, &log))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A distinct status: nothing is lost, but a cron job must see the bad token.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.contains("refused the webhook token (401/403)"), "{stderr}");
+    let want = matching_md5s(&files_log(&log), "text/");
+    assert!(!want.is_empty());
+    let s = egress_summary(&stderr);
+    assert_eq!((s["sent"], s["failed"], s["dropped"]), (0, 0, 0), "{stderr}");
+    assert_eq!(
+        (s["journal_pending"], s["unauthorized"]),
+        (want.len() as u64, 1),
+        "{stderr}"
+    );
+    assert!(rx.requests().len() > 1, "refusals are retried");
+    drop(rx);
+
+    // The token fixed (the receiver now takes it), the same capture again: the journal is
+    // delivered, and nothing was deduplicated away by the refused run.
+    let rx = Receiver::start(port, &dir.join("rx.log"));
+    let out = Command::new(support::xdpcarve_bin())
+        .args(read_args(
+            "sv-mime-quoted-printable",
+            &cfg,
+            &url,
+            &dir.join("files2.log"),
+        ))
+        .args(["--webhook-drain-timeout", "60s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = egress_summary(&stderr);
+    assert_eq!((s["journal_pending"], s["unauthorized"]), (0, 0), "{stderr}");
+    let got: BTreeSet<String> = delivered(&rx).into_iter().collect();
+    assert_eq!(got, want, "every hash owed arrives");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rejected_batch_goes_to_the_dead_letter_file_and_fails_the_run() {
+    let dir = tmpdir("dead-letter");
+    let cfg = write_config(&dir, "text/.*", 100, "");
+    let rx = Receiver::start_with(0, &dir.join("rx.log"), &["--status", "422"]);
+    let log = dir.join("files.log");
+    let out = Command::new(support::xdpcarve_bin())
+        .args(read_args("sv-mime-quoted-printable", &cfg, &rx.url(), &log))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = matching_md5s(&files_log(&log), "text/");
+    let s = egress_summary(&stderr);
+    assert_eq!(s["failed"], want.len() as u64, "{stderr}");
+    let spill = dir.join("state/spill");
+    let dead = std::fs::read_to_string(spill.join("dead-letter.jsonl"))
+        .unwrap_or_else(|e| panic!("no dead-letter file in {}: {e}\n{stderr}", spill.display()));
+    let mut kept = BTreeSet::new();
+    for line in dead.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["status"], 422);
+        for item in v["items"].as_array().unwrap() {
+            kept.insert(item["md5"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(kept, want, "every refused item is kept with the answer");
+    assert!(
+        stderr.contains("refused") && stderr.contains("dead-letter.jsonl"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

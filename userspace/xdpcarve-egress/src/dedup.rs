@@ -3,11 +3,14 @@
 //! loaded at start, dropping entries whose TTL has passed.
 
 use lru::LruCache;
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xdpcarve_contract::FileRecord;
+
+use crate::webhook::SubmissionItem;
 
 /// 16 bytes identify a file: the md5, or when md5 is not computed, a prefix of another hash.
 pub type DedupKey = [u8; 16];
@@ -16,10 +19,16 @@ const STATE_HEADER: &str = "# xdpcarve dedup state v1: <key hex> <unix seconds s
 
 /// The key of a record: its md5 (or the first 16 bytes of sha256/sha1/blake3).
 pub fn key_of(rec: &FileRecord) -> Option<DedupKey> {
-    [&rec.md5, &rec.sha256, &rec.sha1, &rec.blake3]
-        .into_iter()
-        .flatten()
-        .find_map(|h| parse_key(h))
+    key_of_hashes([&rec.md5, &rec.sha256, &rec.sha1, &rec.blake3])
+}
+
+/// The key of a submitted item: the same hash [`key_of`] takes from its record.
+pub fn key_of_item(item: &SubmissionItem) -> Option<DedupKey> {
+    key_of_hashes([&item.md5, &item.sha256, &item.sha1, &item.blake3])
+}
+
+fn key_of_hashes(hashes: [&Option<String>; 4]) -> Option<DedupKey> {
+    hashes.into_iter().flatten().find_map(|h| parse_key(h))
 }
 
 fn parse_key(hex: &str) -> Option<DedupKey> {
@@ -132,6 +141,11 @@ impl Dedup {
         false
     }
 
+    /// True when `key` was delivered within the TTL.
+    pub fn seen(&self, key: &DedupKey, now: u64) -> bool {
+        self.cache.peek(key).is_some_and(|&at| at + self.ttl_secs > now)
+    }
+
     fn insert(&mut self, key: DedupKey, at: u64) {
         self.cache.push(key, at);
         while self.cache.len() > self.capacity {
@@ -159,6 +173,58 @@ pub struct LoadReport {
     pub loaded: usize,
     pub expired: usize,
     pub damaged: usize,
+}
+
+/// Dedup that commits on delivery: a hash enters the dedup set when the receiver accepted it, so
+/// a submission that was refused, dropped or never sent is submitted again next time it is seen.
+/// Hashes queued and not yet accepted are "in flight": seen again meanwhile, they are not queued
+/// twice.
+pub struct Owed {
+    pub dedup: Dedup,
+    in_flight: HashSet<DedupKey>,
+}
+
+impl Owed {
+    pub fn new(dedup: Dedup) -> Owed {
+        Owed {
+            dedup,
+            in_flight: HashSet::new(),
+        }
+    }
+
+    /// True when `key` need not be submitted (delivered within the TTL, or queued now);
+    /// otherwise takes note that it is queued.
+    pub fn check_and_queue(&mut self, key: DedupKey, now: u64) -> bool {
+        if self.dedup.seen(&key, now) || self.in_flight.contains(&key) {
+            return true;
+        }
+        self.in_flight.insert(key);
+        false
+    }
+
+    /// The receiver accepted these items.
+    pub fn delivered<'a>(&mut self, items: impl IntoIterator<Item = &'a SubmissionItem>, now: u64) {
+        for key in items.into_iter().filter_map(key_of_item) {
+            self.in_flight.remove(&key);
+            self.dedup.insert(key, now);
+        }
+    }
+
+    /// These items were refused for good or lost: seen again, they are submitted again.
+    pub fn released<'a>(&mut self, items: impl IntoIterator<Item = &'a SubmissionItem>) {
+        for key in items.into_iter().filter_map(key_of_item) {
+            self.in_flight.remove(&key);
+        }
+    }
+
+    /// Items owed from an earlier run (in the spill journal): in flight until delivered.
+    pub fn owed<'a>(&mut self, items: impl IntoIterator<Item = &'a SubmissionItem>) {
+        self.in_flight.extend(items.into_iter().filter_map(key_of_item));
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +283,44 @@ mod tests {
         assert_eq!(key_of(&r), None);
         r.sha256 = Some("ff".repeat(32));
         assert_eq!(key_of(&r), Some([0xff; 16]));
+    }
+
+    fn item(md5: &str) -> SubmissionItem {
+        SubmissionItem {
+            sensor: "s".into(),
+            ts: String::new(),
+            fuid: String::new(),
+            uid: String::new(),
+            proto: xdpcarve_contract::Proto::new("http"),
+            orig_h: String::new(),
+            orig_p: 0,
+            resp_h: String::new(),
+            resp_p: 0,
+            md5: Some(md5.into()),
+            sha1: None,
+            sha256: None,
+            blake3: None,
+            size: 0,
+            mime_type: None,
+            declared_mime_type: None,
+            filename: None,
+        }
+    }
+
+    #[test]
+    fn a_hash_is_remembered_only_once_delivered() {
+        let (a, b) = ("0".repeat(32), "1".repeat(32));
+        let (ka, kb) = (parse_key(&a).unwrap(), parse_key(&b).unwrap());
+        let mut o = Owed::new(Dedup::new(10, Duration::from_secs(100), None));
+        assert!(!o.check_and_queue(ka, 1000), "new: queued");
+        assert!(o.check_and_queue(ka, 1001), "in flight: not queued twice");
+        assert!(!o.check_and_queue(kb, 1001));
+        o.released([&item(&b)]);
+        assert!(!o.dedup.seen(&kb, 1002), "refused: not remembered");
+        assert!(!o.check_and_queue(kb, 1002), "refused: submitted again");
+        o.delivered([&item(&a)], 1003);
+        assert!(o.dedup.seen(&ka, 1004));
+        assert!(o.check_and_queue(ka, 1004), "delivered: deduplicated");
+        assert_eq!(o.in_flight(), 1);
     }
 }

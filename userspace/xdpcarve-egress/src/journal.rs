@@ -226,6 +226,31 @@ impl Journal {
         Ok(())
     }
 
+    /// Calls `f` with every undelivered batch's payload, oldest first (read once at start, so
+    /// dedup knows what is already owed). Stops at the first unreadable entry.
+    pub fn for_each_pending(&self, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        for seg in &self.segments {
+            let start = if seg.id == self.cursor_seg { self.cursor_off } else { 0 };
+            let mut r = io::BufReader::new(File::open(seg_path(&self.dir, seg.id))?);
+            r.seek(SeekFrom::Start(start))?;
+            let mut off = start;
+            let mut payload = Vec::new();
+            while off + HEADER <= seg.len {
+                let mut head = [0u8; HEADER as usize];
+                r.read_exact(&mut head)?;
+                let (magic, len, _, crc) = parse_header(&head);
+                payload.resize(len as usize, 0);
+                r.read_exact(&mut payload)?;
+                if magic != MAGIC || crc32fast::hash(&payload) != crc {
+                    return Ok(());
+                }
+                f(&payload);
+                off += HEADER + len as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The oldest undelivered batch (payload and item count), read from disk.
     pub fn peek(&mut self) -> io::Result<Option<(Bytes, u32)>> {
         if self.pending_batches == 0 {

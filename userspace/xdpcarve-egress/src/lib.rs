@@ -190,6 +190,10 @@ pub struct EgressSummary {
     pub queue_full: u64,
     /// Hashes left in the spill journal for the next start.
     pub journal_pending: u64,
+    /// The receiver refused the token (401/403) at the end: what is queued waits for a fixed token.
+    pub unauthorized: bool,
+    /// Where refused batches were written (`failed` counts their items).
+    pub dead_letter: Option<PathBuf>,
 }
 
 impl fmt::Display for EgressSummary {
@@ -197,7 +201,7 @@ impl fmt::Display for EgressSummary {
         write!(
             f,
             "egress: files_logged={} files_log_errors={} policy_matched={} submitted={} sent={} deduped={} no_hash={} spilled={} \
-             failed={} retried={} dropped={} queue_full={} journal_pending={}",
+             failed={} retried={} dropped={} queue_full={} journal_pending={} unauthorized={}",
             self.files_logged,
             self.files_log_errors,
             self.policy_matched,
@@ -210,7 +214,8 @@ impl fmt::Display for EgressSummary {
             self.retried,
             self.dropped,
             self.queue_full,
-            self.journal_pending
+            self.journal_pending,
+            u8::from(self.unauthorized)
         )
     }
 }
@@ -263,10 +268,11 @@ impl Egress {
                 }
             }
             hub.egress.dedup_entries.set(d.len() as i64);
-            Some(d)
+            Some(Arc::new(Mutex::new(dedup::Owed::new(d))))
         } else {
             None
         };
+        let dead_letter = cfg.spill.dir.as_ref().map(|d| d.join(DEAD_LETTER_FILE));
 
         let journal = match &cfg.spill.dir {
             Some(dir) => {
@@ -343,6 +349,18 @@ impl Egress {
             .collect();
 
         let outbox = Outbox::new(cfg.webhook.memory_batches, journal, hub.clone());
+        if let Some(d) = &dedup {
+            // What an earlier run still owes is in flight: the same files seen now are not queued again.
+            let mut d = d.lock().expect("dedup");
+            let read = outbox.for_each_journaled(|payload| {
+                if let Ok(items) = serde_json::from_slice::<Vec<SubmissionItem>>(payload) {
+                    d.owed(&items);
+                }
+            });
+            if let Err(e) = read {
+                tracing::warn!("spill journal: cannot read it for dedup ({e}); its files may be submitted twice");
+            }
+        }
         let (summary_tx, summary_rx) = mpsc::channel();
         let task = EgressTask {
             shared: shared.clone(),
@@ -350,6 +368,7 @@ impl Egress {
             sensor: cfg.sensor_name.clone(),
             policy,
             dedup,
+            dead_letter,
             files_log,
             webhook,
             batch: BatchBuilder::new(cfg.webhook.batch_max_items, cfg.webhook.batch_max_delay),
@@ -489,7 +508,10 @@ struct EgressTask {
     hub: Arc<MetricsHub>,
     sensor: String,
     policy: Policy,
-    dedup: Option<Dedup>,
+    /// Hashes delivered (dedup) and in flight; the delivery task commits them.
+    dedup: Option<Arc<Mutex<dedup::Owed>>>,
+    /// Where batches the receiver refused for good are kept, with its answer.
+    dead_letter: Option<PathBuf>,
     files_log: Option<FilesLog>,
     webhook: Option<Webhook>,
     batch: BatchBuilder,
@@ -517,6 +539,8 @@ impl EgressTask {
                 self.outbox_wake.clone(),
                 stop_rx,
                 self.hub.clone(),
+                self.dedup.clone(),
+                self.dead_letter.clone(),
             ))
         });
         let submitting = delivery.is_some();
@@ -590,7 +614,7 @@ impl EgressTask {
             outbox.sync_journal(true);
         }
         if let Some(d) = &self.dedup {
-            match d.save(dedup::unix_now()) {
+            match d.lock().expect("dedup").dedup.save(dedup::unix_now()) {
                 Ok(n) if n > 0 => tracing::info!("dedup: {n} hashes saved"),
                 Ok(_) => {}
                 Err(e) => tracing::error!("dedup: cannot save the state file: {e} (hashes will be submitted again)"),
@@ -619,6 +643,8 @@ impl EgressTask {
             dropped: MetricsHub::sum(&m.dropped),
             queue_full: MetricsHub::sum(&m.queue_full),
             journal_pending: self.outbox.lock().expect("outbox").journal_pending_items(),
+            unauthorized: m.unauthorized.get() != 0,
+            dead_letter: self.dead_letter.clone(),
         }
     }
 
@@ -626,7 +652,10 @@ impl EgressTask {
         let depth: usize = self.shared.queues.iter().map(|q| q.len()).sum();
         self.hub.egress.queue_depth.set(depth as i64);
         if let Some(d) = &self.dedup {
-            self.hub.egress.dedup_entries.set(d.len() as i64);
+            self.hub
+                .egress
+                .dedup_entries
+                .set(d.lock().expect("dedup").dedup.len() as i64);
         }
         if let Some(log) = &mut self.files_log {
             if let Err(e) = log.rotate_if_old() {
@@ -690,8 +719,8 @@ impl EgressTask {
             }
             Decision::Submit => {
                 m.policy_matched.inc();
-                if let (Some(d), Some(key)) = (&mut self.dedup, dedup::key_of(&rec)) {
-                    if d.check_and_insert(key, dedup::unix_now()) {
+                if let (Some(d), Some(key)) = (&self.dedup, dedup::key_of(&rec)) {
+                    if d.lock().expect("dedup").check_and_queue(key, dedup::unix_now()) {
                         m.deduped.inc();
                         return;
                     }
@@ -739,13 +768,60 @@ async fn recv_hangup(sig: &mut Option<tokio::signal::unix::Signal>) {
 }
 
 /// Delivers the outbox's head batch until it is gone, in order, one at a time.
+/// The file, in the spill directory, of batches the receiver refused for good.
+pub const DEAD_LETTER_FILE: &str = "dead-letter.jsonl";
+
+/// Appends a refused batch to the dead-letter file: one JSON line with the time, the status, the
+/// receiver's answer and the items, so an operator can look and resend.
+fn keep_dead_letter(path: Option<&std::path::Path>, batch: &Batch, status: http::StatusCode, answer: &str) {
+    let Some(path) = path else {
+        tracing::error!(
+            "webhook: {} submissions refused with {status} are lost: no spill.dir for the dead-letter file",
+            batch.items
+        );
+        return;
+    };
+    let items: serde_json::Value = serde_json::from_slice(&batch.body).unwrap_or(serde_json::Value::Null);
+    let line = serde_json::json!({
+        "ts": dedup::unix_now(),
+        "status": status.as_u16(),
+        "answer": answer,
+        "items": items,
+    });
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            use std::io::Write;
+            writeln!(f, "{line}")?;
+            f.sync_data()
+        });
+    match written {
+        Ok(()) => tracing::error!(
+            "webhook: {} submissions refused with {status}; kept in {}",
+            batch.items,
+            path.display()
+        ),
+        Err(e) => tracing::error!(
+            "webhook: {} submissions refused with {status} are lost: cannot write {}: {e}",
+            batch.items,
+            path.display()
+        ),
+    }
+}
+
 async fn delivery_loop(
     webhook: Arc<Webhook>,
     outbox: Arc<Mutex<Outbox>>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     hub: Arc<MetricsHub>,
+    dedup: Option<Arc<Mutex<dedup::Owed>>>,
+    dead_letter: Option<PathBuf>,
 ) {
+    // The items of a batch, for dedup (only parsed when dedup is on or the batch is refused).
+    let items_of = |b: &Batch| serde_json::from_slice::<Vec<SubmissionItem>>(&b.body).unwrap_or_default();
     loop {
         if *stop.borrow() {
             return;
@@ -760,10 +836,17 @@ async fn delivery_loop(
         match webhook.deliver(&batch.body, batch.items, &mut stop).await {
             Delivery::Delivered => {
                 hub.egress.sent.inc_by(batch.items as u64);
+                if let Some(d) = &dedup {
+                    d.lock().expect("dedup").delivered(&items_of(&batch), dedup::unix_now());
+                }
                 outbox.lock().expect("outbox").commit(&batch);
             }
-            Delivery::Rejected(_) => {
+            Delivery::Rejected(status, answer) => {
                 hub.egress.failed.inc_by(batch.items as u64);
+                if let Some(d) = &dedup {
+                    d.lock().expect("dedup").released(&items_of(&batch));
+                }
+                keep_dead_letter(dead_letter.as_deref(), &batch, status, &answer);
                 outbox.lock().expect("outbox").commit(&batch);
             }
             Delivery::Aborted => return,

@@ -67,8 +67,10 @@ pub struct EgressMetrics {
     pub submitted: IntCounter,
     /// Items the receiver accepted.
     pub sent: IntCounter,
-    /// Items the receiver rejected for good (4xx other than 429).
+    /// Items the receiver rejected for good (4xx other than 401, 403 and 429).
     pub failed: IntCounter,
+    /// 1 while the receiver refuses the token (401/403): submissions wait, queued.
+    pub unauthorized: IntGauge,
     /// Requests repeated after a connection error, timeout, 5xx or 429.
     pub retried: IntCounter,
     /// Items written to the spill journal.
@@ -189,7 +191,12 @@ impl MetricsHub {
             failed: counter(
                 &r,
                 "xdpcarve_submissions_failed_total",
-                "Hashes the receiver rejected (4xx other than 429); not retried.",
+                "Hashes the receiver rejected (4xx other than 401, 403, 429); not retried, written to the dead-letter file.",
+            ),
+            unauthorized: gauge(
+                &r,
+                "xdpcarve_webhook_unauthorized",
+                "1 while the receiver refuses the token (401/403); submissions stay queued and are retried.",
             ),
             retried: counter(
                 &r,

@@ -179,6 +179,14 @@ impl Outbox {
         self.update_gauges();
     }
 
+    /// Every batch owed from an earlier run (in the journal), for dedup.
+    pub fn for_each_journaled(&self, f: impl FnMut(&[u8])) -> std::io::Result<()> {
+        match &self.journal {
+            Some(j) => j.for_each_pending(f),
+            None => Ok(()),
+        }
+    }
+
     pub fn journal_pending_items(&self) -> u64 {
         self.journal.as_ref().map(|j| j.pending_items()).unwrap_or(0)
     }

@@ -158,15 +158,22 @@ pub enum WebhookError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
     Delivered,
-    /// The receiver refused it for good (the items are counted as failed).
-    Rejected(StatusCode),
+    /// The receiver refused it for good, with its answer (the items are counted as failed and
+    /// go to the dead-letter file).
+    Rejected(StatusCode, String),
     /// Shutdown came first; the batch stays queued.
     Aborted,
 }
 
 enum Attempt {
     Ok,
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
+    /// 401/403: the token is wrong, not the batch. Retried (an operator fixes the token), never
+    /// taken for a delivery nor a rejection.
+    Unauthorized(StatusCode, String),
     Reject(StatusCode, String),
 }
 
@@ -237,8 +244,8 @@ impl Webhook {
                 let parsed: Vec<SubmissionItem> = match serde_json::from_slice(body) {
                     Ok(v) => v,
                     Err(e) => {
-                        tracing::error!("webhook: a queued batch does not parse ({e}); dropped");
-                        return Delivery::Rejected(StatusCode::UNPROCESSABLE_ENTITY);
+                        tracing::error!("webhook: a queued batch does not parse ({e}); dead-lettered");
+                        return Delivery::Rejected(StatusCode::UNPROCESSABLE_ENTITY, format!("unparsable batch: {e}"));
                     }
                 };
                 let mut outcome = Delivery::Delivered;
@@ -247,7 +254,7 @@ impl Webhook {
                     let one = Bytes::from(serde_json::json!({ "md5": md5 }).to_string());
                     match self.post_with_retries(one, stop).await {
                         Delivery::Delivered => {}
-                        Delivery::Rejected(s) => outcome = Delivery::Rejected(s),
+                        Delivery::Rejected(s, text) => outcome = Delivery::Rejected(s, text),
                         Delivery::Aborted => return Delivery::Aborted,
                     }
                 }
@@ -277,16 +284,31 @@ impl Webhook {
             let (after, why) = match attempt {
                 Attempt::Ok => {
                     self.hub.egress.requests.with_label_values(&["ok"]).inc();
+                    self.hub.egress.unauthorized.set(0);
                     return Delivery::Delivered;
                 }
                 Attempt::Reject(status, text) => {
                     self.hub.egress.requests.with_label_values(&["rejected"]).inc();
+                    self.hub.egress.unauthorized.set(0);
                     tracing::error!(
-                        "webhook {}: refused with {status} (not retried): {}",
+                        "webhook {}: refused with {status} (not retried; the batch goes to the dead-letter file): {}",
                         self.url_for_logs,
                         text.trim()
                     );
-                    return Delivery::Rejected(status);
+                    return Delivery::Rejected(status, text);
+                }
+                Attempt::Unauthorized(status, text) => {
+                    self.hub.egress.requests.with_label_values(&["unauthorized"]).inc();
+                    self.hub.egress.unauthorized.set(1);
+                    if failures == 0 || (failures + 1).is_power_of_two() {
+                        tracing::error!(
+                            "webhook {}: refused the token with {status} ({}): check webhook.token_file or {TOKEN_ENV}; \
+                             submissions stay queued and are retried",
+                            self.url_for_logs,
+                            text.trim()
+                        );
+                    }
+                    (None, format!("answered {status}"))
                 }
                 Attempt::Retry { after, why } => (after, why),
             };
@@ -341,6 +363,10 @@ impl Webhook {
             Ok(Ok((status, retry_after, text))) => {
                 if status.is_success() {
                     Attempt::Ok
+                } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    let mut text = text;
+                    text.truncate(200);
+                    Attempt::Unauthorized(status, text)
                 } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                     Attempt::Retry {
                         after: retry_after,

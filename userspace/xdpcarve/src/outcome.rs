@@ -39,7 +39,39 @@ pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
             egress.files_log_errors
         ));
     }
+    if egress.dropped > 0 {
+        out.push(format!(
+            "{} submissions owed to the API were lost (spill journal full or failing, or no spill.dir); \
+             see the errors above",
+            egress.dropped
+        ));
+    }
+    if egress.failed > 0 {
+        let kept = match &egress.dead_letter {
+            Some(p) => format!("kept in {}", p.display()),
+            None => "lost: no spill.dir for a dead-letter file".to_string(),
+        };
+        out.push(format!(
+            "the receiver refused {} submissions for good (4xx); {kept}",
+            egress.failed
+        ));
+    }
     out
+}
+
+/// Exit status of a run that lost nothing but whose receiver refused the token: what is owed
+/// waits in the journal for a fixed token, and a cron job must notice.
+pub const EXIT_UNAUTHORIZED: u8 = 3;
+
+/// The receiver refused the token at the end of a run that lost nothing: the line to print.
+pub fn unauthorized(egress: &EgressSummary) -> Option<String> {
+    egress.unauthorized.then(|| {
+        format!(
+            "the receiver refused the webhook token (401/403): {} submissions wait in the spill journal; \
+             fix webhook.token_file (or XDPCARVE_WEBHOOK_TOKEN) and run again to deliver them",
+            egress.journal_pending
+        )
+    })
 }
 
 /// Prints every failure and returns the exit status. A read that a signal stopped, and that lost
@@ -52,6 +84,10 @@ pub fn exit_status(source: &Source<'_>, egress: &EgressSummary) -> ExitCode {
     }
     if !failures.is_empty() {
         return ExitCode::from(1);
+    }
+    if let Some(line) = unauthorized(egress) {
+        eprintln!("xdpcarve: error: {line}");
+        return ExitCode::from(EXIT_UNAUTHORIZED);
     }
     match interruption(source) {
         Some((line, code)) => {
@@ -168,5 +204,33 @@ mod tests {
             "{line}"
         );
         assert!(interruption(&Source::Read(&read())).is_none());
+    }
+
+    #[test]
+    fn owed_submissions_lost_or_refused_fail_the_run_and_a_bad_token_has_its_own_status() {
+        let r = read();
+        let source = Source::Read(&r);
+        let dropped = EgressSummary {
+            dropped: 4,
+            ..Default::default()
+        };
+        assert!(failures(&source, &dropped)[0].starts_with("4 submissions owed to the API were lost"));
+        let refused = EgressSummary {
+            failed: 2,
+            dead_letter: Some("/s/dead-letter.jsonl".into()),
+            ..Default::default()
+        };
+        assert!(failures(&source, &refused)[0]
+            .contains("refused 2 submissions for good (4xx); kept in /s/dead-letter.jsonl"));
+        let token = EgressSummary {
+            unauthorized: true,
+            journal_pending: 7,
+            ..Default::default()
+        };
+        assert!(failures(&source, &token).is_empty(), "nothing lost");
+        assert!(unauthorized(&token)
+            .unwrap()
+            .contains("7 submissions wait in the spill journal"));
+        assert!(unauthorized(&EgressSummary::default()).is_none());
     }
 }
