@@ -575,16 +575,7 @@ fn full_disk_for_the_files_log_is_counted_not_a_crash() {
 
 /// The arguments of a read of `case` that submits to `url` with the test's config.
 fn read_args(case: &str, cfg: &Path, url: &str, log: &Path) -> Vec<String> {
-    vec![
-        "-r".to_string(),
-        capture(case).to_string_lossy().into_owned(),
-        "--config".into(),
-        cfg.to_string_lossy().into_owned(),
-        "--webhook-url".into(),
-        url.to_string(),
-        "--files-log".into(),
-        log.to_string_lossy().into_owned(),
-    ]
+    read_args_for(&capture(case), cfg, url, log)
 }
 
 #[test]
@@ -670,4 +661,119 @@ fn a_rejected_batch_goes_to_the_dead_letter_file_and_fails_the_run() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `n` downloads of distinct executables, one connection each, one after another.
+fn executables_capture(path: &Path, n: u16) -> BTreeSet<String> {
+    use md5::{Digest, Md5};
+    use support::carve::{tcp_conversation, write_pcap};
+    let mut packets = Vec::new();
+    let mut md5s = BTreeSet::new();
+    for i in 0..n {
+        // Odd seeds: pseudo_random takes seed | 1.
+        let body = support::content::pe_like(1_001 + 2 * u64::from(i), 4096);
+        md5s.insert(Md5::digest(&body).iter().map(|b| format!("{b:02x}")).collect());
+        let request = format!("GET /f{i}.exe HTTP/1.1\r\nHost: dl.example\r\n\r\n");
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&body);
+        let conv = tcp_conversation(20_000 + i, 80, &[(true, request.as_bytes()), (false, &response)]);
+        packets.extend(conv.into_iter().map(|(t, f)| (t + u64::from(i) * 10_000_000, f)));
+    }
+    write_pcap(path, 1, &packets);
+    md5s
+}
+
+/// A capture with one SYN and no file: a run that only delivers what the journal holds.
+fn no_files_capture(path: &Path) {
+    use support::carve::{eth_ipv4, tcp, write_pcap, SYN};
+    let syn = eth_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, &tcp(40_000, 80, 1, 0, SYN, b""));
+    write_pcap(path, 1, &[(1_600_000_000_000_000_000, syn)]);
+}
+
+/// The write-ahead journal: `kill -9` at random points while a slow receiver takes the batches,
+/// then a restart (on a capture with no file): every hash owed arrives.
+#[test]
+fn kill_9_while_delivering_loses_nothing_a_restart_cannot_deliver() {
+    const FILES: u16 = 200;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for trial in 0..3 {
+        let dir = tmpdir(&format!("kill9-{trial}"));
+        let capture_path = dir.join("exes.pcap");
+        let want = executables_capture(&capture_path, FILES);
+        let empty = dir.join("empty.pcap");
+        no_files_capture(&empty);
+        let cfg = write_config(&dir, "application/x-dosexec", 10, "drain_timeout = \"60s\"");
+        let port = free_port();
+        let slow = Receiver::start_with(port, &dir.join("rx-slow.log"), &["--delay-ms", "40"]);
+        let log = dir.join("files.log");
+        let mut child = Command::new(support::xdpcarve_bin())
+            .args(["-r".as_ref(), capture_path.as_os_str()])
+            .args(["--config".as_ref(), cfg.as_os_str()])
+            .args(["--webhook-url", &slow.url()])
+            .args(["--files-log".as_ref(), log.as_os_str()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let lines = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+        while lines() < usize::from(FILES) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the files log never filled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Past the commit window, at a random point of the delivery (20 requests of 40 ms).
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(150 + seed % 300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let before = delivered(&slow);
+        drop(slow);
+        let logged = matching_md5s(&files_log(&log), "application/x-dosexec");
+        assert_eq!(logged, want);
+        assert!(
+            before.len() < want.len(),
+            "trial {trial}: the kill came after everything was delivered"
+        );
+
+        let rx = Receiver::start(port, &dir.join("rx.log"));
+        let out = Command::new(support::xdpcarve_bin())
+            .args(read_args_for(&empty, &cfg, &rx.url(), &dir.join("files2.log")))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let after = delivered(&rx);
+        let got: BTreeSet<String> = before.iter().chain(after.iter()).cloned().collect();
+        let missing: Vec<_> = want.difference(&got).collect();
+        assert!(
+            missing.is_empty(),
+            "trial {trial}: {} of {} hashes never arrived ({} before the kill, {} after)\n{stderr}",
+            missing.len(),
+            want.len(),
+            before.len(),
+            after.len()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn read_args_for(capture: &Path, cfg: &Path, url: &str, log: &Path) -> Vec<String> {
+    vec![
+        "-r".to_string(),
+        capture.to_string_lossy().into_owned(),
+        "--config".into(),
+        cfg.to_string_lossy().into_owned(),
+        "--webhook-url".into(),
+        url.to_string(),
+        "--files-log".into(),
+        log.to_string_lossy().into_owned(),
+    ]
 }

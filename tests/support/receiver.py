@@ -10,17 +10,19 @@ listening.
   --fail-first N   answer the first N requests 503 with Retry-After: 0 (they are logged with
                    "answered": 503, the rest with 200)
   --status CODE    answer every request with CODE instead of 200
+  --delay-ms N     wait N ms before taking (logging) and answering each request: a slow receiver
 """
 import http.server
 import json
 import sys
 import threading
+import time
 
 
 def main():
     args = sys.argv[1:]
     port, logfile = int(args[0]), args[1]
-    fail_first, status = 0, 200
+    fail_first, status, delay = 0, 200, 0.0
     i = 2
     while i < len(args):
         if args[i] == "--fail-first":
@@ -28,6 +30,9 @@ def main():
             i += 2
         elif args[i] == "--status":
             status = int(args[i + 1])
+            i += 2
+        elif args[i] == "--delay-ms":
+            delay = int(args[i + 1]) / 1000.0
             i += 2
         else:
             sys.exit("unknown argument " + args[i])
@@ -44,6 +49,8 @@ def main():
         def do_POST(self):
             n = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(n)
+            if delay:
+                time.sleep(delay)
             with lock:
                 seen[0] += 1
                 answer = 503 if seen[0] <= fail_first else status

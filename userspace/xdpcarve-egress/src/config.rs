@@ -156,7 +156,8 @@ pub struct WebhookConfig {
     pub retry_initial_delay: Duration,
     #[serde(with = "duration")]
     pub retry_max_delay: Duration,
-    /// Batches waiting in memory; past this they spill to the journal.
+    /// Batches waiting in memory when there is no spill journal (with one, batches are written
+    /// ahead to it); past this they are dropped, counted.
     pub memory_batches: usize,
     /// At shutdown, how long to keep delivering before the rest is written to the journal.
     #[serde(with = "duration")]
@@ -185,7 +186,7 @@ impl Default for WebhookConfig {
 #[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
     /// Group commit: fdatasync whenever the egress thread runs out of work and at least every
-    /// 200 ms while it is busy. A machine crash loses at most the last 200 ms of spilled batches.
+    /// 50 ms while it is busy. A machine crash loses at most the last 50 ms of appended batches.
     #[default]
     Group,
     /// Leave it to the kernel; a machine crash can lose the last seconds of spilled batches.

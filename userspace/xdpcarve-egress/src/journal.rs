@@ -8,8 +8,8 @@
 //!   delivered batch (written to a temporary file and renamed over).
 //!
 //! Fsync policy ([`FsyncPolicy`]): with `group` (the default), appended batches are fdatasync'ed
-//! together — whenever the egress thread runs out of work and at least every 200 ms while it is
-//! busy — so a machine crash loses at most the last 200 ms of spilled batches, and disk latency
+//! together — whenever the egress thread runs out of work and at least every 50 ms while it is
+//! busy — so a machine crash loses at most the last 50 ms of appended batches, and disk latency
 //! is paid once per group rather than once per batch. With `never` the kernel decides when.
 //! The cursor is rewritten (atomically, by rename) after each delivered batch but not fsynced:
 //! after a machine crash, batches delivered just before it may be sent again (at-least-once).

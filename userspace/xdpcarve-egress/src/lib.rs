@@ -371,7 +371,14 @@ impl Egress {
             dead_letter,
             files_log,
             webhook,
-            batch: BatchBuilder::new(cfg.webhook.batch_max_items, cfg.webhook.batch_max_delay),
+            // Write-ahead: a partial batch goes to the journal within the commit window.
+            batch: BatchBuilder::new(
+                cfg.webhook.batch_max_items,
+                match cfg.spill.dir {
+                    Some(_) => cfg.webhook.batch_max_delay.min(outbox::COMMIT_WINDOW),
+                    None => cfg.webhook.batch_max_delay,
+                },
+            ),
             outbox: Arc::new(Mutex::new(outbox)),
             outbox_wake: Arc::new(Notify::new()),
             drain_timeout: cfg.webhook.drain_timeout,
@@ -558,6 +565,12 @@ impl EgressTask {
                 break;
             }
             if n > 0 {
+                // Busy: a partial batch past its wait still goes out.
+                if self.batch.deadline().is_some_and(|d| Instant::now() >= d) {
+                    if let Some(b) = self.batch.take() {
+                        self.push_batch(b);
+                    }
+                }
                 self.outbox.lock().expect("outbox").sync_journal(false);
                 // Let the delivery task and the metrics server run between rounds.
                 tokio::task::yield_now().await;

@@ -1,9 +1,11 @@
-//! Batches waiting for delivery: a bounded in-memory FIFO backed by the spill journal.
+//! Batches waiting for delivery.
 //!
-//! Order is kept by one rule: at any time at most one of the two holds batches. While the journal
-//! is empty, new batches go to memory; when memory is full, everything in memory moves to the
-//! journal first and new batches follow it there until the journal has been replayed. The batch
-//! being delivered stays at the head until `commit`, so a shutdown mid-delivery loses nothing.
+//! With a spill journal, the journal is the queue (write-ahead): every batch is appended as it is
+//! made, fdatasync'ed in groups within [`COMMIT_WINDOW`], and the sender reads it from there and
+//! advances the cursor only on a 2xx. A crash at any instant loses at most the batches of the last
+//! window; a restart delivers the rest. Without a journal, batches wait in a bounded in-memory
+//! FIFO and past it are dropped (counted). The batch being delivered stays at the head until
+//! `commit`, so a shutdown mid-delivery loses nothing.
 
 use crate::journal::{AppendError, Journal};
 use crate::metrics::MetricsHub;
@@ -12,8 +14,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest time a spilled batch waits for its fdatasync while the egress thread is busy.
-pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest time an appended batch waits for its fdatasync while the egress thread is busy (when
+/// idle it syncs at once). With the batch builder's wait capped at the same window, a record owed
+/// to the API is on disk within two windows of reaching egress.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -50,20 +54,10 @@ impl Outbox {
     }
 
     pub fn push(&mut self, batch: Batch) {
-        let journal_busy = self.journal.as_ref().is_some_and(|j| !j.is_empty());
-        if !journal_busy && self.mem.len() < self.mem_cap {
-            self.mem.push_back(batch);
-        } else if self.journal.is_some() {
-            if !journal_busy {
-                tracing::warn!(
-                    "webhook: {} batches waiting in memory; spilling to the journal until the receiver catches up",
-                    self.mem.len()
-                );
-            }
-            while let Some(old) = self.mem.pop_front() {
-                self.spill(old);
-            }
+        if self.journal.is_some() {
             self.spill(batch);
+        } else if self.mem.len() < self.mem_cap {
+            self.mem.push_back(batch);
         } else {
             self.drop_batch(
                 &batch,
@@ -124,10 +118,10 @@ impl Outbox {
     }
 
     /// Group commit of the journal: syncs when `force` (the egress thread is idle or stopping) or
-    /// when the last sync is older than [`SYNC_INTERVAL`].
+    /// when the last sync is older than [`COMMIT_WINDOW`].
     pub fn sync_journal(&mut self, force: bool) {
         let Some(j) = self.journal.as_mut() else { return };
-        if !j.needs_sync() || (!force && self.last_sync.elapsed() < SYNC_INTERVAL) {
+        if !j.needs_sync() || (!force && self.last_sync.elapsed() < COMMIT_WINDOW) {
             return;
         }
         self.last_sync = Instant::now();
