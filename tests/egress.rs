@@ -777,3 +777,42 @@ fn read_args_for(capture: &Path, cfg: &Path, url: &str, log: &Path) -> Vec<Strin
         log.to_string_lossy().into_owned(),
     ]
 }
+
+/// The README's webhook example, as written (a token in the environment, no directory named):
+/// with the receiver down, what is owed survives into the next run, which delivers it.
+#[test]
+fn the_readme_webhook_example_delivers_everything_across_a_restart() {
+    let dir = tmpdir("readme-example");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/api/hashes");
+    let example = |capture: &Path, drain: &str| {
+        Command::new(support::xdpcarve_bin())
+            .current_dir(&dir)
+            .env("XDPCARVE_WEBHOOK_TOKEN", "Bearer abc123")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("STATE_DIRECTORY")
+            .args(["-r".as_ref(), capture.as_os_str()])
+            .args(["--webhook-url", &url, "--webhook-drain-timeout", drain])
+            .output()
+            .unwrap()
+    };
+    let exes = dir.join("exes.pcap");
+    let want = executables_capture(&exes, 30);
+    let out = example(&exes, "1s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "owed and journaled is not a loss\n{stderr}");
+    let s = egress_summary(&stderr);
+    assert_eq!((s["sent"], s["journal_pending"]), (0, want.len() as u64), "{stderr}");
+    assert!(dir.join(".xdpcarve/spill").is_dir(), "the default state directory is ./.xdpcarve");
+
+    let rx = Receiver::start(port, &dir.join("rx.log"));
+    let empty = dir.join("empty.pcap");
+    no_files_capture(&empty);
+    let out = example(&empty, "60s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got: BTreeSet<String> = delivered(&rx).into_iter().collect();
+    assert_eq!(got, want);
+    assert!(rx.requests().iter().all(|r| r["headers"]["authorization"] == "Bearer abc123"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

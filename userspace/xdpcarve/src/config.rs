@@ -111,6 +111,8 @@ pub struct EgressArgs {
     pub webhook_drain_timeout: Option<Duration>,
 
     /// Keep the dedup state (dedup.state) and the spill journal (spill/) in this directory.
+    /// Default with a webhook: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/xdpcarve, else
+    /// ./.xdpcarve.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -272,7 +274,16 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
     if let Some(d) = args.webhook_drain_timeout {
         w.drain_timeout = d;
     }
-    let state_dir = args.state_dir.clone().or(file.sensor.state_dir);
+    let mut state_dir = args.state_dir.clone().or(file.sensor.state_dir);
+    // Durability is not opt-in: submissions without any directory named get the default one.
+    if state_dir.is_none() && cfg.webhook.url.is_some() {
+        let dir = default_state_dir(std::env::var_os("STATE_DIRECTORY"), std::env::var_os("XDG_STATE_HOME"));
+        tracing::info!(
+            "state directory {} (the default; --state-dir or sensor.state_dir choose another)",
+            dir.display()
+        );
+        state_dir = Some(dir);
+    }
     if let Some(d) = &args.spill_dir {
         cfg.spill.dir = Some(d.clone());
     } else if cfg.spill.dir.is_none() {
@@ -296,6 +307,24 @@ pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) ->
     // The messages name the key (or, through it, the flag); no context would add anything.
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// Where the spill journal and the dedup state go when no directory is named: systemd's
+/// `StateDirectory=` (`$STATE_DIRECTORY`, /var/lib/xdpcarve with deploy/xdpcarve.service), else
+/// `$XDG_STATE_HOME/xdpcarve`, else `./.xdpcarve`.
+pub fn default_state_dir(systemd: Option<std::ffi::OsString>, xdg_state_home: Option<std::ffi::OsString>) -> PathBuf {
+    let first = |v: std::ffi::OsString| {
+        // systemd lists one directory per StateDirectory= entry, colon-separated.
+        let s = v.to_string_lossy().into_owned();
+        s.split(':').next().filter(|d| !d.is_empty()).map(PathBuf::from)
+    };
+    if let Some(d) = systemd.and_then(first) {
+        return d;
+    }
+    match xdg_state_home.filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x).join("xdpcarve"),
+        None => PathBuf::from(".xdpcarve"),
+    }
 }
 
 /// The effective settings as TOML (for `--dump-config`). Holds no secret: the token is not a setting.
@@ -424,5 +453,20 @@ mod tests {
         assert_eq!(back.webhook.url.as_deref(), Some("https://hooks.example/in"));
         assert_eq!(back.webhook.token_file, Some(PathBuf::from("/etc/xdpcarve/token")));
         assert_eq!(back.dedup.ttl, cfg.dedup.ttl);
+    }
+
+    #[test]
+    fn the_default_state_dir_follows_systemd_then_xdg_then_the_working_directory() {
+        let d = |a: Option<&str>, b: Option<&str>| default_state_dir(a.map(Into::into), b.map(Into::into));
+        assert_eq!(
+            d(Some("/var/lib/xdpcarve:/var/lib/other"), Some("/x")),
+            PathBuf::from("/var/lib/xdpcarve")
+        );
+        assert_eq!(
+            d(None, Some("/home/u/.local/state")),
+            PathBuf::from("/home/u/.local/state/xdpcarve")
+        );
+        assert_eq!(d(Some(""), Some("")), PathBuf::from(".xdpcarve"));
+        assert_eq!(d(None, None), PathBuf::from(".xdpcarve"));
     }
 }
