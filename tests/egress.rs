@@ -803,7 +803,10 @@ fn the_readme_webhook_example_delivers_everything_across_a_restart() {
     assert!(out.status.success(), "owed and journaled is not a loss\n{stderr}");
     let s = egress_summary(&stderr);
     assert_eq!((s["sent"], s["journal_pending"]), (0, want.len() as u64), "{stderr}");
-    assert!(dir.join(".xdpcarve/spill").is_dir(), "the default state directory is ./.xdpcarve");
+    assert!(
+        dir.join(".xdpcarve/spill").is_dir(),
+        "the default state directory is ./.xdpcarve"
+    );
 
     let rx = Receiver::start(port, &dir.join("rx.log"));
     let empty = dir.join("empty.pcap");
@@ -813,6 +816,9 @@ fn the_readme_webhook_example_delivers_everything_across_a_restart() {
     assert!(out.status.success(), "{stderr}");
     let got: BTreeSet<String> = delivered(&rx).into_iter().collect();
     assert_eq!(got, want);
-    assert!(rx.requests().iter().all(|r| r["headers"]["authorization"] == "Bearer abc123"));
+    assert!(rx
+        .requests()
+        .iter()
+        .all(|r| r["headers"]["authorization"] == "Bearer abc123"));
     let _ = std::fs::remove_dir_all(&dir);
 }
