@@ -822,3 +822,84 @@ fn the_readme_webhook_example_delivers_everything_across_a_restart() {
         .all(|r| r["headers"]["authorization"] == "Bearer abc123"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Unmounts (lazily) a tmpfs the test mounted, whatever happens.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The spill journal on a tiny tmpfs (mounted by the test; needs root): full at start, the run
+/// still starts and carves every file, the submissions it cannot journal are counted as lost to
+/// a full disk and fail the run; once there is space the journal works again by itself.
+#[test]
+fn a_full_disk_for_the_journal_loses_submissions_loudly_and_carving_goes_on() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        println!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tmpdir("disk-full");
+    let spill = dir.join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "xdpcarve-test-spill"])
+        .arg(&spill)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    let _unmount = Mounted(spill.clone());
+    // Fill it to the last byte.
+    {
+        let mut f = std::fs::File::create(spill.join("fill")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.write_all(&[0]);
+    }
+    let exes = dir.join("exes.pcap");
+    let want = executables_capture(&exes, 30);
+    let cfg = write_config(&dir, "application/x-dosexec", 10, "drain_timeout = \"0s\"");
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let run = |log: &str| {
+        let out = Command::new(support::xdpcarve_bin())
+            .args(read_args_for(&exes, &cfg, &url, &dir.join(log)))
+            .args(["--spill-dir".as_ref(), spill.as_os_str()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = run("files1.log");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        matching_md5s(&files_log(&dir.join("files1.log")), "application/x-dosexec"),
+        want,
+        "carving goes on"
+    );
+    let s = egress_summary(&stderr);
+    assert_eq!(
+        (s["lost_disk_full"], s["journal_pending"]),
+        (want.len() as u64, 0),
+        "{stderr}"
+    );
+    assert!(stderr.contains("disk was full"), "{stderr}");
+    assert!(!spill.join("cursor.tmp").exists(), "no half-written cursor left");
+
+    // Space comes back: the same run journals everything it owes.
+    std::fs::remove_file(spill.join("fill")).unwrap();
+    let (code, stderr) = run("files2.log");
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = egress_summary(&stderr);
+    assert_eq!(
+        (s["lost_disk_full"], s["journal_pending"]),
+        (0, want.len() as u64),
+        "{stderr}"
+    );
+}

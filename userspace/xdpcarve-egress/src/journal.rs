@@ -131,7 +131,13 @@ impl Journal {
             unsynced: false,
         };
         if j.pending_batches == 0 {
-            j.reset()?;
+            match j.reset() {
+                // A full disk at start: the journal works again as soon as there is space.
+                Err(e) if is_disk_full(&e) => {
+                    tracing::warn!("spill journal {}: the disk is full ({e}); submissions past memory are lost until there is space", dir.display());
+                }
+                r => r?,
+            }
         }
         Ok((j, report))
     }
@@ -371,12 +377,20 @@ impl Journal {
     fn write_cursor(&self) -> io::Result<()> {
         let path = self.dir.join(CURSOR_FILE);
         let tmp = self.dir.join("cursor.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            writeln!(f, "{} {}", self.cursor_seg, self.cursor_off)?;
+        let written = File::create(&tmp)
+            .and_then(|mut f| writeln!(f, "{} {}", self.cursor_seg, self.cursor_off))
+            .and_then(|()| fs::rename(&tmp, &path));
+        if written.is_err() {
+            // A full disk: leave no half-written cursor.tmp behind.
+            let _ = fs::remove_file(&tmp);
         }
-        fs::rename(&tmp, &path)
+        written
     }
+}
+
+/// ENOSPC or EDQUOT: the disk (or the quota) is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded
 }
 
 fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u32, u32) {

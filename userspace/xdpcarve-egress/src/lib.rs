@@ -186,6 +186,8 @@ pub struct EgressSummary {
     pub retried: u64,
     /// Hashes lost (journal full or failing, or no journal).
     pub dropped: u64,
+    /// Of them, lost because the spill journal's disk was full.
+    pub lost_disk_full: u64,
     /// Records workers dropped because their egress queue was full.
     pub queue_full: u64,
     /// Hashes left in the spill journal for the next start.
@@ -201,7 +203,7 @@ impl fmt::Display for EgressSummary {
         write!(
             f,
             "egress: files_logged={} files_log_errors={} policy_matched={} submitted={} sent={} deduped={} no_hash={} spilled={} \
-             failed={} retried={} dropped={} queue_full={} journal_pending={} unauthorized={}",
+             failed={} retried={} dropped={} lost_disk_full={} queue_full={} journal_pending={} unauthorized={}",
             self.files_logged,
             self.files_log_errors,
             self.policy_matched,
@@ -213,6 +215,7 @@ impl fmt::Display for EgressSummary {
             self.failed,
             self.retried,
             self.dropped,
+            self.lost_disk_full,
             self.queue_full,
             self.journal_pending,
             u8::from(self.unauthorized)
@@ -654,6 +657,7 @@ impl EgressTask {
             failed: m.failed.get(),
             retried: m.retried.get(),
             dropped: MetricsHub::sum(&m.dropped),
+            lost_disk_full: m.dropped.with_label_values(&["disk_full"]).get(),
             queue_full: MetricsHub::sum(&m.queue_full),
             journal_pending: self.outbox.lock().expect("outbox").journal_pending_items(),
             unauthorized: m.unauthorized.get() != 0,

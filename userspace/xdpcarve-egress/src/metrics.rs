@@ -211,7 +211,7 @@ impl MetricsHub {
             dropped: counter_vec(
                 &r,
                 "xdpcarve_submissions_dropped_total",
-                "Hashes lost, by reason (journal_full, journal_error, no_journal).",
+                "Hashes lost, by reason (disk_full, journal_full, journal_error, no_journal).",
                 &["reason"],
             ),
             queue_full: counter_vec(

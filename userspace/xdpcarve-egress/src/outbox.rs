@@ -94,6 +94,10 @@ impl Outbox {
         match j.append(&batch.body, batch.items) {
             Ok(()) => self.hub.egress.spilled.inc_by(batch.items as u64),
             Err(AppendError::Full) => self.drop_batch(&batch, "journal_full", "spill journal full (spill.max_bytes)"),
+            Err(AppendError::Io(e)) if crate::journal::is_disk_full(&e) => {
+                let why = format!("the spill journal's disk is full ({e}); carving goes on, submissions are lost until there is space");
+                self.drop_batch(&batch, "disk_full", &why)
+            }
             Err(AppendError::Io(e)) => {
                 let why = format!("spill journal write failed: {e}");
                 self.drop_batch(&batch, "journal_error", &why)

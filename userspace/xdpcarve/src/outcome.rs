@@ -39,11 +39,18 @@ pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
             egress.files_log_errors
         ));
     }
-    if egress.dropped > 0 {
+    if egress.lost_disk_full > 0 {
+        out.push(format!(
+            "{} submissions owed to the API were lost because the spill journal's disk was full \
+             (free space there; the journal resumes by itself)",
+            egress.lost_disk_full
+        ));
+    }
+    if egress.dropped > egress.lost_disk_full {
         out.push(format!(
             "{} submissions owed to the API were lost (spill journal full or failing, or no spill.dir); \
              see the errors above",
-            egress.dropped
+            egress.dropped - egress.lost_disk_full
         ));
     }
     if egress.failed > 0 {
