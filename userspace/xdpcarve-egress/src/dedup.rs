@@ -61,6 +61,10 @@ pub struct Dedup {
     capacity: usize,
     ttl_secs: u64,
     state_file: Option<PathBuf>,
+    /// The state file open for appending: each delivered hash is added as it is delivered, so a
+    /// crash keeps them; `save` rewrites the file compact at a clean shutdown.
+    appender: Option<fs::File>,
+    append_failed: bool,
 }
 
 impl Dedup {
@@ -71,6 +75,55 @@ impl Dedup {
             capacity: capacity.max(1),
             ttl_secs: ttl.as_secs().max(1),
             state_file,
+            appender: None,
+            append_failed: false,
+        }
+    }
+
+    /// Appends delivered hashes to the state file (one write; the page cache keeps it through a
+    /// crash of the process). Loading reads later lines over earlier ones.
+    pub fn append(&mut self, keys: &[(DedupKey, u64)]) {
+        let Some(path) = &self.state_file else { return };
+        if keys.is_empty() || self.append_failed {
+            return;
+        }
+        if self.appender.is_none() {
+            let fresh = !path.exists();
+            let opened = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| {
+                    if fresh {
+                        writeln!(f, "{STATE_HEADER}")?;
+                    }
+                    Ok(f)
+                });
+            match opened {
+                Ok(f) => self.appender = Some(f),
+                Err(e) => {
+                    self.append_failed = true;
+                    tracing::warn!(
+                        "dedup: cannot append to {} ({e}); delivered hashes are saved at shutdown only",
+                        path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        let mut lines = String::with_capacity(keys.len() * 44);
+        for (key, at) in keys {
+            lines.push_str(&key_hex(key));
+            lines.push(' ');
+            lines.push_str(&at.to_string());
+            lines.push('\n');
+        }
+        if let Err(e) = self.appender.as_mut().expect("appender").write_all(lines.as_bytes()) {
+            self.append_failed = true;
+            tracing::warn!(
+                "dedup: cannot append to {} ({e}); delivered hashes are saved at shutdown only",
+                path.display()
+            );
         }
     }
 
@@ -109,7 +162,9 @@ impl Dedup {
     }
 
     /// Writes the state file (to a temporary name, then renamed over the old one), oldest first.
-    pub fn save(&self, now: u64) -> io::Result<usize> {
+    pub fn save(&mut self, now: u64) -> io::Result<usize> {
+        // The rewrite replaces the file: appends go to the new one from here on.
+        self.appender = None;
         let Some(path) = &self.state_file else { return Ok(0) };
         let tmp = tmp_path(path);
         let mut n = 0;
@@ -204,10 +259,13 @@ impl Owed {
 
     /// The receiver accepted these items.
     pub fn delivered<'a>(&mut self, items: impl IntoIterator<Item = &'a SubmissionItem>, now: u64) {
+        let mut keys = Vec::new();
         for key in items.into_iter().filter_map(key_of_item) {
             self.in_flight.remove(&key);
             self.dedup.insert(key, now);
+            keys.push((key, now));
         }
+        self.dedup.append(&keys);
     }
 
     /// These items were refused for good or lost: seen again, they are submitted again.
@@ -322,5 +380,27 @@ mod tests {
         assert!(o.dedup.seen(&ka, 1004));
         assert!(o.check_and_queue(ka, 1004), "delivered: deduplicated");
         assert_eq!(o.in_flight(), 1);
+    }
+
+    #[test]
+    fn delivered_hashes_reach_the_state_file_as_they_are_delivered() {
+        let dir = std::env::temp_dir().join(format!("xdpcarve-dedup-append-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dedup.state");
+        let mut o = Owed::new(Dedup::new(10, Duration::from_secs(100), Some(path.clone())));
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        o.delivered([&item(&a)], 1000);
+        o.delivered([&item(&b)], 1001);
+        // No save: as after kill -9. A new process loads both.
+        let mut d = Dedup::new(10, Duration::from_secs(100), Some(path.clone()));
+        assert_eq!(d.load(1002).unwrap().loaded, 2);
+        assert!(d.seen(&parse_key(&a).unwrap(), 1002) && d.seen(&parse_key(&b).unwrap(), 1002));
+        // A clean save compacts; appends go on into the new file.
+        assert_eq!(o.dedup.save(1003).unwrap(), 2);
+        o.delivered([&item(&a)], 1004);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        let _ = fs::remove_dir_all(&dir);
     }
 }
