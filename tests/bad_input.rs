@@ -537,3 +537,25 @@ fn a_segment_lost_by_the_capture_is_counted_as_missing_bytes() {
     assert_eq!(rec["size"], 49_000, "bytes seen");
     assert!(run.stderr.contains("1 gaps (1.0 kB missing)"), "{}", run.describe());
 }
+
+/// `xdpcarve -r ... --files-log - | head -1`: the reader closing standard output is its choice,
+/// not a loss; the run ends normally, quietly (as other Unix tools do).
+#[test]
+fn a_reader_that_closes_stdout_is_not_a_failure() {
+    let sample = support::repo_root().join("bench/samples/sample.pcap");
+    let mut child = std::process::Command::new(support::xdpcarve_bin())
+        .arg("-r")
+        .arg(&sample)
+        .args(["--files-log", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first record.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("ERROR") && !stderr.contains("error:"), "{stderr}");
+    assert!(stderr.contains("files_log_errors=0"), "{stderr}");
+}

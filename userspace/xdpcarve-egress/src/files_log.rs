@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use xdpcarve_contract::FileRecord;
 
 enum Target {
-    Stdout(BufWriter<Stdout>),
+    /// Standard output; `closed` once its reader went away (`| head`): that is the reader's
+    /// choice, not a loss, so later records are not written there and no error is reported.
+    Stdout { w: BufWriter<Stdout>, closed: bool },
     File {
         path: PathBuf,
         w: BufWriter<File>,
@@ -25,6 +27,21 @@ pub struct FilesLog {
     rotate_bytes: u64,
     rotate_interval: Option<Duration>,
     keep: u32,
+}
+
+/// Runs `op` on standard output unless its reader left; a broken pipe marks it left, quietly.
+fn reader_may_leave<W>(closed: &mut bool, op: impl FnOnce(&mut W) -> io::Result<()>, w: &mut W) -> io::Result<()> {
+    if *closed {
+        return Ok(());
+    }
+    match op(w) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            *closed = true;
+            tracing::debug!("files log: standard output's reader went away; records are no longer written there");
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 fn open_append(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
@@ -49,7 +66,10 @@ impl FilesLog {
     pub fn open(cfg: &FilesLogConfig) -> Result<Option<FilesLog>, EgressError> {
         let Some(path) = &cfg.path else { return Ok(None) };
         let target = if path == "-" {
-            Target::Stdout(BufWriter::with_capacity(256 << 10, io::stdout()))
+            Target::Stdout {
+                w: BufWriter::with_capacity(256 << 10, io::stdout()),
+                closed: false,
+            }
         } else {
             let path = PathBuf::from(path);
             let opened = if cfg.append {
@@ -76,10 +96,17 @@ impl FilesLog {
         }))
     }
 
+    /// Standard output's reader has gone: records are no longer written anywhere.
+    pub fn reader_gone(&self) -> bool {
+        matches!(self.target, Target::Stdout { closed: true, .. })
+    }
+
     pub fn write(&mut self, rec: &FileRecord) -> io::Result<()> {
         let line = rec.to_json_line();
         match &mut self.target {
-            Target::Stdout(w) => w.write_all(line.as_bytes()),
+            Target::Stdout { w, closed } => {
+                reader_may_leave(closed, |w: &mut BufWriter<Stdout>| w.write_all(line.as_bytes()), w)
+            }
             Target::File { w, bytes, .. } => {
                 w.write_all(line.as_bytes())?;
                 *bytes += line.len() as u64;
@@ -93,7 +120,7 @@ impl FilesLog {
 
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.target {
-            Target::Stdout(w) => w.flush(),
+            Target::Stdout { w, closed } => reader_may_leave(closed, |w: &mut BufWriter<Stdout>| w.flush(), w),
             Target::File { w, .. } => w.flush(),
         }
     }

@@ -712,6 +712,8 @@ impl EgressTask {
             .inc();
         if let Some(log) = &mut self.files_log {
             match log.write(&rec) {
+                // A reader that closed standard output chose to stop reading: not logged, not lost.
+                Ok(()) if log.reader_gone() => {}
                 Ok(()) => m.files_logged.inc(),
                 Err(e) => {
                     m.files_log_errors.inc();
