@@ -154,6 +154,9 @@ pub enum WebhookError {
     },
 }
 
+/// Longest wait between two tries while the receiver refuses the token (401/403).
+pub const UNAUTHORIZED_MAX_DELAY: Duration = Duration::from_secs(300);
+
 /// What became of one batch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -273,6 +276,7 @@ impl Webhook {
 
     async fn post_with_retries(&self, body: Bytes, stop: &mut watch::Receiver<bool>) -> Delivery {
         let mut failures: u32 = 0;
+        let mut unauthorized = false;
         loop {
             if *stop.borrow() {
                 return Delivery::Aborted;
@@ -308,6 +312,7 @@ impl Webhook {
                             text.trim()
                         );
                     }
+                    unauthorized = true;
                     (None, format!("answered {status}"))
                 }
                 Attempt::Retry { after, why } => (after, why),
@@ -315,7 +320,12 @@ impl Webhook {
             self.hub.egress.requests.with_label_values(&["retryable"]).inc();
             self.hub.egress.retried.inc();
             failures += 1;
-            let delay = backoff(self.retry_initial, self.retry_max, failures, after);
+            // A bad token is not fixed in seconds: back off up to minutes.
+            let cap = match unauthorized {
+                true => self.retry_max.max(UNAUTHORIZED_MAX_DELAY),
+                false => self.retry_max,
+            };
+            let delay = backoff(self.retry_initial, cap, failures, after);
             if failures == 1 || failures.is_power_of_two() {
                 tracing::warn!(
                     "webhook {}: {why}; retry {failures} in {:.1}s",
