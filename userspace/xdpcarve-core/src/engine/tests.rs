@@ -616,3 +616,89 @@ fn attempts_never_push_connections_out_of_the_budget() {
     assert_eq!(e.active_flows(), 4, "no connection made room for an attempt");
     assert!(e.tcp_stats().embryos_refused > 0, "{:?}", e.tcp_stats());
 }
+
+mod properties {
+    //! A file's hash does not depend on how its bytes were cut into packets or chunks, or on the
+    //! order the packets arrived in; and a connection leaves no memory behind once it is closed.
+    use super::*;
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The response as bytes: Content-Length, or chunked with the given chunk sizes.
+    fn response(body: &[u8], chunks: Option<&[usize]>) -> Vec<u8> {
+        match chunks {
+            None => {
+                let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                r.extend_from_slice(body);
+                r
+            }
+            Some(sizes) => {
+                let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                let mut rest = body;
+                let mut i = 0;
+                while !rest.is_empty() {
+                    let n = sizes[i % sizes.len()].clamp(1, rest.len());
+                    r.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    r.extend_from_slice(&rest[..n]);
+                    r.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                    i += 1;
+                }
+                r.extend_from_slice(b"0\r\n\r\n");
+                r
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_download_hashes_the_same_however_it_is_cut_and_ordered(
+            body in proptest::collection::vec(any::<u8>(), 1..20_000),
+            chunked in proptest::option::of(proptest::collection::vec(1usize..3000, 1..6)),
+            cuts in proptest::collection::vec(1usize..1500, 1..40),
+            swaps in proptest::collection::vec((any::<proptest::sample::Index>(), any::<proptest::sample::Index>()), 0..8),
+        ) {
+            let resp = response(&body, chunked.as_deref());
+            // Segments of the response: sizes from `cuts`, cycling.
+            let mut segs = Vec::new();
+            let mut off = 0;
+            let mut i = 0;
+            while off < resp.len() {
+                let n = cuts[i % cuts.len()].min(resp.len() - off);
+                segs.push((off, n));
+                off += n;
+                i += 1;
+            }
+            for (a, b) in swaps {
+                let (a, b) = (a.index(segs.len()), b.index(segs.len()));
+                segs.swap(a, b);
+            }
+            let mut e = engine();
+            let mut c = Conv::new(&mut e, 40_500);
+            c.handshake().client(PA, REQUEST);
+            let base = c.sseq;
+            for (off, n) in &segs {
+                c.sseq = base.wrapping_add(*off as u32);
+                c.server(PA, &resp[*off..off + n]);
+            }
+            c.sseq = base.wrapping_add(resp.len() as u32);
+            c.client(FA, b"").server(FA, b"");
+            let recs = records(&mut e);
+            prop_assert_eq!(recs.len(), 1, "{:?}", recs);
+            let r = &recs[0];
+            prop_assert_eq!(r.size, body.len() as u64);
+            prop_assert_eq!(r.missing_bytes, 0);
+            let want = hex(&Sha256::digest(&body));
+            prop_assert_eq!(r.sha256.as_deref(), Some(want.as_str()));
+            e.finish(Timestamp::from_secs(5_000));
+            let m = e.flow_memory();
+            prop_assert_eq!((m.connections, m.reassembly, m.parsers), (0, 0, 0), "{:?}", m);
+        }
+    }
+}

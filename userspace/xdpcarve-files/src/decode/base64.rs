@@ -249,4 +249,40 @@ mod tests {
         let (out, _) = decode_in(&junk.chunks(13).collect::<Vec<_>>());
         assert!(out.len() <= junk.len());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// On valid input, split anywhere and with line breaks anywhere, the streaming
+            /// decoder gives what the base64 crate gives for the whole.
+            #[test]
+            fn matches_the_base64_crate_however_split(
+                data in proptest::collection::vec(any::<u8>(), 0..4000),
+                cuts in proptest::collection::vec(1usize..200, 1..20),
+                wrap in prop_oneof![Just(0usize), 1usize..120],
+            ) {
+                let enc = base64::engine::general_purpose::STANDARD.encode(&data);
+                let mut text = Vec::new();
+                for (i, b) in enc.bytes().enumerate() {
+                    if wrap > 0 && i > 0 && i % wrap == 0 {
+                        text.extend_from_slice(b"\r\n");
+                    }
+                    text.push(b);
+                }
+                let mut pieces = Vec::new();
+                let (mut off, mut i) = (0, 0);
+                while off < text.len() {
+                    let n = cuts[i % cuts.len()].min(text.len() - off);
+                    pieces.push(&text[off..off + n]);
+                    off += n;
+                    i += 1;
+                }
+                let (out, invalid) = decode_in(&pieces);
+                prop_assert_eq!(out, data);
+                prop_assert_eq!(invalid, 0);
+            }
+        }
+    }
 }

@@ -582,4 +582,25 @@ mod tests {
         d.decode(&enc[enc.len() / 2..enc.len() - 4], &mut Vec::new()).unwrap();
         assert!(d.is_finished(), "a cut trailer does not hide a complete body");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Valid gzip, fed in pieces of any size, inflates to what was compressed (flate2
+            /// made it: the reference), and arbitrary bytes never panic.
+            #[test]
+            fn inflates_what_flate2_compressed_however_split(
+                data in proptest::collection::vec(any::<u8>(), 0..20_000),
+                piece in 1usize..5000,
+                noise in proptest::collection::vec(any::<u8>(), 0..2000),
+            ) {
+                let enc = gzip(&data);
+                prop_assert_eq!(decode_in_pieces(Coding::Gzip, &enc, piece).unwrap(), data);
+                let _ = decode_in_pieces(Coding::Gzip, &noise, piece);
+                let _ = decode_in_pieces(Coding::Deflate, &noise, piece);
+            }
+        }
+    }
 }
