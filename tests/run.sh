@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs missing test tools, checks the source (format,
 # clippy, unsafe and dependency hygiene), then the whole workspace's tests in release mode (the
-# binary the end-to-end tests run is the one that is benchmarked and shipped).
+# binary the end-to-end tests run is the one that is benchmarked and shipped), then a short fuzz
+# smoke run (fuzz/run.sh) that must also find a bug planted in a test-only build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,15 @@ python3 tests/check_source.py
 
 echo "== tests"
 cargo test --release --workspace --locked
+
+echo "== fuzz smoke (every target 20 s over its seeds, then the planted bug must be found)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+    cargo install cargo-fuzz --locked >/dev/null 2>&1 || true
+fi
+if cargo fuzz --version >/dev/null 2>&1; then
+    bash fuzz/run.sh 20
+    bash fuzz/run.sh --planted
+else
+    echo "SKIPPED: fuzz smoke: cargo-fuzz is not installed and could not be installed (cargo install cargo-fuzz --locked)"
+fi

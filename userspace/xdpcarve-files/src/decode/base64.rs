@@ -107,6 +107,12 @@ impl Base64Decoder {
                     acc |= (v as u32) << (18 - 6 * n as u32);
                     n += 1;
                     if n == 4 {
+                        // Only in the fuzz harness's check of itself (fuzz/run.sh --planted):
+                        // a quantum the fuzzer must reach through the slow path.
+                        #[cfg(xdpcarve_planted_bug)]
+                        if acc >> 12 == 0xdea {
+                            panic!("planted bug reached (a test-only build)");
+                        }
                         buf[w..w + 3].copy_from_slice(&acc.to_be_bytes()[1..]);
                         w += 3;
                         acc = 0;
