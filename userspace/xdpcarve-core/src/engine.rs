@@ -747,13 +747,8 @@ impl Engine {
         };
         if self.embryos.len() >= self.cfg.max_flows.max(1) {
             // The pool is full (a flood): the oldest attempt goes, never a connection.
-            if let Some(oldest) = self.embryos.oldest(LANE_EMBRYO) {
-                let e = self.embryos.remove(oldest);
-                self.tcp.embryos_evicted += 1;
+            if self.evict_embryo() {
                 self.tcp.evictions_table_full += 1;
-                if e.unanswered() {
-                    self.tcp.syn_without_synack += 1;
-                }
             }
         }
         // Over the memory budget an attempt makes room only among attempts: a flood never
@@ -973,20 +968,7 @@ impl Engine {
         else {
             return false;
         };
-        match lane {
-            LANE_CLOSED => {
-                self.flows.remove(id);
-            }
-            _ => {
-                self.tcp.flows_evicted += 1;
-                if lane == LANE_ONE_SIDED {
-                    self.tcp.flows_evicted_one_sided += 1;
-                } else {
-                    self.tcp.flows_evicted_established += 1;
-                }
-                self.close(id, CloseReason::Evicted, false);
-            }
-        }
+        self.evict(lane, id);
         true
     }
 
@@ -995,10 +977,23 @@ impl Engine {
         let Some(id) = self.flows.oldest(LANE_ONE_SIDED) else {
             return false;
         };
-        self.tcp.flows_evicted += 1;
-        self.tcp.flows_evicted_one_sided += 1;
-        self.close(id, CloseReason::Evicted, false);
+        self.evict(LANE_ONE_SIDED, id);
         true
+    }
+
+    /// Evicts connection `id` of `lane` (a finished one is only forgotten), counted by its lane.
+    fn evict(&mut self, lane: usize, id: u32) {
+        if lane == LANE_CLOSED {
+            self.flows.remove(id);
+            return;
+        }
+        self.tcp.flows_evicted += 1;
+        if lane == LANE_ONE_SIDED {
+            self.tcp.flows_evicted_one_sided += 1;
+        } else {
+            self.tcp.flows_evicted_established += 1;
+        }
+        self.close(id, CloseReason::Evicted, false);
     }
 
     /// Forgets the oldest attempt; false when there is none.
