@@ -181,6 +181,27 @@ anomalies! {
     /// In quoted-printable content, `=` followed by neither two hex digits nor a line break:
     /// kept literally.
     QpInvalidEscape = "qp_invalid_escape",
+    // ---- TCP: the segments that carried the file ----
+    /// Overlapping segments carried different bytes for the same sequence numbers: which copy a
+    /// host keeps depends on its stack; `--overlap` (first or last) decides which is logged.
+    TcpOverlapConflict = "tcp_overlap_conflict",
+    /// Segments with a bad TCP or IPv4 header checksum in the file's direction. Hosts drop them
+    /// and so does xdpcarve (`--checksums`), except while a direction has sent nothing but bad
+    /// checksums, as a capture on a sending host with checksum offload shows.
+    TcpBadChecksum = "tcp_bad_checksum",
+    /// Data segments of the file's direction came with different IP TTLs or hop limits: a copy
+    /// may expire between the sensor and the host (an insertion), so which copy the host saw is
+    /// uncertain.
+    TcpTtlChanged = "tcp_ttl_changed",
+    /// Data on a SYN (TCP Fast Open): a host without a valid cookie discards it and waits for it
+    /// again after the handshake; the first copy is logged.
+    TcpSynData = "tcp_syn_data",
+    /// A segment with the URG flag: its bytes are kept inline (as Suricata's default); a socket
+    /// without SO_OOBINLINE takes the urgent byte out of the stream.
+    TcpUrgentData = "tcp_urgent_data",
+    /// A RST a host would ignore (its sequence number outside the window, or its TTL not the
+    /// sender's): the connection and its files go on.
+    TcpRstIgnored = "tcp_rst_ignored",
 }
 
 /// A set of anomalies: one bit each.

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::anomaly::Anomalies;
 use crate::load::{LoadSignal, WantedFiles};
 use crate::record::{zeek_id, FileRecord};
 
@@ -201,6 +202,11 @@ pub struct FileSink {
     pub records: Vec<FileRecord>,
     /// Finished files whose hashes are still on hash threads, in the order they finished.
     pending: VecDeque<PendingRecord>,
+    /// TCP anomalies of the connection whose event is being handled, by direction
+    /// ([`crate::Side::index`]); empty outside connection events. Set by the engine: a record
+    /// finished during the event takes those of the direction that carried it, so a file whose
+    /// segments were bent is marked whichever parser carved it.
+    pub conn_anomalies: [Anomalies; 2],
 }
 
 impl fmt::Debug for PendingRecord {
@@ -216,18 +222,36 @@ impl FileSink {
             stats: FileStats::default(),
             records: Vec::new(),
             pending: VecDeque::new(),
+            conn_anomalies: [Anomalies::EMPTY; 2],
         }
     }
 
-    /// A finished record: counted (what overload control shed) and queued for the engine.
-    pub fn finished(&mut self, rec: FileRecord) {
+    /// The TCP anomalies of the direction that carried `rec`.
+    fn mark_tcp(&self, rec: &mut FileRecord) {
+        let side = if rec.is_orig {
+            crate::Side::Orig
+        } else {
+            crate::Side::Resp
+        };
+        rec.anomalies.extend(self.conn_anomalies[side.index()]);
+    }
+
+    /// A finished record: marked with its direction's TCP anomalies, counted (what overload
+    /// control shed) and queued for the engine.
+    pub fn finished(&mut self, mut rec: FileRecord) {
+        self.mark_tcp(&mut rec);
+        self.push_finished(rec);
+    }
+
+    fn push_finished(&mut self, rec: FileRecord) {
         self.stats.count_shedding(&rec);
         self.records.push(rec);
     }
 
     /// A finished record whose hashes are still being computed: it leaves once they are in,
     /// in the order files finished.
-    pub fn finished_pending(&mut self, record: FileRecord, hashes: Box<dyn PendingHashes>) {
+    pub fn finished_pending(&mut self, mut record: FileRecord, hashes: Box<dyn PendingHashes>) {
+        self.mark_tcp(&mut record);
         self.pending.push_back(PendingRecord { record, hashes });
     }
 
@@ -239,7 +263,8 @@ impl FileSink {
                 break;
             }
             let done = self.pending.pop_front().expect("front exists");
-            self.finished(done.record);
+            // Marked when it finished.
+            self.push_finished(done.record);
         }
         self.pending.len()
     }

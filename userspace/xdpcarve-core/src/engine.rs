@@ -10,13 +10,13 @@ use std::any::Any;
 use std::time::Duration;
 
 use xdpcarve_contract::{
-    CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdSeed, LinkType, LoadSignal, Opener, Side,
-    Timestamp,
+    Anomalies, Anomaly, CloseReason, ConnMeta, CounterSet, FileConfig, FileRecord, FileSink, IdSeed, LinkType,
+    LoadSignal, Opener, Side, Timestamp,
 };
 
 use crate::flow::{Endpoint, FlowHasherBuilder, FlowKey, FlowTable, LANES};
 use crate::overload::OverloadConfig;
-use crate::reassembly::{MemoryBudget, Reassembled, Stream, StreamLimits};
+use crate::reassembly::{MemoryBudget, OverlapPolicy, Reassembled, Stream, StreamLimits};
 use crate::registry::{ConnParser, Event, PortMap, ProtocolRegistry, RunningProtocol};
 use crate::stats::{CaptureStats, TcpStats};
 use crate::wire::{self, Skip};
@@ -53,6 +53,27 @@ pub struct EngineConfig {
     pub hash_seed: Option<u64>,
     /// When the worker sheds file work (its driver reports the backlog; see [`crate::overload`]).
     pub overload: OverloadConfig,
+    /// Which copy of an overlap with different bytes is kept (`--overlap`).
+    pub overlap: OverlapPolicy,
+    /// Whether segments with bad checksums are dropped, as the receiving host drops them
+    /// (`--checksums`).
+    pub checksums: ChecksumPolicy,
+}
+
+/// What a segment with a bad TCP or IPv4 header checksum is worth.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumPolicy {
+    /// Verify until more than one TCP segment in ten seen so far had a bad checksum, then take
+    /// them all (Suricata's `checksum-validation: auto` ratio): that many is no attack but the
+    /// capture, taken on a sending host with checksum offload (the NIC fills checksums in later)
+    /// or edited. Taken bad segments mark their direction's files (`tcp_bad_checksum`) when that
+    /// direction also sent good ones; a direction that only ever sent bad ones is offload.
+    #[default]
+    Auto,
+    /// Drop every segment with a bad checksum, as a host does.
+    Verify,
+    /// Take every segment (tcpdump's and Zeek's default; checksums are not computed).
+    Ignore,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +91,8 @@ impl Default for EngineConfig {
             worker_id: 0,
             ids: IdSeed::new(0, ""),
             hash_seed: None,
+            overlap: OverlapPolicy::First,
+            checksums: ChecksumPolicy::Auto,
         }
     }
 }
@@ -224,6 +247,12 @@ struct Conn {
     synack_seen: bool,
     /// Each side has sent a packet: both, and the connection is established (its lane).
     heard: [bool; 2],
+    /// Per side: a segment with a good checksum was seen, and one with a bad checksum was taken
+    /// (both: the side's files are marked).
+    checksum_good: [bool; 2],
+    checksum_bad_taken: [bool; 2],
+    /// Per side: the TTL or hop limit of its first data segment.
+    ttl: [Option<u8>; 2],
 }
 
 /// The packet-to-records engine of one worker.
@@ -249,6 +278,9 @@ pub struct Engine {
     /// Latest packet time seen (never goes backwards).
     now: Timestamp,
     next_sweep: Timestamp,
+    /// TCP segments whose checksum was checked, and how many of them were bad.
+    checksums_checked: u64,
+    checksums_bad: u64,
 }
 
 /// Feeds one direction's reassembled bytes to the connection's parser.
@@ -311,6 +343,9 @@ impl Reassembled for ParserSink<'_> {
     fn counters(&mut self) -> &mut TcpStats {
         self.tcp
     }
+    fn anomaly(&mut self, a: Anomaly) {
+        self.files.conn_anomalies[self.side.index()].insert(a);
+    }
     fn packet_time(&self) -> Timestamp {
         self.packet_now
     }
@@ -326,6 +361,7 @@ impl Engine {
         let limits = StreamLimits {
             max_buffer: cfg.max_stream_buffer,
             depth: cfg.reassembly_depth,
+            overlap: cfg.overlap,
         };
         let mem = MemoryBudget::new(cfg.memory);
         let hasher = match cfg.hash_seed {
@@ -352,6 +388,8 @@ impl Engine {
             }),
             now: Timestamp::ZERO,
             next_sweep: Timestamp::ZERO,
+            checksums_checked: 0,
+            checksums_bad: 0,
             cfg,
         }
     }
@@ -481,6 +519,8 @@ impl Engine {
             self.next_sweep = self.now.saturating_add(SWEEP_INTERVAL);
             self.expire_idle();
             self.account();
+            // Records finished by protocols' timers belong to no connection event.
+            self.files.conn_anomalies = [Anomalies::EMPTY; 2];
             for p in &mut self.protocols {
                 p.handle_timeout(self.now, &mut self.files);
             }
@@ -503,6 +543,7 @@ impl Engine {
         let unanswered = self.embryos.values().filter(|e| e.unanswered()).count();
         self.tcp.syn_without_synack += unanswered as u64;
         self.embryos.clear();
+        self.files.conn_anomalies = [Anomalies::EMPTY; 2];
         for p in &mut self.protocols {
             p.finish(self.now, &mut self.files);
         }
@@ -553,6 +594,29 @@ impl Engine {
         let dst = Endpoint::new(pkt.dst, pkt.dport);
         let (key, _) = FlowKey::new(src, dst, pkt.vlan);
         let flags = pkt.flags;
+        let checksum = match self.cfg.checksums {
+            ChecksumPolicy::Ignore => None,
+            _ => pkt.checksum_ok(),
+        };
+        if let Some(ok) = checksum {
+            self.checksums_checked += 1;
+            self.checksums_bad += u64::from(!ok);
+            // More than one segment in ten with a bad checksum is no attack but the capture:
+            // offload on the capturing host, or an edited trace. From then on they are taken.
+            if self.checksums_bad * 10 > self.checksums_checked && self.cfg.checksums == ChecksumPolicy::Auto {
+                self.tcp.checksum_offload_assumed = 1;
+            }
+        }
+        if checksum == Some(false) && self.cfg.checksums == ChecksumPolicy::Verify {
+            // The host drops it; a connection it belongs to is marked.
+            self.tcp.bad_checksum_dropped += 1;
+            if let Some(id) = self.flows.lookup(&key) {
+                let conn = self.flows.get_mut(id);
+                let side = if src == conn.orig { Side::Orig } else { Side::Resp };
+                conn.streams[side.index()].flag(Anomaly::TcpBadChecksum);
+            }
+            return;
+        }
         let id = match self.flows.lookup(&key) {
             Some(id) => {
                 if self.flows.get(id).state == ConnState::Closed {
@@ -576,11 +640,15 @@ impl Engine {
                 None => return,
             },
         };
+        let conn = self.flows.get_mut(id);
+        let side = if src == conn.orig { Side::Orig } else { Side::Resp };
+        if !self.segment_counts(id, side, pkt, checksum) {
+            return;
+        }
         self.flows.touch(id);
         let now = self.now;
         let conn = self.flows.get_mut(id);
         conn.last_seen = now;
-        let side = if src == conn.orig { Side::Orig } else { Side::Resp };
         if !conn.heard[side.index()] {
             conn.heard[side.index()] = true;
             if conn.heard == [true, true] && self.flows.lane(id) == LANE_ONE_SIDED {
@@ -624,6 +692,16 @@ impl Engine {
         }
 
         if flags.rst() {
+            let si = side.index();
+            let ttl_differs = conn.ttl[si].is_some_and(|t| t != pkt.ttl);
+            if !conn.streams[si].rst_acceptable(pkt.seq) || ttl_differs {
+                // A host ignores it (or it never reached the host): the files go on.
+                tcp.rst_ignored += 1;
+                for s in &mut conn.streams {
+                    s.flag(Anomaly::TcpRstIgnored);
+                }
+                return;
+            }
             tcp.rst += 1;
             // The connection is gone: deliver what is buffered (holes as gaps), end both sides.
             self.close(id, CloseReason::Finished, true);
@@ -637,6 +715,7 @@ impl Engine {
         let parser = &mut parser.state;
         let limits = self.limits;
         let mem = &mut self.mem;
+        self.files.conn_anomalies = [streams[0].anomalies(), streams[1].anomalies()];
         let mut sink = ParserSink {
             proto,
             parser,
@@ -685,6 +764,56 @@ impl Engine {
         if both_ended {
             self.close(id, CloseReason::Finished, false);
         }
+    }
+
+    /// The checks a segment of connection `id` from `side` passes before it counts: its checksum
+    /// (`checksum`: `None` when not checked) under `--checksums auto`, and what marks the side
+    /// (a TTL other than its first packet's, data on a SYN, urgent data). False: dropped.
+    fn segment_counts(&mut self, id: u32, side: Side, pkt: &wire::TcpPacket<'_>, checksum: Option<bool>) -> bool {
+        let conn = self.flows.get_mut(id);
+        let tcp = &mut self.tcp;
+        let si = side.index();
+        let stream = &mut conn.streams[si];
+        match checksum {
+            Some(false) => {
+                if tcp.checksum_offload_assumed == 0 {
+                    tcp.bad_checksum_dropped += 1;
+                    stream.flag(Anomaly::TcpBadChecksum);
+                    return false;
+                }
+                tcp.bad_checksum_taken += 1;
+                conn.checksum_bad_taken[si] = true;
+                if conn.checksum_good[si] {
+                    stream.flag(Anomaly::TcpBadChecksum);
+                }
+            }
+            Some(true) if !conn.checksum_good[si] => {
+                conn.checksum_good[si] = true;
+                if conn.checksum_bad_taken[si] {
+                    // Not offload after all: what was taken before may never have reached the host.
+                    stream.flag(Anomaly::TcpBadChecksum);
+                }
+            }
+            _ => {}
+        }
+        let has_data = !pkt.payload.is_empty() || pkt.missing_tail > 0;
+        match conn.ttl[si] {
+            None => conn.ttl[si] = Some(pkt.ttl),
+            Some(t) if t != pkt.ttl && has_data => {
+                tcp.ttl_changed_segments += 1;
+                stream.flag(Anomaly::TcpTtlChanged);
+            }
+            _ => {}
+        }
+        if has_data && pkt.flags.syn() {
+            tcp.syn_data_segments += 1;
+            stream.flag(Anomaly::TcpSynData);
+        }
+        if has_data && pkt.flags.urg() {
+            tcp.urgent_segments += 1;
+            stream.flag(Anomaly::TcpUrgentData);
+        }
+        true
     }
 
     /// A packet of a flow with no connection: handshake packets go to (or leave) the embryo pool;
@@ -955,6 +1084,9 @@ impl Engine {
             syn_seen: false,
             synack_seen: false,
             heard: [false, false],
+            checksum_good: [false, false],
+            checksum_bad_taken: [false, false],
+            ttl: [None, None],
         };
         self.flows.insert(lane, key, conn)
     }
@@ -1028,6 +1160,7 @@ impl Engine {
         if *syn_seen && !*synack_seen {
             self.tcp.syn_without_synack += 1;
         }
+        self.files.conn_anomalies = [streams[0].anomalies(), streams[1].anomalies()];
         if let Some(mut parser) = parser.take() {
             let proto = &mut *self.protocols[parser.proto as usize];
             let mut sink = ParserSink {
@@ -1113,5 +1246,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod evasion_tests;
 #[cfg(test)]
 mod tests;

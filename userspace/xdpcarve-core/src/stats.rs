@@ -66,6 +66,18 @@ xdpcarve_contract::counters! {
         opaque_bytes,
         /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
         out_of_window_bytes,
+        /// Segments with a bad TCP or IPv4 header checksum: dropped (as the host drops them), or
+        /// taken while their direction looked offloaded (`--checksums auto`).
+        bad_checksum_dropped, bad_checksum_taken,
+        /// 1 once `--checksums auto` took bad checksums for offload (more than one segment in ten).
+        checksum_offload_assumed,
+        /// Data segments whose TTL or hop limit differed from their direction's first packet.
+        ttl_changed_segments,
+        /// Data on SYNs (TCP Fast Open), and segments with urgent data (kept inline).
+        syn_data_segments, urgent_segments,
+        /// RSTs a host would ignore (sequence number outside the window, or a TTL not the
+        /// sender's): the connection went on.
+        rst_ignored,
         rst, fin,
     }
 }

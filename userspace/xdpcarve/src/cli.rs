@@ -77,6 +77,19 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     pub memory: u64,
 
+    /// Which copy of bytes sent twice with different content is logged, when both arrive before
+    /// the bytes are parsed: first (BSD, Windows, Linux, Zeek) or last (Solaris, HP-UX). Either
+    /// way the file is marked `tcp_overlap_conflict`.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = Overlap::First)]
+    pub overlap: Overlap,
+
+    /// Segments with a bad TCP or IPv4 header checksum: verify (dropped, as the receiving host
+    /// drops them), ignore (taken, as tcpdump and Zeek do), or auto: verified, except for a
+    /// direction that has sent only bad checksums (a capture on a sending host with checksum
+    /// offload). Files of a direction with bad checksums are marked `tcp_bad_checksum`.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Checksums::Auto)]
+    pub checksums: Checksums,
+
     /// TCP server ports parsed as HTTP, comma-separated.
     #[arg(long, value_name = "PORTS", default_value = "80,8080", value_parser = parse_ports)]
     pub http_ports: PortList,
@@ -129,6 +142,21 @@ pub struct Cli {
     /// No progress and no summary on stderr (errors and warnings are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--overlap`.
+#[derive(clap::ValueEnum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    First,
+    Last,
+}
+
+/// `--checksums`.
+#[derive(clap::ValueEnum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Checksums {
+    Auto,
+    Verify,
+    Ignore,
 }
 
 /// A parsed, de-duplicated port list.

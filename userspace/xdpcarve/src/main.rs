@@ -23,6 +23,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use xdpcarve_contract::{FileConfig, HashSet, IdSeed, WantedFiles};
+use xdpcarve_core::engine::ChecksumPolicy;
+use xdpcarve_core::reassembly::OverlapPolicy;
 use xdpcarve_core::{EngineConfig, OverloadConfig};
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
 use xdpcarve_files::{HashPool, QueueFull};
@@ -99,6 +101,15 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
         ids: IdSeed::new(0, ""),
         hash_seed: cli.seed,
         overload,
+        overlap: match cli.overlap {
+            cli::Overlap::First => OverlapPolicy::First,
+            cli::Overlap::Last => OverlapPolicy::Last,
+        },
+        checksums: match cli.checksums {
+            cli::Checksums::Auto => ChecksumPolicy::Auto,
+            cli::Checksums::Verify => ChecksumPolicy::Verify,
+            cli::Checksums::Ignore => ChecksumPolicy::Ignore,
+        },
     })
 }
 

@@ -5,17 +5,33 @@
 //!
 //! - In-order segments with nothing buffered go straight from the packet to the parser (no copy).
 //! - Out-of-order segments are copied into a map keyed by offset and kept non-overlapping.
-//! - Overlaps: the first copy of a byte seen wins (Zeek's and BSD's policy); bytes of a later copy
-//!   that differ are counted in `overlaps_conflicting`, since they may be an evasion attempt.
-//! - Bytes already delivered are retransmissions: dropped and counted. Delivered bytes are not
-//!   kept, so only overlaps among buffered (not yet delivered) data can be compared.
+//! - Overlaps among buffered bytes: the first copy wins ([`OverlapPolicy::First`], BSD's and
+//!   Windows' choice, Zeek's) or the last ([`OverlapPolicy::Last`], Solaris and HP-UX, Suricata's
+//!   `last`). Bytes of a later copy that differ are counted in `overlaps_conflicting` and mark the
+//!   direction with `tcp_overlap_conflict`, since they may be an evasion attempt.
+//! - Bytes already delivered are retransmissions: dropped and counted. Every stack keeps a byte it
+//!   has taken in order, so there is nothing to choose; delivered bytes are not kept, so such a
+//!   retransmission is not compared (a copy that never reached the host is a TTL trick, marked
+//!   by the engine).
 //! - Holes never stall a stream. A hole is skipped (reported to the parser as a gap) when the
 //!   peer acknowledged beyond it a few packets ago (the capture lost it), when the stream's or the engine's buffer
 //!   bound is hit, or when the connection closes.
 
 use crate::stats::TcpStats;
 use std::collections::BTreeMap;
-use xdpcarve_contract::Timestamp;
+use xdpcarve_contract::{Anomalies, Anomaly, Timestamp};
+
+/// Which copy of a byte sent twice with different content is kept, when both copies arrive
+/// before the byte is delivered (Suricata's `stream.reassembly` policies, reduced to the two
+/// outcomes: Linux keeps the first copy in most overlap shapes).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum OverlapPolicy {
+    /// The copy seen first (BSD, Windows, Linux, Zeek).
+    #[default]
+    First,
+    /// The copy seen last (Solaris, HP-UX).
+    Last,
+}
 
 /// Largest distance ahead of the next expected byte a segment may start (TCP's largest window,
 /// 2^30 with window scaling). Anything further is garbage or another incarnation of the flow.
@@ -36,6 +52,10 @@ pub trait Reassembled {
     /// The direction is finished (FIN or RST, after everything before it).
     fn end(&mut self);
     fn counters(&mut self) -> &mut TcpStats;
+    /// The stream was bent (overlaps with different bytes): the files it carries get `a`.
+    fn anomaly(&mut self, a: Anomaly) {
+        let _ = a;
+    }
     /// Time of the packet being processed (kept with bytes that have to wait in the buffer).
     fn packet_time(&self) -> Timestamp {
         Timestamp::ZERO
@@ -62,6 +82,8 @@ pub struct StreamLimits {
     pub max_buffer: usize,
     /// Bytes of each direction delivered at most (0 = unlimited).
     pub depth: u64,
+    /// Which copy of an overlap with different bytes wins.
+    pub overlap: OverlapPolicy,
 }
 
 /// The engine's flow memory budget as reassembly sees it: out-of-order bytes may use what the
@@ -107,6 +129,8 @@ pub struct Stream {
     /// Packets of the connection left before an acknowledged hole is given up (0: none).
     ack_grace: u32,
     ended: bool,
+    /// How this direction was bent so far (the files it carries are marked with them).
+    anomalies: Anomalies,
 }
 
 impl Stream {
@@ -130,6 +154,25 @@ impl Stream {
     }
     pub fn has_fin(&self) -> bool {
         self.fin_off.is_some()
+    }
+    /// How this direction was bent so far.
+    pub fn anomalies(&self) -> Anomalies {
+        self.anomalies
+    }
+    /// Marks the direction (the engine's checks: checksums, TTLs, SYN data, urgent data).
+    pub fn flag(&mut self, a: Anomaly) {
+        self.anomalies.insert(a);
+    }
+
+    /// Whether a RST with sequence number `seq` from this side is one a host takes (RFC 5961
+    /// narrows it to the next expected byte; from a passive view, anything from the next byte
+    /// not yet delivered to a window ahead, since the sensor may have missed the last segments).
+    pub fn rst_acceptable(&self, seq: u32) -> bool {
+        if !self.started {
+            return true;
+        }
+        let ahead = self.offset_of(seq) - self.next_off as i64;
+        (0..=MAX_WINDOW as i64).contains(&ahead)
     }
 
     /// A SYN from this side: data starts at `isn + 1`. A repeated SYN changes nothing.
@@ -276,9 +319,16 @@ impl Stream {
                 // Already buffered: compare and keep the first copy.
                 let start = (piece_off - k) as usize;
                 let n = (len - start).min(payload.len() - pos);
-                let old = &self.ooo[&k].data[start..start + n];
                 let new = &payload[pos..pos + n];
+                let old = &mut self.ooo.get_mut(&k).expect("covering entry").data[start..start + n];
                 let differing = old.iter().zip(new).filter(|(a, b)| a != b).count() as u64;
+                if differing > 0 {
+                    if limits.overlap == OverlapPolicy::Last {
+                        old.copy_from_slice(new);
+                    }
+                    self.anomalies.insert(Anomaly::TcpOverlapConflict);
+                    out.anomaly(Anomaly::TcpOverlapConflict);
+                }
                 let c = out.counters();
                 c.overlaps_conflicting += differing;
                 c.retransmitted_bytes += n as u64 - differing;

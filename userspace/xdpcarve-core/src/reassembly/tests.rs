@@ -47,6 +47,7 @@ impl Reassembled for Rec {
 const LIMITS: StreamLimits = StreamLimits {
     max_buffer: 1 << 20,
     depth: 0,
+    overlap: OverlapPolicy::First,
 };
 
 struct T {
@@ -259,6 +260,7 @@ fn per_stream_buffer_bound_skips_the_oldest_hole() {
     t.limits = StreamLimits {
         max_buffer: 2 * (100 + SEGMENT_OVERHEAD),
         depth: 0,
+        overlap: OverlapPolicy::First,
     };
     let block = [b'x'; 100];
     t.seg(101, &block); // hole 1..101
@@ -293,6 +295,7 @@ fn reassembly_depth_cuts_each_direction() {
     t.limits = StreamLimits {
         max_buffer: 1 << 20,
         depth: 5,
+        overlap: OverlapPolicy::First,
     };
     t.seg(1, b"abc");
     t.seg(4, b"defgh");

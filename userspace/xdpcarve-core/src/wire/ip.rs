@@ -56,6 +56,13 @@ impl<'a> Ipv4Packet<'a> {
     pub fn protocol(&self) -> u8 {
         self.buf[9]
     }
+    pub fn ttl(&self) -> u8 {
+        self.buf[8]
+    }
+    /// The header with its options (what the header checksum covers).
+    pub fn header(&self) -> &'a [u8] {
+        &self.buf[..self.header_len()]
+    }
     pub fn src(&self) -> [u8; 4] {
         self.buf[12..16].try_into().expect("4 bytes")
     }
@@ -101,6 +108,9 @@ impl<'a> Ipv6Packet<'a> {
     }
     pub fn next_header(&self) -> u8 {
         self.buf[6]
+    }
+    pub fn hop_limit(&self) -> u8 {
+        self.buf[7]
     }
     pub fn src(&self) -> [u8; 16] {
         self.buf[8..24].try_into().expect("16 bytes")

@@ -3,9 +3,11 @@
 //!
 //! [`parse_tcp`] walks link layer (Ethernet, Linux cooked, loopback, raw IP, 802.11 data frames
 //! with or without radiotap, NFLOG) → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
-//! the few fields the flow engine needs. Checksums are not verified: captures taken on the sending
-//! host carry offloaded (wrong) checksums, and tcpdump/Zeek users expect those packets processed.
+//! the few fields the flow engine needs. Checksums are verified only when the engine asks
+//! ([`TcpPacket::checksum_ok`]): captures taken on the sending host carry offloaded (wrong) ones,
+//! so whether a bad one counts is the engine's policy.
 
+pub(crate) mod checksum;
 mod ethernet;
 mod ip;
 mod link;
@@ -54,11 +56,29 @@ pub struct TcpPacket<'a> {
     pub payload: &'a [u8],
     /// Payload bytes the IP header announces but the capture cut off (snap length).
     pub missing_tail: u32,
+    /// IPv4 TTL or IPv6 hop limit (of the innermost header, when tunnelled).
+    pub ttl: u8,
+    /// The whole TCP segment present (header and payload), for its checksum.
+    pub segment: &'a [u8],
+    /// The IPv4 header (empty for IPv6), for its checksum.
+    pub ipv4_header: &'a [u8],
 }
 
 impl TcpPacket<'_> {
     pub fn is_ipv6(&self) -> bool {
         self.src.is_ipv6()
+    }
+
+    /// Whether the TCP checksum (and an IPv4 header's) is right; `None` when the capture cut the
+    /// segment short, so it cannot be checked.
+    pub fn checksum_ok(&self) -> Option<bool> {
+        if self.missing_tail > 0 {
+            return None;
+        }
+        if !self.ipv4_header.is_empty() && checksum::fold(checksum::sum(self.ipv4_header)) != 0xffff {
+            return Some(false);
+        }
+        Some(checksum::tcp_ok(self.src, self.dst, self.segment))
     }
 }
 
@@ -115,6 +135,7 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
         LinkType::Ipv4 => L3::V4(frame),
         LinkType::Ipv6 => L3::V6(frame),
     };
+    let (mut ttl, mut ipv4_header): (u8, &[u8]);
     for _ in 0..=MAX_ENCAPSULATION {
         let (src, dst, proto, l4, missing_tail) = match l3 {
             L3::V4(bytes) => {
@@ -123,6 +144,8 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
                     return Err(Skip::Fragment);
                 }
                 let (payload, missing) = ip.payload();
+                ttl = ip.ttl();
+                ipv4_header = ip.header();
                 (
                     IpAddr::V4(Ipv4Addr::from(ip.src())),
                     IpAddr::V4(Ipv4Addr::from(ip.dst())),
@@ -134,6 +157,8 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
             L3::V6(bytes) => {
                 let ip = Ipv6Packet::new_checked(bytes)?;
                 let (proto, payload, missing) = ip.upper_layer()?;
+                ttl = ip.hop_limit();
+                ipv4_header = &[];
                 (
                     IpAddr::V6(Ipv6Addr::from(ip.src())),
                     IpAddr::V6(Ipv6Addr::from(ip.dst())),
@@ -158,6 +183,9 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
                     flags: tcp.flags(),
                     payload: tcp.payload(),
                     missing_tail,
+                    ttl,
+                    segment: l4,
+                    ipv4_header,
                 });
             }
             tunnel::PROTO_GRE if missing_tail == 0 => {

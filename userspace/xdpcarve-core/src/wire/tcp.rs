@@ -12,6 +12,7 @@ impl TcpFlags {
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
 
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
@@ -24,6 +25,9 @@ impl TcpFlags {
     }
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
+    }
+    pub fn urg(self) -> bool {
+        self.0 & Self::URG != 0
     }
 }
 

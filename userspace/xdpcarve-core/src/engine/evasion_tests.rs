@@ -1,0 +1,373 @@
+//! The TCP evasion policy (README "TCP evasion policy"): segments a host would treat otherwise
+//! than a naive reassembler, each through the engine and the HTTP parser. Every case checks what
+//! is logged and that the record is marked.
+
+use super::*;
+use crate::wire::checksum;
+use crate::wire::TcpFlags;
+use sha2::{Digest, Sha256};
+
+const SYN: u8 = TcpFlags::SYN;
+const ACK: u8 = TcpFlags::ACK;
+const PA: u8 = TcpFlags::PSH | TcpFlags::ACK;
+const FA: u8 = TcpFlags::FIN | TcpFlags::ACK;
+const RST: u8 = TcpFlags::RST;
+const URG: u8 = TcpFlags::URG;
+
+const CLIENT: [u8; 4] = [10, 0, 0, 1];
+const SERVER: [u8; 4] = [10, 0, 0, 2];
+const REQUEST: &[u8] = b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n";
+const BODY: &[u8] = b"0123456789abcdef";
+
+/// One IPv4/TCP frame with right checksums (unless `bad_checksum`).
+#[derive(Clone)]
+struct Seg<'a> {
+    from_client: bool,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    ttl: u8,
+    urgent: u16,
+    bad_checksum: bool,
+    payload: &'a [u8],
+}
+
+impl Seg<'_> {
+    fn frame(&self, cport: u16) -> Vec<u8> {
+        let (src, dst, sport, dport) = match self.from_client {
+            true => (CLIENT, SERVER, cport, 80),
+            false => (SERVER, CLIENT, 80, cport),
+        };
+        let total = (40 + self.payload.len()) as u16;
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            self.ttl,
+            6,
+            0,
+            0,
+        ];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let c = !checksum::fold(checksum::sum(&ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&sport.to_be_bytes());
+        tcp.extend_from_slice(&dport.to_be_bytes());
+        tcp.extend_from_slice(&self.seq.to_be_bytes());
+        tcp.extend_from_slice(&self.ack.to_be_bytes());
+        tcp.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0]);
+        tcp.extend_from_slice(&self.urgent.to_be_bytes());
+        tcp.extend_from_slice(self.payload);
+        let pseudo = checksum::sum(&src) + checksum::sum(&dst) + 6 + tcp.len() as u64;
+        let mut c = !checksum::fold(pseudo + checksum::sum(&tcp));
+        if self.bad_checksum {
+            c ^= 0x5a5a;
+        }
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&tcp);
+        f
+    }
+}
+
+/// A client on `cport` and the server, with their sequence numbers; offsets are relative to
+/// each side's first data byte.
+struct Peers<'e> {
+    e: &'e mut Engine,
+    cport: u16,
+    cisn: u32,
+    sisn: u32,
+    /// Bytes each side sent in order so far (the next offset).
+    csent: u32,
+    ssent: u32,
+}
+
+impl<'e> Peers<'e> {
+    fn new(e: &'e mut Engine, cport: u16, cisn: u32, sisn: u32) -> Self {
+        Peers {
+            e,
+            cport,
+            cisn,
+            sisn,
+            csent: 0,
+            ssent: 0,
+        }
+    }
+    fn seg(&self, from_client: bool, off: u32, flags: u8, payload: &'static [u8]) -> Seg<'static> {
+        let (isn, peer_isn, peer_sent) = match from_client {
+            true => (self.cisn, self.sisn, self.ssent),
+            false => (self.sisn, self.cisn, self.csent),
+        };
+        let syn = flags & SYN != 0;
+        Seg {
+            from_client,
+            seq: if syn {
+                isn
+            } else {
+                isn.wrapping_add(1).wrapping_add(off)
+            },
+            ack: peer_isn.wrapping_add(1).wrapping_add(peer_sent),
+            flags,
+            ttl: 64,
+            urgent: 0,
+            bad_checksum: false,
+            payload,
+        }
+    }
+    fn send(&mut self, s: &Seg<'_>) -> &mut Self {
+        let f = s.frame(self.cport);
+        self.e
+            .handle_packet(Timestamp::from_secs(1_000), LinkType::Ethernet, &f);
+        self
+    }
+    /// The next in-order bytes of a side.
+    fn data(&mut self, from_client: bool, payload: &'static [u8]) -> &mut Self {
+        let off = if from_client { self.csent } else { self.ssent };
+        let s = self.seg(from_client, off, PA, payload);
+        self.send(&s);
+        self.advance(from_client, payload.len() as u32)
+    }
+    fn advance(&mut self, from_client: bool, n: u32) -> &mut Self {
+        if from_client {
+            self.csent += n;
+        } else {
+            self.ssent += n;
+        }
+        self
+    }
+    fn handshake(&mut self) -> &mut Self {
+        let syn = self.seg(true, 0, SYN, b"");
+        let synack = self.seg(false, 0, SYN | ACK, b"");
+        let ack = self.seg(true, 0, ACK, b"");
+        self.send(&syn).send(&synack).send(&ack)
+    }
+    fn close(&mut self) -> &mut Self {
+        let f1 = self.seg(true, self.csent, FA, b"");
+        self.send(&f1);
+        let f2 = self.seg(false, self.ssent, FA, b"");
+        self.send(&f2);
+        self.e.finish(Timestamp::from_secs(2_000));
+        self
+    }
+}
+
+fn engine(cfg: impl FnOnce(&mut EngineConfig)) -> Engine {
+    let mime = xdpcarve_mime::MimeConfig::default();
+    let mut c = EngineConfig {
+        protocols: ProtocolRegistry::new().register(&[80], move || xdpcarve_http::Http::new(Default::default(), mime)),
+        hash_seed: Some(1),
+        ..EngineConfig::default()
+    };
+    cfg(&mut c);
+    Engine::new(c)
+}
+
+fn sha256(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The one record of a run: its SHA-256 and anomaly names.
+fn only_record(e: &mut Engine) -> (Option<String>, Vec<&'static str>) {
+    let recs: Vec<FileRecord> = e.drain_records().collect();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    (recs[0].sha256.clone(), recs[0].anomalies.names())
+}
+
+/// The body's last six bytes come twice out of order, first as junk, then as sent; the hole
+/// before them fills last.
+fn overlap_run(policy: OverlapPolicy) -> (Option<String>, Vec<&'static str>) {
+    let mut e = engine(|c| c.overlap = policy);
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let base = p.ssent;
+    let junk = p.seg(false, base + 10, PA, b"XXXXXX");
+    let real = p.seg(false, base + 10, PA, &BODY[10..]);
+    let fill = p.seg(false, base, PA, &BODY[..10]);
+    p.send(&junk).send(&real).send(&fill).advance(false, 16).close();
+    assert_eq!(e.tcp_stats().overlaps_conflicting, 6);
+    only_record(&mut e)
+}
+
+#[test]
+fn overlapping_copies_first_or_last_wins_and_the_file_is_marked() {
+    let (first, anomalies) = overlap_run(OverlapPolicy::First);
+    assert_eq!(first, Some(sha256(b"0123456789XXXXXX")));
+    assert_eq!(anomalies, ["tcp_overlap_conflict"]);
+    let (last, anomalies) = overlap_run(OverlapPolicy::Last);
+    assert_eq!(last, Some(sha256(BODY)));
+    assert_eq!(anomalies, ["tcp_overlap_conflict"]);
+}
+
+#[test]
+fn same_bytes_twice_is_a_retransmission_not_an_anomaly() {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let base = p.ssent;
+    let tail = p.seg(false, base + 10, PA, &BODY[10..]);
+    let fill = p.seg(false, base, PA, &BODY[..10]);
+    p.send(&tail)
+        .send(&tail)
+        .send(&fill)
+        .send(&fill)
+        .advance(false, 16)
+        .close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+}
+
+/// Junk with a bad checksum goes first, in order; the real bytes follow with a good one.
+fn bad_checksum_insertion(e: &mut Engine, cport: u16) {
+    let mut p = Peers::new(e, cport, 1000, 90_000);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let base = p.ssent;
+    let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
+    junk.bad_checksum = true;
+    let real = p.seg(false, base, PA, BODY);
+    p.send(&junk).send(&real).advance(false, 16).close();
+}
+
+#[test]
+fn a_bad_checksum_segment_is_dropped_as_the_host_drops_it() {
+    let mut e = engine(|c| c.checksums = ChecksumPolicy::Verify);
+    bad_checksum_insertion(&mut e, 40_000);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_bad_checksum"]));
+    assert_eq!(e.tcp_stats().bad_checksum_dropped, 1);
+
+    // auto verifies on a link where bad checksums are rare (here: after 40 good segments).
+    let mut e = engine(|c| c.checksums = ChecksumPolicy::Auto);
+    let mut warm = Peers::new(&mut e, 39_000, 5, 7);
+    warm.handshake();
+    for _ in 0..40 {
+        warm.data(true, b"x");
+    }
+    bad_checksum_insertion(&mut e, 40_000);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_bad_checksum"]));
+    assert_eq!(e.tcp_stats().checksum_offload_assumed, 0);
+
+    // ignore takes the junk, as tcpdump and Zeek would, and marks nothing it did not check.
+    let mut e = engine(|c| c.checksums = ChecksumPolicy::Ignore);
+    bad_checksum_insertion(&mut e, 40_000);
+    assert_eq!(only_record(&mut e), (Some(sha256(b"XXXXXXXXXXXXXXXX")), vec![]));
+}
+
+#[test]
+fn a_capture_with_offloaded_checksums_is_carved_whole_and_unmarked() {
+    // Every segment the server sent has a bad checksum (captured on the server, whose NIC fills
+    // them in): auto takes them after the first ones and marks nothing.
+    let mut e = engine(|c| c.checksums = ChecksumPolicy::Auto);
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake().data(true, REQUEST);
+    for part in [HEAD, BODY] {
+        let mut s = p.seg(false, p.ssent, PA, part);
+        s.bad_checksum = true;
+        p.send(&s).advance(false, part.len() as u32);
+    }
+    p.close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+    assert_eq!(e.tcp_stats().checksum_offload_assumed, 1);
+    assert_eq!(e.tcp_stats().bad_checksum_dropped, 0);
+}
+
+#[test]
+fn a_copy_with_another_ttl_marks_the_file() {
+    // Insertion (Ptacek and Newsham): junk with a TTL that expires before the host, then the real
+    // bytes. The sensor cannot know which reached the host: the first is logged, and marked.
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let base = p.ssent;
+    let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
+    junk.ttl = 3;
+    let real = p.seg(false, base, PA, BODY);
+    p.send(&junk).send(&real).advance(false, 16).close();
+    let (_, anomalies) = only_record(&mut e);
+    assert_eq!(anomalies, ["tcp_ttl_changed"]);
+    assert_eq!(e.tcp_stats().ttl_changed_segments, 1);
+}
+
+#[test]
+fn a_rst_a_host_would_ignore_does_not_end_the_file() {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake()
+        .data(true, REQUEST)
+        .data(false, HEAD)
+        .data(false, &BODY[..8]);
+    // Out of the window (RFC 5961), then in the window but with another TTL (injected).
+    let mut far = p.seg(false, p.ssent + (1 << 31), RST, b"");
+    far.ack = 0;
+    let mut injected = p.seg(false, p.ssent, RST, b"");
+    injected.ttl = 9;
+    p.send(&far).send(&injected).data(false, &BODY[8..]).close();
+    assert_eq!(e.tcp_stats().rst_ignored, 2);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_rst_ignored"]));
+
+    // A RST in the window ends the connection: the file is logged as far as it came.
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake()
+        .data(true, REQUEST)
+        .data(false, HEAD)
+        .data(false, &BODY[..8]);
+    let rst = p.seg(false, p.ssent, RST, b"");
+    p.send(&rst);
+    let recs: Vec<FileRecord> = e.drain_records().collect();
+    assert_eq!((recs.len(), recs[0].size, recs[0].truncated), (1, 8, true));
+    assert_eq!(recs[0].anomalies.names(), ["cl_short"]);
+}
+
+#[test]
+fn data_on_a_syn_and_urgent_data_are_kept_and_marked() {
+    // An upload whose request rides on the SYN (TCP Fast Open).
+    const POST: &[u8] = b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef";
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    let syn = p.seg(true, 0, SYN, POST);
+    p.send(&syn).advance(true, POST.len() as u32);
+    let synack = p.seg(false, 0, SYN | ACK, b"");
+    p.send(&synack).data(false, b"HTTP/1.1 204 No Content\r\n\r\n").close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_syn_data"]));
+
+    // Urgent data is kept inline.
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let mut urgent = p.seg(false, p.ssent, PA | URG, BODY);
+    urgent.urgent = 4;
+    p.send(&urgent).advance(false, 16).close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_urgent_data"]));
+}
+
+#[test]
+fn simultaneous_open_and_sequence_wraparound_lose_nothing() {
+    // Both sides send a SYN, then both a SYN-ACK (RFC 793's simultaneous open).
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    let csyn = p.seg(true, 0, SYN, b"");
+    let ssyn = p.seg(false, 0, SYN, b"");
+    let csynack = p.seg(true, 0, SYN | ACK, b"");
+    let ssynack = p.seg(false, 0, SYN | ACK, b"");
+    p.send(&csyn).send(&ssyn).send(&csynack).send(&ssynack);
+    p.data(true, REQUEST).data(false, HEAD).data(false, BODY).close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+
+    // The server's sequence numbers wrap inside the body, which also comes out of order.
+    let mut e = engine(|_| {});
+    let head = HEAD.len() as u32;
+    let mut p = Peers::new(&mut e, 40_000, u32::MAX - 3, u32::MAX - head - 7);
+    p.handshake().data(true, REQUEST).data(false, HEAD);
+    let base = p.ssent;
+    let second = p.seg(false, base + 5, PA, &BODY[5..]);
+    let first = p.seg(false, base, PA, &BODY[..5]);
+    p.send(&second).send(&first).advance(false, 16).close();
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+}
