@@ -7,6 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use peak_alloc::PeakAlloc;
 use xdpcarve_contract::{LinkType, Timestamp};
+use xdpcarve_core::reassembly::OverlapPolicy;
 use xdpcarve_core::{Engine, EngineConfig};
 
 #[global_allocator]
@@ -22,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
         max_flows: 64,
         memory: 8 << 20,
         hash_seed: Some(1),
+        // Both overlap policies, without changing what the inputs mean.
+        overlap: match data.len() % 2 {
+            0 => OverlapPolicy::First,
+            _ => OverlapPolicy::Last,
+        },
         ..EngineConfig::default()
     });
     let mut rest = data;
