@@ -84,9 +84,10 @@ pub struct Cli {
     pub overlap: Overlap,
 
     /// Segments with a bad TCP or IPv4 header checksum: verify (dropped, as the receiving host
-    /// drops them), ignore (taken, as tcpdump and Zeek do), or auto: verified, except for a
-    /// direction that has sent only bad checksums (a capture on a sending host with checksum
-    /// offload). Files of a direction with bad checksums are marked `tcp_bad_checksum`.
+    /// drops them), ignore (taken, as tcpdump and Zeek do), or auto: dropped until more than one
+    /// segment in ten has had a bad checksum, then taken (a capture on a sending host with
+    /// checksum offload, or an edited one; counter tcp.checksum_offload_assumed). Files of a
+    /// direction that sent both good and bad checksums are marked `tcp_bad_checksum`.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = Checksums::Auto)]
     pub checksums: Checksums,
 
