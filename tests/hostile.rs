@@ -130,6 +130,12 @@ fn carve(name: &str, attack: Vec<(u64, Vec<u8>)>, extra: &[&str]) -> Outcome {
         run.records.len(),
         peak_mib.map_or("not measured".into(), |m| format!("{m:.1} MiB"))
     );
+    for r in run.records.iter().filter(|r| r["http_uri"] != "/real.bin").take(3) {
+        println!(
+            "  record: size {} missing {} truncated_reason {} anomalies {}",
+            r["size"], r["missing_bytes"], r["truncated_reason"], r["anomalies"]
+        );
+    }
     assert!(run.clean(), "{name}: {}", run.describe());
     assert_eq!(run.code, Some(0), "{name}: {}", run.describe());
     let carved = run.records.iter().any(|r| {
