@@ -165,6 +165,12 @@ anomalies! {
     CteUnknown = "cte_unknown",
     /// x-uuencode content (not a MIME encoding, but mail clients decode it): decoded.
     CteUuencode = "cte_uuencode",
+    /// A multipart nested deeper than the MIME depth limit: not split, its whole body is logged
+    /// as one file (nesting cannot hide a part).
+    MimeTooDeep = "mime_too_deep",
+    /// Parts past the per-message limit: the rest of the multipart is logged as one file, its
+    /// delimiters included (a part cannot hide behind the limit).
+    MimePartsExceeded = "mime_parts_exceeded",
     /// A Content-Type or Content-Disposition parameter given twice: the first counts.
     ParamDuplicate = "param_duplicate",
     /// RFC 2231 continuations of a parameter out of order: assembled by section number.

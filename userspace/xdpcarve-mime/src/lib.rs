@@ -520,6 +520,8 @@ pub struct MimeParser {
 
     parts: u32,
     parts_exhausted: bool,
+    /// The multipart (its frame) whose parts past the limit are being logged as one file.
+    rest_of: Option<usize>,
     started: bool,
     finished: bool,
 
@@ -752,6 +754,7 @@ impl MimeParser {
             out: Vec::new(),
             parts: 0,
             parts_exhausted: false,
+            rest_of: None,
             started: false,
             finished: false,
             probe: None,
@@ -1139,6 +1142,15 @@ impl MimeParser {
         cx: &mut MimeContext<'_>,
     ) {
         let unclosed = self.frames.len() - 1 - frame;
+        if self.rest_of == Some(frame) && unclosed == 0 && !close {
+            // Inside the file of a multipart's parts past the limit: its delimiters are content.
+            if let Some(leaf) = &mut self.leaf {
+                let line = [b"\r\n--".as_slice(), &self.frames[frame].boundary, b"\r\n"].concat();
+                leaf.write(&line, &mut self.out, cx);
+            }
+            return;
+        }
+        self.rest_of = None;
         self.discover = false;
         if let Some(mut leaf) = self.leaf.take() {
             if leaf.speculative && unclosed == 0 {
@@ -1170,7 +1182,13 @@ impl MimeParser {
                 self.parts_exhausted = true;
                 cx.state.stats.parts_exceeded += 1;
             }
-            self.mode = Mode::Skip;
+            // The rest of this multipart is one file: a part cannot hide behind the limit.
+            let mut meta = self.template.clone();
+            meta.depth = self.base_depth + self.frames.len() as u32;
+            meta.anomalies.insert(Anomaly::MimePartsExceeded);
+            self.leaf = Some(Leaf::new(Decoder::Identity, Some(meta)));
+            self.rest_of = Some(frame);
+            self.mode = Mode::Body;
         } else {
             self.pending = before;
             self.pending.extend(after);
@@ -1471,9 +1489,9 @@ impl MimeParser {
         if ctype.starts_with("multipart/") {
             match h.boundary.as_ref().filter(|b| b.len() <= MAX_BOUNDARY) {
                 Some(_) if depth + 1 > cfg.max_depth => {
+                    // Too deep to follow: one file of its whole body, as without a boundary.
                     cx.state.stats.depth_exceeded += 1;
-                    self.mode = Mode::Skip;
-                    return;
+                    meta.anomalies.insert(Anomaly::MimeTooDeep);
                 }
                 Some(boundary) => {
                     let mut frame = Frame {
@@ -1513,7 +1531,9 @@ impl MimeParser {
             let is_message = ctype == "message/rfc822" || ctype == "message/global";
             leaf.meta = Some(meta);
             if is_message && depth + 1 > cfg.max_depth {
+                // Logged as one file, not parsed.
                 cx.state.stats.depth_exceeded += 1;
+                leaf.flag(Anomaly::MimeTooDeep);
             } else if is_message {
                 // The attached message is a file and the parent of the files inside it.
                 let file = FileAnalyzer::open(cx, leaf.meta.take().expect("meta set above"));

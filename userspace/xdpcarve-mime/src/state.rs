@@ -5,8 +5,11 @@
 /// Limits of MIME parsing.
 #[derive(Copy, Clone, Debug)]
 pub struct MimeConfig {
+    /// Multipart nesting followed at most; a deeper multipart is one file (`mime_too_deep`).
     pub max_depth: u32,
     pub max_header_bytes: usize,
+    /// Parts of one message logged one by one; the rest of the multipart is one file
+    /// (`mime_parts_exceeded`).
     pub max_parts: u32,
     pub max_line_len: usize,
     /// Record text bodies (text/plain, text/html parts that are not attachments) as files, as Zeek does.
@@ -29,8 +32,10 @@ impl Default for MimeConfig {
 xdpcarve_contract::counters! {
     pub struct MimeStats {
         messages, parts,
+        /// Multiparts or attached messages too deep to follow, logged as one file each.
         depth_exceeded,
         header_too_large,
+        /// Messages with more parts than max_parts (the rest logged as one file).
         parts_exceeded,
         line_too_long,
         missing_final_boundary,

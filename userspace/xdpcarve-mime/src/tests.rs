@@ -338,8 +338,11 @@ fn bounds_are_enforced_and_counted() {
     let msg = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
         --b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\ndeep\r\n--c--\r\n--b\r\n\r\nok\r\n--b--\r\n--a--\r\n";
     let (r, s) = run_cfg(cfg, MimeStart::Message, msg);
-    assert_eq!(r.len(), 1);
-    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"ok").as_str()));
+    // Too deep to split: the multipart is one file of its whole body, marked; nothing hides.
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].sha256.as_deref(), Some(sha(b"--c\r\n\r\ndeep\r\n--c--").as_str()));
+    assert_eq!(r[0].anomalies.names(), ["mime_too_deep"]);
+    assert_eq!(r[1].sha256.as_deref(), Some(sha(b"ok").as_str()));
     assert_eq!(s.depth_exceeded, 1);
 
     // Parts.
@@ -353,7 +356,11 @@ fn bounds_are_enforced_and_counted() {
     }
     msg.extend_from_slice(b"--p--\r\n");
     let (r, s) = run_cfg(cfg, MimeStart::Message, &msg);
-    assert_eq!(r.len(), 3);
+    // Three parts, then the rest of the multipart as one marked file: nothing hides past it.
+    assert_eq!(r.len(), 4);
+    let rest = b"\r\npart 3\r\n--p\r\n\r\npart 4\r\n--p\r\n\r\npart 5\r\n--p\r\n\r\npart 6\r\n--p\r\n\r\npart 7\r\n--p\r\n\r\npart 8\r\n--p\r\n\r\npart 9";
+    assert_eq!(r[3].sha256.as_deref(), Some(sha(rest).as_str()));
+    assert_eq!(r[3].anomalies.names(), ["mime_parts_exceeded"]);
     assert_eq!(s.parts_exceeded, 1);
 
     // A huge header line.
