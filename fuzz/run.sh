@@ -7,7 +7,8 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); builds with libFuzzer and no sanitizer,
 # which works on a stable toolchain. Seeds: fuzz/corpus/<target>/ (committed: inputs that once
 # crashed, kept as regressions) and what fuzz/seeds.py writes from bench/samples and
-# ../shared/corpus; new inputs go to a scratch directory. A crash ends the run with status 1, the
+# ../shared/corpus; new inputs go to a scratch directory. engine_frames also gets the HTTP, SMTP and
+# MIME tokens of dict/protocols.dict. A crash ends the run with status 1, the
 # input saved under fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -60,7 +61,12 @@ fi
 cargo fuzz build --sanitizer none -O >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; exit 1; }
 for t in "${targets[@]}"; do
     echo "== fuzz $t for ${secs}s"
-    if ! fuzz_one "$t" "$secs" target; then
+    # The engine target parses HTTP, SMTP and MIME: their tokens help it past the first bytes.
+    dict=()
+    if [ "$t" = engine_frames ]; then
+        dict=(-dict=dict/protocols.dict)
+    fi
+    if ! fuzz_one "$t" "$secs" target "${dict[@]}"; then
         echo "fuzz/run.sh: $t failed (a crash, a leak past the bound, or a timeout): see fuzz/artifacts/$t/" >&2
         tail -30 "$scratch/$t.log" >&2
         exit 1
