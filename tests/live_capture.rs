@@ -234,6 +234,8 @@ fn live_http_and_smtp_equal_offline_carving_of_the_same_traffic() {
     assert_eq!(counters.kernel_drops, 0, "{summary}");
 
     let offline = carve_offline(&pcap, &tmp.join("offline.jsonl"));
+    // Shown when the comparison fails: the live run's counters say where bytes went.
+    println!("live summary:\n{summary}");
     assert_same_records("curl + swaks over a SPAN port", &live, &offline);
     for (what, data, proto) in [
         ("tool.exe", &exe, "http"),
