@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::anomaly::Anomalies;
 use crate::load::{LoadSignal, WantedFiles};
 use crate::record::{zeek_id, FileRecord};
+use crate::scan::{StoreEnd, StoreHandle};
 
 /// Which hashes to compute. All four by default.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct FileConfig {
     pub wanted: WantedFiles,
     /// Hash threads large files are handed to (`--hash-threads`), if any.
     pub offload: HashOffload,
+    /// Where files' bytes are kept (`--store-dir`), if anywhere.
+    pub store: StoreHandle,
 }
 
 /// A handle on the hash threads of a run (the pool type lives in `xdpcarve-files`, which hands
@@ -114,6 +117,7 @@ impl Default for FileConfig {
             load: LoadSignal::new(),
             wanted: WantedFiles::ALL,
             offload: HashOffload::default(),
+            store: StoreHandle::default(),
         }
     }
 }
@@ -135,6 +139,10 @@ crate::counters! {
         sha256_shed,
         /// Bytes of files that were not hashed at all because shedding took every hash.
         bytes_unhashed,
+        /// Files handed whole to the store (`stored_path` in their records).
+        files_stored,
+        /// Files the store did not get because its queue was full when their bytes came.
+        store_queue_full,
     }
 }
 
@@ -243,9 +251,34 @@ impl FileSink {
         self.push_finished(rec);
     }
 
-    fn push_finished(&mut self, rec: FileRecord) {
+    fn push_finished(&mut self, mut rec: FileRecord) {
         self.stats.count_shedding(&rec);
+        self.end_stored(&mut rec);
         self.records.push(rec);
+    }
+
+    /// A file whose bytes went to the store: now that its hashes are in, the store names it (by
+    /// SHA-256, or by fuid when it has none and incomplete files are kept) or throws it away.
+    fn end_stored(&mut self, rec: &mut FileRecord) {
+        let (Some(ticket), Some(store)) = (rec.scan.store_ticket, &self.config.store.0) else {
+            return;
+        };
+        let whole = rec.sha256.is_some() && rec.missing_bytes == 0 && !rec.truncated;
+        let end = if whole || store.keeps_incomplete() {
+            StoreEnd::Keep {
+                ticket,
+                sha256: rec.sha256.clone().filter(|_| whole),
+                fuid: rec.fuid.clone(),
+            }
+        } else {
+            StoreEnd::Abort { id: ticket.id }
+        };
+        rec.scan.stored_path = store.end(end);
+        if rec.scan.stored_path.is_some() {
+            self.stats.files_stored += 1;
+        } else {
+            rec.scan.store_ticket = None;
+        }
     }
 
     /// A finished record whose hashes are still being computed: it leaves once they are in,

@@ -3,6 +3,7 @@
 //! flattened the way the issue fixes them (`orig_h` rather than `id.orig_h`).
 
 use crate::anomaly::Anomalies;
+use crate::scan::ScanFields;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -216,6 +217,10 @@ pub struct FileRecord {
     /// The worker was shedding file work while this file was open; left out when not.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub overload: bool,
+
+    /// Where the store keeps the file and what the scanners said (left out when neither).
+    #[serde(flatten)]
+    pub scan: ScanFields,
 
     /// The protocol's part, flattened into the record (`http_uri`, `smtp_mail_from`, ...).
     #[serde(flatten)]

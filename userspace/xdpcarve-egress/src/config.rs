@@ -2,7 +2,7 @@
 //! table (`[policy]`, `[dedup]`, ...) with unknown keys rejected, so a typo is an error that names
 //! the key rather than a silently ignored setting. Durations are humantime strings ("24h", "500ms").
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,6 +159,9 @@ pub struct WebhookConfig {
     /// Batches waiting in memory when there is no spill journal (with one, batches are written
     /// ahead to it); past this they are dropped, counted.
     pub memory_batches: usize,
+    /// Submissions of files a pipeline takes wait for its chain and carry its verdicts (`scan`,
+    /// `verdict`, `verdicts`); without it they go at once and verdicts are only in the scans log.
+    pub include_verdicts: bool,
     /// At shutdown, how long to keep delivering before the rest is written to the journal.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
@@ -176,6 +179,7 @@ impl Default for WebhookConfig {
             retry_initial_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(30),
             memory_batches: 64,
+            include_verdicts: false,
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -356,33 +360,5 @@ impl EgressConfig {
     }
 }
 
-/// Serde for `Duration` as a humantime string ("24h", "250ms").
-pub mod duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"500ms\" or \"24h\": {e}")))
-    }
-}
-
-/// Serde for `Option<Duration>`; an absent key is `None`.
-pub mod opt_duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::duration::deserialize(d).map(Some)
-    }
-}
+/// Serde for durations as humantime strings, shared with the scanners' settings.
+pub use xdpcarve_contract::time::{duration, opt_duration};

@@ -362,6 +362,9 @@ mod tests {
             mime_type: None,
             declared_mime_type: None,
             filename: None,
+            scan: None,
+            verdict: None,
+            verdicts: Vec::new(),
         }
     }
 

@@ -5,7 +5,10 @@
 //! worker 0 ─ RecordSender ─ ArrayQueue ┐
 //! worker 1 ─ RecordSender ─ ArrayQueue ┼─> egress thread (tokio, current-thread):
 //! worker N ─ RecordSender ─ ArrayQueue ┘     files log ─ policy ─ dedup ─ batch ─ Outbox ─ webhook
-//!                                            (memory, then the spill journal)   /metrics server
+//!                                            │   (memory, then the spill journal)   /metrics server
+//!                                            └─ scan stage (xdpcarve-scan): chains run as tasks here;
+//!                                               with webhook.include_verdicts a scanned file's
+//!                                               submission waits for its verdicts
 //! ```
 //!
 //! Lifecycle: [`Egress::start`] (validates, opens files, binds the metrics port), hand each worker
@@ -46,7 +49,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use webhook::{Delivery, Webhook};
-use xdpcarve_contract::FileRecord;
+use xdpcarve_contract::{FileRecord, ScanStatus};
+use xdpcarve_scan::{Offer, ScanPlan, ScanSummary, Scanning};
 
 /// An error that stops the sensor from starting (or finishing) egress. Each message says what
 /// failed and names the setting involved; the underlying cause is the error's `source()`, never
@@ -196,6 +200,8 @@ pub struct EgressSummary {
     pub unauthorized: bool,
     /// Where refused batches were written (`failed` counts their items).
     pub dead_letter: Option<PathBuf>,
+    /// The scan stage's figures, when pipelines run.
+    pub scan: Option<ScanSummary>,
 }
 
 impl fmt::Display for EgressSummary {
@@ -239,6 +245,18 @@ impl Egress {
         hub: Arc<MetricsHub>,
         workers: usize,
         mode: QueueMode,
+    ) -> Result<Egress, EgressError> {
+        Egress::start_with_scans(cfg, hub, workers, mode, None)
+    }
+
+    /// As [`Egress::start`], with the scan stage `scans` (built with the same hub's registry)
+    /// running on the egress thread.
+    pub fn start_with_scans(
+        cfg: EgressConfig,
+        hub: Arc<MetricsHub>,
+        workers: usize,
+        mode: QueueMode,
+        scans: Option<ScanPlan>,
     ) -> Result<Egress, EgressError> {
         cfg.validate()?;
         let workers = workers.max(1);
@@ -387,6 +405,9 @@ impl Egress {
             drain_timeout: cfg.webhook.drain_timeout,
             linger: cfg.metrics.linger,
             log_errors: 0,
+            scan_plan: scans.filter(ScanPlan::is_active),
+            scanning: None,
+            include_verdicts: cfg.webhook.include_verdicts,
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -530,6 +551,10 @@ struct EgressTask {
     drain_timeout: Duration,
     linger: Duration,
     log_errors: u64,
+    /// The scan stage, started on the egress runtime when the task runs.
+    scan_plan: Option<ScanPlan>,
+    scanning: Option<Scanning>,
+    include_verdicts: bool,
 }
 
 impl EgressTask {
@@ -554,13 +579,15 @@ impl EgressTask {
             ))
         });
         let submitting = delivery.is_some();
+        self.scanning = self.scan_plan.take().map(ScanPlan::start);
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         loop {
             let closing = self.shared.closing.load(Ordering::Acquire);
-            let n = self.drain_queues(submitting);
+            let mut n = self.drain_queues(submitting);
+            n += self.take_scanned(submitting);
             if n > 0 {
                 self.flush_log();
             }
@@ -581,8 +608,16 @@ impl EgressTask {
             }
             self.outbox.lock().expect("outbox").sync_journal(true);
             let deadline = self.batch.deadline();
+            let scanning = self.scanning.as_mut().filter(|s| s.busy());
+            let scanned = async {
+                match scanning {
+                    Some(s) => s.next_done().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.shared.wake.notified() => {}
+                rec = scanned => self.submit_scanned(rec, submitting),
                 _ = sleep_until_opt(deadline) => {
                     if let Some(b) = self.batch.take() {
                         self.push_batch(b);
@@ -595,12 +630,22 @@ impl EgressTask {
                             Err(e) => tracing::error!("files log: reopen on SIGHUP failed: {e}"),
                         }
                     }
+                    if let Some(s) = &self.scanning {
+                        s.reload().await;
+                    }
                 }
                 _ = tick.tick() => self.on_tick(),
             }
         }
 
-        // The workers are done: flush what is open and deliver what is queued.
+        // The workers are done: the chains still running get `scan.drain_timeout`, then the
+        // submissions waiting for them go; flush what is open and deliver what is queued.
+        if let Some(mut s) = self.scanning.take() {
+            for rec in s.drain().await {
+                self.submit_scanned(rec, submitting);
+            }
+            self.scanning = Some(s);
+        }
         if let Some(b) = self.batch.take() {
             self.push_batch(b);
         }
@@ -662,10 +707,14 @@ impl EgressTask {
             journal_pending: self.outbox.lock().expect("outbox").journal_pending_items(),
             unauthorized: m.unauthorized.get() != 0,
             dead_letter: self.dead_letter.clone(),
+            scan: self.scanning.as_ref().map(Scanning::summary),
         }
     }
 
     fn on_tick(&mut self) {
+        if let Some(s) = &self.scanning {
+            s.publish_store();
+        }
         let depth: usize = self.shared.queues.iter().map(|q| q.len()).sum();
         self.hub.egress.queue_depth.set(depth as i64);
         if let Some(d) = &self.dedup {
@@ -705,7 +754,14 @@ impl EgressTask {
         }
     }
 
-    fn handle(&mut self, rec: FileRecord, submitting: bool) {
+    fn handle(&mut self, mut rec: FileRecord, submitting: bool) {
+        // Offered before it is logged, so the record says whether it was queued or skipped;
+        // never waited for.
+        let offer = match &mut self.scanning {
+            Some(s) => s.offer(&rec),
+            None => Offer::NotWanted,
+        };
+        rec.scan.scan = offer.status();
         let m = &self.hub.egress;
         m.files_by_type
             .with_label_values(&[rec.proto.as_str(), policy::mime_family(rec.mime_type.as_deref())])
@@ -727,10 +783,35 @@ impl EgressTask {
                 }
             }
         }
-        if !submitting {
+        if !submitting || (offer == Offer::Queued && self.include_verdicts) {
+            // With include_verdicts, a queued file is submitted when its chain ends.
             return;
         }
-        match self.policy.decide(&rec) {
+        self.submit(&rec);
+    }
+
+    /// Records whose chains ended while the egress was busy (so finished chains never pile up).
+    fn take_scanned(&mut self, submitting: bool) -> usize {
+        let Some(s) = &mut self.scanning else { return 0 };
+        let done = s.take_done();
+        let n = done.len();
+        for rec in done {
+            self.submit_scanned(rec, submitting);
+        }
+        n
+    }
+
+    /// A chain ended: its file is submitted now if its submission waited for the verdicts.
+    fn submit_scanned(&mut self, rec: FileRecord, submitting: bool) {
+        if submitting && self.include_verdicts {
+            self.submit(&rec);
+        }
+    }
+
+    /// Policy, dedup and batching of one file.
+    fn submit(&mut self, rec: &FileRecord) {
+        let m = &self.hub.egress;
+        match self.policy.decide(rec) {
             Decision::NotMatched => {}
             Decision::NoHash => {
                 m.policy_matched.inc();
@@ -738,14 +819,17 @@ impl EgressTask {
             }
             Decision::Submit => {
                 m.policy_matched.inc();
-                if let (Some(d), Some(key)) = (&self.dedup, dedup::key_of(&rec)) {
+                if let (Some(d), Some(key)) = (&self.dedup, dedup::key_of(rec)) {
                     if d.lock().expect("dedup").check_and_queue(key, dedup::unix_now()) {
                         m.deduped.inc();
                         return;
                     }
                 }
                 m.submitted.inc();
-                let item = SubmissionItem::from_record(&self.sensor, &rec);
+                let mut item = SubmissionItem::from_record(&self.sensor, rec);
+                if self.include_verdicts && rec.scan.scan.is_some_and(|s| s != ScanStatus::Queued) {
+                    item = item.with_verdicts(rec);
+                }
                 if let Some(b) = self.batch.add(&item) {
                     self.push_batch(b);
                 }

@@ -383,6 +383,11 @@ impl MetricsHub {
 
     /// Publishes a snapshot of one worker's counters (totals since start). Call periodically
     /// (e.g. once a second) and once at the end; cheap enough, but not for the per-packet path.
+    /// The registry, for parts that register their own metrics (the scan stage).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn publish_worker(&self, worker_id: usize, counters: &CounterSet) {
         let label = worker_id.to_string();
         let mut stats = self

@@ -198,6 +198,7 @@ pub(crate) mod tests {
             blake3: None,
             hashes_shed: Vec::new(),
             overload: false,
+            scan: Default::default(),
             fields: Default::default(),
         }
     }

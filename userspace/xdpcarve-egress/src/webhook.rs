@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use xdpcarve_contract::{FileRecord, Proto};
+use xdpcarve_contract::{FileRecord, Proto, ScanStatus, ToolVerdict, Verdict};
 
 /// Environment variable read for the `Authorization` value when no token file is given.
 pub const TOKEN_ENV: &str = "XDPCARVE_WEBHOOK_TOKEN";
@@ -46,6 +46,13 @@ pub struct SubmissionItem {
     pub mime_type: Option<String>,
     pub declared_mime_type: Option<String>,
     pub filename: Option<String>,
+    /// With `webhook.include_verdicts`: how the scan went and what the scanners said.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scan: Option<ScanStatus>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verdict: Option<Verdict>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub verdicts: Vec<ToolVerdict>,
 }
 
 impl SubmissionItem {
@@ -68,7 +75,18 @@ impl SubmissionItem {
             mime_type: r.mime_type.clone(),
             declared_mime_type: r.declared_mime_type.clone(),
             filename: r.filename.clone(),
+            scan: None,
+            verdict: None,
+            verdicts: Vec::new(),
         }
+    }
+
+    /// The item with the record's scan outcome (`webhook.include_verdicts`).
+    pub fn with_verdicts(mut self, r: &FileRecord) -> SubmissionItem {
+        self.scan = r.scan.scan;
+        self.verdict = r.scan.verdict;
+        self.verdicts = r.scan.verdicts.clone();
+        self
     }
 }
 

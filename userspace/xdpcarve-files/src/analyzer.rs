@@ -8,8 +8,8 @@ use sha1::Sha1;
 use sha2::Sha256;
 use std::sync::Arc;
 use xdpcarve_contract::{
-    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, LoadSignal, PendingHashes,
-    ShedLevel, Timestamp, WantedFiles,
+    Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, FileStoreSink, LoadSignal,
+    PendingHashes, ScanFields, ShedLevel, StoreChunk, StoreEnd, StoreTicket, Timestamp, WantedFiles,
 };
 
 /// How a file ended.
@@ -210,12 +210,139 @@ pub struct FileAnalyzer {
     missing_bytes: u64,
     overflow_bytes: u64,
     limit_hit: bool,
+    /// The store's queue refused some of the file's bytes (so the store does not have it).
+    store_refused: bool,
     /// Bytes fed to the hashers (before any gap or limit stopped them).
     hashed: u64,
     /// Overload control: the worker's shedding level, and what this file has shed so far.
     load: LoadSignal,
     wanted: WantedFiles,
     shed: Shed,
+    /// Whether the file's bytes go to the store, decided once its type is sniffed.
+    store: StoreFeed,
+}
+
+/// The file's bytes on their way to the store (`--store-dir`).
+enum StoreFeed {
+    /// No store, or it does not want the file, or it was given up.
+    Off,
+    /// Waiting for the sniffed type (the first `sniff_bytes`, a gap, or the end).
+    Undecided(Arc<dyn FileStoreSink>),
+    /// Every byte so far was handed over (`sent` of them); the next go at `offset`.
+    Feeding {
+        store: Arc<dyn FileStoreSink>,
+        id: u64,
+        offset: u64,
+        sent: u64,
+    },
+}
+
+impl StoreFeed {
+    fn new(store: Option<&Arc<dyn FileStoreSink>>) -> Self {
+        match store {
+            Some(s) => StoreFeed::Undecided(s.clone()),
+            None => StoreFeed::Off,
+        }
+    }
+
+    /// Decides with the file's start (`head`: every byte so far, nothing missing before it).
+    /// Returns false when the store's queue refused the bytes.
+    fn decide(&mut self, head: &[u8], meta: &FileMeta, fuid: &str) -> bool {
+        let StoreFeed::Undecided(store) = self else { return true };
+        let store = store.clone();
+        let mime = sniff::sniff(head);
+        if !store.wants(mime, meta.declared_mime_type.as_deref(), meta.filename.as_deref()) {
+            *self = StoreFeed::Off;
+            return true;
+        }
+        let id = store.open(fuid);
+        *self = StoreFeed::Feeding {
+            store,
+            id,
+            offset: 0,
+            sent: 0,
+        };
+        self.feed(head)
+    }
+
+    /// Hands over the next bytes; on a refusal the store throws the file away.
+    fn feed(&mut self, data: &[u8]) -> bool {
+        let StoreFeed::Feeding {
+            store,
+            id,
+            offset,
+            sent,
+        } = self
+        else {
+            return true;
+        };
+        if data.is_empty() {
+            return true;
+        }
+        let chunk = StoreChunk {
+            id: *id,
+            offset: *offset,
+            bytes: data.to_vec(),
+        };
+        if store.send(chunk) {
+            *offset += data.len() as u64;
+            *sent += data.len() as u64;
+            return true;
+        }
+        self.give_up();
+        false
+    }
+
+    /// `len` bytes are missing after `head` (every byte before them, when sniffing was still
+    /// open): kept as a hole when the store keeps incomplete files, else the file is given up.
+    fn gap(&mut self, len: u64, head: Option<&[u8]>, meta: &FileMeta, fuid: &str) -> bool {
+        let keeps = match self {
+            StoreFeed::Off => return true,
+            StoreFeed::Undecided(store) | StoreFeed::Feeding { store, .. } => store.keeps_incomplete(),
+        };
+        if !keeps {
+            self.give_up();
+            return true;
+        }
+        let mut fed = true;
+        if let (StoreFeed::Undecided(_), Some(head)) = (&*self, head) {
+            fed = self.decide(head, meta, fuid);
+        }
+        match self {
+            StoreFeed::Feeding { offset, .. } => *offset = offset.saturating_add(len),
+            // Undecided with the start unknown: nothing can be kept.
+            _ => *self = StoreFeed::Off,
+        }
+        fed
+    }
+
+    /// The file was cut at the size limit: what came before is all the store gets, if it keeps
+    /// incomplete files.
+    fn cut(&mut self) {
+        if let StoreFeed::Undecided(store) | StoreFeed::Feeding { store, .. } = self {
+            if !store.keeps_incomplete() {
+                self.give_up();
+            }
+        }
+    }
+
+    fn give_up(&mut self) {
+        if let StoreFeed::Feeding { store, id, .. } = self {
+            store.end(StoreEnd::Abort { id: *id });
+        }
+        *self = StoreFeed::Off;
+    }
+
+    fn ticket(&self) -> Option<StoreTicket> {
+        match self {
+            StoreFeed::Feeding { id, offset, sent, .. } => Some(StoreTicket {
+                id: *id,
+                sent: *sent,
+                len: *offset,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What overload control took from one file. Shedding only ever goes up for a file: a hash not
@@ -258,10 +385,12 @@ impl FileAnalyzer {
             missing_bytes: 0,
             overflow_bytes: 0,
             limit_hit: false,
+            store_refused: false,
             hashed: 0,
             load: cfg.load.clone(),
             wanted: cfg.wanted.clone(),
             shed: Shed::default(),
+            store: StoreFeed::new(cfg.store.0.as_ref()),
         }
     }
 
@@ -282,8 +411,11 @@ impl FileAnalyzer {
     pub fn close_into(self, files: &mut FileSink, now: Timestamp, end: FileEnd) {
         let hashed = self.hashed_bytes();
         let unhashed = self.shed.unhashed;
-        let (rec, pending) = self.finish_parts(now, end);
+        let (rec, pending, store_refused) = self.finish_parts(now, end);
         let s = &mut files.stats;
+        if store_refused {
+            s.store_queue_full += 1;
+        }
         s.files += 1;
         s.bytes_hashed += hashed;
         if rec.truncated {
@@ -333,9 +465,18 @@ impl FileAnalyzer {
         } else {
             (data, &data[..0])
         };
+        let mut fed = 0;
         if !self.sniff_closed && self.sniff.len() < self.sniff_limit {
             let n = (self.sniff_limit - self.sniff.len()).min(take.len());
             self.sniff.extend_from_slice(&take[..n]);
+            if self.sniff.len() >= self.sniff_limit {
+                // The type is known: the store decides, and gets the whole start at once.
+                self.store_refused |= !self.store.decide(&self.sniff, &self.meta, &self.fuid);
+                fed = n;
+            }
+        }
+        if !self.store.feed(&take[fed..]) {
+            self.store_refused = true;
         }
         let level = self.load.get();
         if level > self.shed.level || (self.shed.level == ShedLevel::Unwanted && self.shed.wanted.is_none()) {
@@ -358,6 +499,9 @@ impl FileAnalyzer {
         self.size += take.len() as u64;
         if !over.is_empty() {
             // Past the limit: a hash of a prefix would identify nothing, so drop the hashes.
+            if !self.limit_hit {
+                self.store.cut();
+            }
             self.limit_hit = true;
             self.hashers = None;
             self.remote = None;
@@ -437,6 +581,9 @@ impl FileAnalyzer {
         self.missing_bytes += len;
         self.hashers = None;
         self.remote = None;
+        // Sniffing ends here: an undecided store decides on what came before the hole.
+        let head = (!self.sniff_closed && self.sniff.len() as u64 == self.size).then_some(&self.sniff[..]);
+        self.store_refused |= !self.store.gap(len, head, &self.meta, &self.fuid);
         self.sniff_closed = true;
     }
 
@@ -446,9 +593,20 @@ impl FileAnalyzer {
         self.hashed
     }
 
-    /// The record, and the hashes still on their way from the hash threads (if the file was
-    /// handed over): the record's hash fields are filled in when they arrive.
-    fn finish_parts(self, now: Timestamp, end: FileEnd) -> (FileRecord, Option<Box<dyn PendingHashes>>) {
+    /// The record; the hashes still on their way from the hash threads (if the file was handed
+    /// over), filled into the record when they arrive; and whether the store's queue refused the
+    /// file's bytes.
+    fn finish_parts(mut self, now: Timestamp, end: FileEnd) -> (FileRecord, Option<Box<dyn PendingHashes>>, bool) {
+        if matches!(self.store, StoreFeed::Undecided(_)) {
+            if self.sniff.len() as u64 == self.size && self.missing_bytes == 0 {
+                // Shorter than the sniffing window: the whole file is here.
+                self.store_refused |= !self.store.decide(&self.sniff, &self.meta, &self.fuid);
+            } else {
+                self.store = StoreFeed::Off;
+            }
+        }
+        let store_ticket = self.store.ticket();
+        let store_refused = self.store_refused;
         let FileAnalyzer {
             conn,
             meta,
@@ -529,10 +687,14 @@ impl FileAnalyzer {
             blake3: None,
             hashes_shed,
             overload: shed.overload,
+            scan: ScanFields {
+                store_ticket,
+                ..ScanFields::default()
+            },
             fields: meta.fields,
         };
         digests.write_into(&mut rec);
-        (rec, pending)
+        (rec, pending, store_refused)
     }
 }
 
@@ -550,7 +712,7 @@ pub fn hex(bytes: &[u8]) -> String {
 impl FileAnalyzer {
     /// The record of a file hashed on this thread (tests).
     fn finish(self, now: Timestamp, end: FileEnd) -> FileRecord {
-        let (rec, pending) = self.finish_parts(now, end);
+        let (rec, pending, _) = self.finish_parts(now, end);
         assert!(pending.is_none(), "use close_into for files handed to hash threads");
         rec
     }

@@ -6,6 +6,7 @@
 //! The webhook token is not a setting: it is read from `--webhook-token-file` or the environment
 //! variable `XDPCARVE_WEBHOOK_TOKEN`, and so is never part of a config dump.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use xdpcarve_egress::config::{
     DEFAULT_METRICS_ADDR,
 };
 use xdpcarve_egress::WebhookFormat;
+use xdpcarve_scan::config::{ActionsConfig, PipelineConfig, ScanConfig, ScanSection, ScannerConfig, StoreConfig};
 
 use crate::cli::{parse_duration, parse_size};
 
@@ -41,6 +43,16 @@ pub struct ConfigFile {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub queue: QueueConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub scan: ScanSection,
+    #[serde(default)]
+    pub scanners: BTreeMap<String, ScannerConfig>,
+    #[serde(default)]
+    pub pipelines: Vec<PipelineConfig>,
+    #[serde(default)]
+    pub actions: ActionsConfig,
 }
 
 /// `[sensor]`
@@ -145,6 +157,26 @@ pub struct EgressArgs {
     /// Keep serving /metrics this long after the run has finished (for a final scrape).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub metrics_linger: Option<Duration>,
+
+    /// Keep the files that pipelines (or store.match) want in this directory, named by SHA-256
+    /// (store.dir). Needed for scanning.
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+
+    /// Write each scanned file's verdicts here as JSON lines, "-" for standard output
+    /// (scan.scans_log).
+    #[arg(long, value_name = "PATH")]
+    pub scans_log: Option<PathBuf>,
+
+    /// Write a JSON line for each malicious or suspicious file here (scan.alerts_log).
+    #[arg(long, value_name = "PATH")]
+    pub alerts_log: Option<PathBuf>,
+}
+
+/// Every setting of a run: the egress's and the store's and scanners'.
+pub struct Settings {
+    pub egress: EgressConfig,
+    pub scan: ScanConfig,
 }
 
 /// Reads and checks a config file; errors name the file, the line and the key.
@@ -221,13 +253,47 @@ fn parse_metrics_addr(s: &str, what: &str) -> Result<Option<SocketAddr>> {
         .map_err(|_| anyhow!("{what} `{s}`: not host:port (e.g. 127.0.0.1:9400) or \"off\""))
 }
 
-/// The egress settings: defaults, then the config file, then the flags. `files_log` is the
+/// The settings: defaults, then the config file, then the flags. `files_log` is the
 /// `--files-log` flag when it was given; `live` picks the metrics default (on live, off offline).
-pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) -> Result<EgressConfig> {
+pub fn settings(args: &EgressArgs, files_log: Option<&Path>, live: bool) -> Result<Settings> {
     let file = match &args.config {
         Some(p) => load_file(p)?,
         None => ConfigFile::default(),
     };
+    let mut scan = ScanConfig {
+        store: file.store.clone(),
+        scan: file.scan.clone(),
+        scanners: file.scanners.clone(),
+        pipelines: file.pipelines.clone(),
+        actions: file.actions.clone(),
+    };
+    if let Some(d) = &args.store_dir {
+        scan.store.dir = Some(d.clone());
+    }
+    if let Some(p) = &args.scans_log {
+        scan.scan.scans_log = Some(p.clone());
+    }
+    if let Some(p) = &args.alerts_log {
+        scan.scan.alerts_log = Some(p.clone());
+    }
+    Ok(Settings {
+        egress: egress_config_from(file, args, files_log, live)?,
+        scan,
+    })
+}
+
+/// The egress settings alone (see [`settings`]).
+#[cfg(test)]
+pub fn egress_config(args: &EgressArgs, files_log: Option<&Path>, live: bool) -> Result<EgressConfig> {
+    Ok(settings(args, files_log, live)?.egress)
+}
+
+fn egress_config_from(
+    file: ConfigFile,
+    args: &EgressArgs,
+    files_log: Option<&Path>,
+    live: bool,
+) -> Result<EgressConfig> {
     let mut cfg = EgressConfig {
         sensor_name: file.sensor.name.clone().unwrap_or_else(host_name),
         files_log: file.files_log,
@@ -328,7 +394,9 @@ pub fn default_state_dir(systemd: Option<std::ffi::OsString>, xdg_state_home: Op
 }
 
 /// The effective settings as TOML (for `--dump-config`). Holds no secret: the token is not a setting.
-pub fn dump(cfg: &EgressConfig) -> Result<String> {
+pub fn dump(settings: &Settings) -> Result<String> {
+    let cfg = &settings.egress;
+    let scan = &settings.scan;
     let file = ConfigFile {
         sensor: SensorSection {
             name: Some(cfg.sensor_name.clone()),
@@ -344,6 +412,11 @@ pub fn dump(cfg: &EgressConfig) -> Result<String> {
             linger: Some(cfg.metrics.linger),
         },
         queue: cfg.queue.clone(),
+        store: scan.store.clone(),
+        scan: scan.scan.clone(),
+        scanners: scan.scanners.clone(),
+        pipelines: scan.pipelines.clone(),
+        actions: scan.actions.clone(),
     };
     toml::to_string(&file).context("cannot print the config")
 }
@@ -447,8 +520,9 @@ mod tests {
             webhook_token_file: Some("/etc/xdpcarve/token".into()),
             ..Default::default()
         };
-        let cfg = egress_config(&args, None, true).unwrap();
-        let text = dump(&cfg).unwrap();
+        let settings = settings(&args, None, true).unwrap();
+        let cfg = &settings.egress;
+        let text = dump(&settings).unwrap();
         let back = parse_file(&text).unwrap();
         assert_eq!(back.webhook.url.as_deref(), Some("https://hooks.example/in"));
         assert_eq!(back.webhook.token_file, Some(PathBuf::from("/etc/xdpcarve/token")));

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use xdpcarve_contract::{CounterSet, FileRecord, ShedLevel};
 use xdpcarve_core::RecordSink;
 use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueCounters, QueueMode, RecordSender, XdpCounters};
+use xdpcarve_scan::{ScanConfig, ScanPlan, Store};
 
 use crate::live::{FlowGauges, LiveMetrics};
 
@@ -35,10 +36,19 @@ impl RecordSink for EgressSink {
     }
 }
 
-/// The egress thread, its metrics hub, and one sink per worker.
-pub fn start(cfg: EgressConfig, workers: usize, mode: QueueMode) -> Result<(Egress, Arc<MetricsHub>, Vec<EgressSink>)> {
+/// The egress thread (with the scan stage, if `[[pipelines]]` or a store are set), its metrics
+/// hub, and one sink per worker.
+pub fn start(
+    cfg: EgressConfig,
+    scan: &ScanConfig,
+    store: Option<Arc<Store>>,
+    workers: usize,
+    mode: QueueMode,
+) -> Result<(Egress, Arc<MetricsHub>, Vec<EgressSink>)> {
     let hub = Arc::new(MetricsHub::new(&cfg.sensor_name));
-    let mut egress = Egress::start(cfg, hub.clone(), workers, mode).context("cannot start egress")?;
+    let scans = ScanPlan::build(scan, store, hub.registry()).context("cannot set up the scanners")?;
+    let mut egress =
+        Egress::start_with_scans(cfg, hub.clone(), workers, mode, Some(scans)).context("cannot start egress")?;
     let blocking = mode == QueueMode::Block;
     let sinks = egress
         .take_senders()

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use xdpcarve_contract::{FileConfig, HashSet, IdSeed, WantedFiles};
+use xdpcarve_contract::{FileConfig, HashSet, IdSeed, StoreHandle, WantedFiles};
 use xdpcarve_core::engine::ChecksumPolicy;
 use xdpcarve_core::reassembly::OverlapPolicy;
 use xdpcarve_core::{EngineConfig, OverloadConfig};
@@ -30,6 +30,7 @@ use xdpcarve_egress::{Egress, EgressConfig, MetricsHub, QueueMode};
 use xdpcarve_files::{HashPool, QueueFull};
 use xdpcarve_protocols::http::HttpConfig;
 use xdpcarve_protocols::ProtocolsConfig;
+use xdpcarve_scan::{MimeMatcher, ScanConfig, Store, StoreSettings};
 
 use crate::cli::Cli;
 use crate::summary::Source;
@@ -123,11 +124,15 @@ fn run_seed() -> u64 {
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     let live = cli.live.interface.is_some();
-    let egress_cfg = config::egress_config(&cli.egress, cli.files_log.as_deref(), live)?;
+    let settings = config::settings(&cli.egress, cli.files_log.as_deref(), live)?;
     if cli.egress.dump_config {
-        print!("{}", config::dump(&egress_cfg)?);
+        print!("{}", config::dump(&settings)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let config::Settings {
+        egress: egress_cfg,
+        scan: scan_cfg,
+    } = settings;
     let mut cfg = engine_config(cli)?;
     cfg.ids = IdSeed::new(cli.seed.unwrap_or_else(run_seed), &egress_cfg.sensor_name);
     // Shedding never takes MD5 and SHA-256 of a file the submission policy wants.
@@ -142,23 +147,42 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     if let Some(p) = &pool {
         cfg.files.offload = p.handle();
     }
-    let result = if live {
-        run_live(cli, cfg, egress_cfg)
-    } else {
-        run_offline(cli, cfg, egress_cfg)
+    // Files pipelines (or store.match) want are kept while they stream; a read waits for the
+    // store as it waits for the hash threads, a live worker gives the file up.
+    let store = match StoreSettings::from_config(&scan_cfg.store, !live) {
+        Some(settings) => {
+            let wants = MimeMatcher::new(&scan_cfg.stored_types()).context("store.match / pipelines match")?;
+            Some(Store::open(settings, wants).context("cannot open the store")?)
+        }
+        None => None,
     };
+    if let Some(s) = &store {
+        cfg.files.store = StoreHandle(Some(s.sink()));
+    }
+    let scan = (&scan_cfg, store.clone());
+    let result = if live {
+        run_live(cli, cfg, egress_cfg, scan)
+    } else {
+        run_offline(cli, cfg, egress_cfg, scan)
+    };
+    if let Some(s) = store {
+        s.close();
+    }
     if let Some(p) = pool {
         p.shutdown();
     }
     result
 }
 
+/// The scanner settings and the store, for the egress thread's scan stage.
+type Scan<'a> = (&'a ScanConfig, Option<Arc<Store>>);
+
 /// `xdpcarve -r FILE`: one worker on this thread; a full egress queue makes it wait (offline,
 /// nothing may be lost and there is no line rate to keep).
-fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
+fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Scan<'_>) -> Result<ExitCode> {
     let read = cli.read.as_deref().context("no --read file given")?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    let (egress, hub, mut sinks) = egress::start(egress_cfg, 1, QueueMode::Block)?;
+    let (egress, hub, mut sinks) = egress::start(egress_cfg, scan.0, scan.1, 1, QueueMode::Block)?;
     let sink = sinks.pop().expect("one sink per worker");
     let simulated = match cli.simulate_mbps {
         Some(mbps) => Some(offline::SimulatedRing::new(
@@ -174,10 +198,10 @@ fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result
 }
 
 /// `xdpcarve -i IFACE`: one worker per queue, each with a non-blocking queue to egress.
-fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig) -> Result<ExitCode> {
+fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Scan<'_>) -> Result<ExitCode> {
     let workers = live::worker_count(&cli.live)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    let (egress, hub, sinks) = egress::start(egress_cfg, workers, QueueMode::DropWhenFull)?;
+    let (egress, hub, sinks) = egress::start(egress_cfg, scan.0, scan.1, workers, QueueMode::DropWhenFull)?;
     let metrics: Arc<dyn live::LiveMetrics> = Arc::new(egress::HubMetrics(hub.clone()));
     let report = live::run(&cli.live, cfg, sinks, Some(metrics), cli.quiet);
     conclude(cli, egress, &hub, &protocols, report, |r| Source::Live(r))

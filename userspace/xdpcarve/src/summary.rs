@@ -114,6 +114,9 @@ pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSu
         let _ = writeln!(out, "  warning: {t}");
     }
     let _ = writeln!(out, "  {egress}");
+    if let Some(scan) = &egress.scan {
+        let _ = writeln!(out, "  {scan}");
+    }
     out
 }
 
