@@ -22,6 +22,7 @@ APT_PACKAGES=(
     gcc-multilib     # asm/types.h for BPF target builds
     valgrind         # bench: callgrind instruction counts
     time             # flood: GNU time (/usr/bin/time -f %M) measures a run's peak RSS
+    clamav-daemon    # scanners: clamd, started by the test itself with a test-only signature database
 )
 
 # Python packages (pip). The test servers use only the standard library, so none today.
@@ -40,12 +41,38 @@ for pkg in "${APT_PACKAGES[@]}"; do
     fi
 done
 
+# Debian's clamav-daemon and clamav-freshclam services start after install (where an init system
+# runs) and freshclam tries to download signature databases: the scanner tests start their own clamd
+# with their own database, so stop both services and keep them from starting at boot. Whether
+# systemd runs or not (a container: the SysV scripts, or nothing at all), and quietly when they are
+# not installed or not running.
+quiet_clamav_services() {
+    local units=(clamav-freshclam clamav-daemon)
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now clamav-daemon.socket "${units[@]}" >/dev/null 2>&1 || true
+        return
+    fi
+    local unit pid
+    for unit in "${units[@]}"; do
+        [[ -x /etc/init.d/$unit ]] || continue
+        # Their SysV scripts stop by pidfile (never the tests' own clamd); only when one exists.
+        for pid in /run/clamav/clamd.pid /run/clamav/daemon-clamd.pid /run/clamav/freshclam.pid; do
+            [[ -e $pid ]] && { /etc/init.d/"$unit" stop >/dev/null 2>&1 || true; break; }
+        done
+        if compgen -G "/etc/rc[2-5].d/S*$unit" >/dev/null && command -v update-rc.d >/dev/null 2>&1; then
+            update-rc.d "$unit" disable >/dev/null 2>&1 || true
+        fi
+    done
+    return 0
+}
+
 missing_pip=()
 for mod in "${PIP_PACKAGES[@]}"; do
     python3 -m pip show -q "$mod" >/dev/null 2>&1 || missing_pip+=("$mod")
 done
 
 if [[ ${#missing_apt[@]} -eq 0 && ${#missing_pip[@]} -eq 0 ]]; then
+    [[ $(id -u) -eq 0 ]] && quiet_clamav_services
     echo "setup.sh: all test dependencies present"
     exit 0
 fi
@@ -62,6 +89,7 @@ if [[ ${#missing_apt[@]} -gt 0 ]]; then
     apt-get update -qq || { echo "setup.sh: apt-get update failed" >&2; status=1; }
     apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" \
         || { echo "setup.sh: apt-get install failed for: ${missing_apt[*]}" >&2; status=1; }
+    quiet_clamav_services
 fi
 if [[ ${#missing_pip[@]} -gt 0 ]]; then
     echo "setup.sh: installing Python packages: ${missing_pip[*]}"

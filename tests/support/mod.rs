@@ -22,6 +22,7 @@ pub fn xdpcarve_bin() -> PathBuf {
 }
 
 pub mod carve;
+pub mod clamd;
 pub mod content;
 pub mod flood;
 pub mod live;

@@ -222,18 +222,24 @@ pub struct FileAnalyzer {
     store: StoreFeed,
 }
 
+/// Bytes of a stored file gathered before they go to the store (at most this much per file being
+/// stored, on the worker).
+const STORE_STAGE: usize = 32 * 1024;
+
 /// The file's bytes on their way to the store (`--store-dir`).
 enum StoreFeed {
     /// No store, or it does not want the file, or it was given up.
     Off,
     /// Waiting for the sniffed type (the first `sniff_bytes`, a gap, or the end).
     Undecided(Arc<dyn FileStoreSink>),
-    /// Every byte so far was handed over (`sent` of them); the next go at `offset`.
+    /// Every byte so far was handed over (`sent` of them) or is in `stage`, which ends where the
+    /// next byte goes (`offset`).
     Feeding {
         store: Arc<dyn FileStoreSink>,
         id: u64,
         offset: u64,
         sent: u64,
+        stage: Vec<u8>,
     },
 }
 
@@ -261,36 +267,58 @@ impl StoreFeed {
             id,
             offset: 0,
             sent: 0,
+            stage: Vec::new(),
         };
         self.feed(head)
     }
 
-    /// Hands over the next bytes; on a refusal the store throws the file away.
+    /// Hands over the next bytes, a [`STORE_STAGE`] at a time (a message per segment would wake
+    /// the store thread per segment); on a refusal the store throws the file away.
     fn feed(&mut self, data: &[u8]) -> bool {
+        let StoreFeed::Feeding { offset, stage, .. } = self else {
+            return true;
+        };
+        stage.extend_from_slice(data);
+        *offset += data.len() as u64;
+        if stage.len() < STORE_STAGE {
+            return true;
+        }
+        self.send_stage()
+    }
+
+    /// Sends what is staged.
+    fn send_stage(&mut self) -> bool {
         let StoreFeed::Feeding {
             store,
             id,
             offset,
             sent,
+            stage,
         } = self
         else {
             return true;
         };
-        if data.is_empty() {
+        if stage.is_empty() {
             return true;
         }
+        let bytes = std::mem::take(stage);
+        let n = bytes.len() as u64;
         let chunk = StoreChunk {
             id: *id,
-            offset: *offset,
-            bytes: data.to_vec(),
+            offset: *offset - n,
+            bytes,
         };
         if store.send(chunk) {
-            *offset += data.len() as u64;
-            *sent += data.len() as u64;
+            *sent += n;
             return true;
         }
         self.give_up();
         false
+    }
+
+    /// The file ended: what is staged goes. Returns false when it was refused.
+    fn end(&mut self) -> bool {
+        self.send_stage()
     }
 
     /// `len` bytes are missing after `head` (every byte before them, when sniffing was still
@@ -308,6 +336,8 @@ impl StoreFeed {
         if let (StoreFeed::Undecided(_), Some(head)) = (&*self, head) {
             fed = self.decide(head, meta, fuid);
         }
+        // The bytes before the hole go before the offset moves past it.
+        fed &= self.send_stage();
         match self {
             StoreFeed::Feeding { offset, .. } => *offset = offset.saturating_add(len),
             // Undecided with the start unknown: nothing can be kept.
@@ -605,6 +635,7 @@ impl FileAnalyzer {
                 self.store = StoreFeed::Off;
             }
         }
+        self.store_refused |= !self.store.end();
         let store_ticket = self.store.ticket();
         let store_refused = self.store_refused;
         let FileAnalyzer {
@@ -912,6 +943,138 @@ mod tests {
         assert_eq!((r.size, r.overflow_bytes), (4, 2));
         assert!(r.truncated && r.sha1.is_none());
         assert_eq!(r.truncated_reason.as_deref(), Some("limit"));
+    }
+
+    /// A store that records what it is handed; refuses chunks once `room` runs out.
+    #[derive(Default)]
+    struct RecordingStore {
+        wants_pdf_only: bool,
+        incomplete: bool,
+        room: std::sync::Mutex<Option<usize>>,
+        chunks: std::sync::Mutex<Vec<(u64, u64, Vec<u8>)>>,
+        ends: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl FileStoreSink for RecordingStore {
+        fn wants(&self, mime: Option<&str>, _: Option<&str>, _: Option<&str>) -> bool {
+            !self.wants_pdf_only || mime == Some("application/pdf")
+        }
+        fn keeps_incomplete(&self) -> bool {
+            self.incomplete
+        }
+        fn open(&self, _: &str) -> u64 {
+            7
+        }
+        fn send(&self, c: StoreChunk) -> bool {
+            let mut room = self.room.lock().unwrap();
+            if let Some(r) = room.as_mut() {
+                if *r == 0 {
+                    return false;
+                }
+                *r -= 1;
+            }
+            self.chunks.lock().unwrap().push((c.id, c.offset, c.bytes));
+            true
+        }
+        fn end(&self, e: StoreEnd) -> Option<String> {
+            self.ends.lock().unwrap().push(format!("{e:?}"));
+            match e {
+                StoreEnd::Keep { sha256, fuid, .. } => Some(sha256.unwrap_or(fuid)),
+                StoreEnd::Abort { .. } => None,
+            }
+        }
+    }
+
+    /// Feeds `data` in 10-byte pieces (a gap of `gap` bytes after the first `gap_at`) to a file
+    /// with a store, through a sink, and returns its record.
+    fn stored_run(store: &Arc<RecordingStore>, data: &[u8], gap_at: Option<(usize, u64)>) -> FileRecord {
+        let cfg = FileConfig {
+            sniff_bytes: 16,
+            store: xdpcarve_contract::StoreHandle(Some(store.clone())),
+            ..FileConfig::default()
+        };
+        let mut sink = FileSink::new(cfg.clone());
+        let mut a = analyzer(&cfg);
+        for (i, chunk) in data.chunks(10).enumerate() {
+            if let Some((_, len)) = gap_at.filter(|(at, _)| *at == i * 10) {
+                a.gap(len);
+            }
+            a.update(chunk);
+        }
+        a.close_into(&mut sink, Timestamp::from_secs(6), FileEnd::Complete);
+        sink.records.pop().unwrap()
+    }
+
+    fn stored_bytes(store: &RecordingStore) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (_, offset, bytes) in store.chunks.lock().unwrap().iter() {
+            out.resize(*offset as usize, 0);
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn a_wanted_file_streams_to_the_store_whole_and_is_named_by_its_hash() {
+        let store = Arc::new(RecordingStore {
+            wants_pdf_only: true,
+            ..Default::default()
+        });
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        pdf.extend((0..300u32).map(|i| i as u8));
+        let r = stored_run(&store, &pdf, None);
+        assert_eq!(
+            stored_bytes(&store),
+            pdf,
+            "every byte, in order, the sniffed start included"
+        );
+        assert_eq!(r.scan.stored_path.as_deref(), r.sha256.as_deref());
+        assert_eq!(r.scan.store_ticket.map(|t| (t.sent, t.len)), Some((309, 309)));
+
+        // Not wanted: nothing is sent. Shorter than the sniffing window: sent at the end.
+        let store = Arc::new(RecordingStore {
+            wants_pdf_only: true,
+            ..Default::default()
+        });
+        let r = stored_run(&store, &[b'x'; 300], None);
+        assert!(store.chunks.lock().unwrap().is_empty() && r.scan.stored_path.is_none());
+        let r = stored_run(&store, b"%PDF-1.4", None);
+        assert_eq!(stored_bytes(&store), b"%PDF-1.4");
+        assert!(r.scan.stored_path.is_some());
+    }
+
+    #[test]
+    fn missing_bytes_and_a_full_queue_give_the_file_up_unless_incomplete_files_are_kept() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let store = Arc::new(RecordingStore::default());
+        let r = stored_run(&store, &data, Some((50, 5)));
+        assert!(r.scan.stored_path.is_none() && r.scan.store_ticket.is_none());
+        assert!(store.ends.lock().unwrap().iter().any(|e| e.starts_with("Abort")));
+
+        let store = Arc::new(RecordingStore {
+            incomplete: true,
+            ..Default::default()
+        });
+        let r = stored_run(&store, &data, Some((50, 5)));
+        assert_eq!(r.scan.stored_path.as_deref(), Some("F1"), "no hash: named by fuid");
+        let mut want = data[..50].to_vec();
+        want.extend_from_slice(&[0; 5]);
+        want.extend_from_slice(&data[50..]);
+        assert_eq!(
+            stored_bytes(&store),
+            want,
+            "the hole is left where the bytes were missing"
+        );
+
+        let store = Arc::new(RecordingStore {
+            room: std::sync::Mutex::new(Some(1)),
+            ..Default::default()
+        });
+        let big: Vec<u8> = (0..3 * STORE_STAGE as u32).map(|i| i as u8).collect();
+        let r = stored_run(&store, &big, None);
+        assert!(r.scan.stored_path.is_none());
+        assert!(store.ends.lock().unwrap().iter().any(|e| e.starts_with("Abort")));
+        assert!(r.md5.is_some(), "the file is still hashed and logged");
     }
 
     #[test]

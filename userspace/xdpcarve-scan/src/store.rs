@@ -431,9 +431,44 @@ struct Open {
     file: Option<File>,
     tmp: PathBuf,
     received: u64,
+    /// Bytes not yet written, to go at `pending_at`: chunks are about a segment each, and one
+    /// write per segment would cost more system time than the rest of the store.
+    pending: Vec<u8>,
+    pending_at: u64,
     /// Known once the worker's sink ended it.
     keep: Option<(StoreTicket, PathBuf)>,
 }
+
+impl Open {
+    fn new(tmp: PathBuf) -> Open {
+        Open {
+            file: None,
+            tmp,
+            received: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            keep: None,
+        }
+    }
+
+    /// Writes what is pending (creating the file on its first write).
+    fn flush(&mut self) -> std::io::Result<()> {
+        let f = match &self.file {
+            Some(f) => f,
+            None => self.file.insert(create_private(&self.tmp)?),
+        };
+        if !self.pending.is_empty() {
+            f.write_all_at(&self.pending, self.pending_at)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A file's bytes gathered before one write.
+const WRITE_SIZE: usize = 64 * 1024;
+/// Bytes gathered over all open files at most; past it, chunks are written as they come.
+const PENDING_BUDGET: usize = 64 << 20;
 
 /// The store thread: writes chunks, finishes files, applies the quota.
 struct Writer {
@@ -442,6 +477,8 @@ struct Writer {
     /// Ids ended (or given up) here, whose late chunks are dropped.
     gone: HashSet<u64>,
     errors: u64,
+    /// Bytes pending over all open files.
+    pending: usize,
 }
 
 impl Writer {
@@ -451,6 +488,7 @@ impl Writer {
             open: HashMap::new(),
             gone: HashSet::new(),
             errors: 0,
+            pending: 0,
         }
     }
 
@@ -490,18 +528,15 @@ impl Writer {
                     self.shared.finish(ticket.id, Err("store: a write failed".into()));
                     return;
                 }
-                let open = self.open.entry(ticket.id).or_insert_with(|| Open {
-                    file: None,
-                    tmp: self.shared.settings.dir.join(TMP_DIR).join(ticket.id.to_string()),
-                    received: 0,
-                    keep: None,
-                });
+                let tmp = self.shared.settings.dir.join(TMP_DIR).join(ticket.id.to_string());
+                let open = self.open.entry(ticket.id).or_insert_with(|| Open::new(tmp));
                 open.keep = Some((ticket, path));
                 self.finish_if_complete(ticket.id);
             }
             Control::Abort { id } => {
                 self.gone.insert(id);
                 if let Some(open) = self.open.remove(&id) {
+                    self.pending -= open.pending.len();
                     let _ = std::fs::remove_file(&open.tmp);
                 }
                 self.shared.counters.aborted.fetch_add(1, Ordering::Relaxed);
@@ -519,26 +554,28 @@ impl Writer {
         if self.gone.contains(&c.id) {
             return;
         }
-        let dir = &self.shared.settings.dir;
-        let open = self.open.entry(c.id).or_insert_with(|| Open {
-            file: None,
-            tmp: dir.join(TMP_DIR).join(c.id.to_string()),
-            received: 0,
-            keep: None,
-        });
-        let written = match &open.file {
-            Some(f) => f.write_all_at(&c.bytes, c.offset),
-            None => create_private(&open.tmp).and_then(|f| {
-                let r = f.write_all_at(&c.bytes, c.offset);
-                open.file = Some(f);
-                r
-            }),
-        };
-        match written {
-            Ok(()) => {
-                open.received += c.bytes.len() as u64;
-                self.finish_if_complete(c.id);
+        let tmp = self.shared.settings.dir.join(TMP_DIR).join(c.id.to_string());
+        let open = self.open.entry(c.id).or_insert_with(|| Open::new(tmp));
+        let before = open.pending.len();
+        let mut written = Ok(());
+        if !open.pending.is_empty() && open.pending_at + open.pending.len() as u64 != c.offset {
+            // A hole: what is pending goes first.
+            written = open.flush();
+        }
+        if written.is_ok() {
+            if open.pending.is_empty() {
+                open.pending_at = c.offset;
             }
+            open.pending.extend_from_slice(&c.bytes);
+            open.received += c.bytes.len() as u64;
+            if open.pending.len() >= WRITE_SIZE || self.pending + open.pending.len() > PENDING_BUDGET {
+                written = open.flush();
+            }
+        }
+        let after = open.pending.len();
+        self.pending = self.pending + after - before;
+        match written {
+            Ok(()) => self.finish_if_complete(c.id),
             Err(e) => self.fail(c.id, &format!("write: {e}")),
         }
     }
@@ -546,6 +583,7 @@ impl Writer {
     /// A write failed: the file is given up, and the sink told (if it has not ended it yet).
     fn fail(&mut self, id: u64, why: &str) {
         let Some(open) = self.open.remove(&id) else { return };
+        self.pending -= open.pending.len();
         let _ = std::fs::remove_file(&open.tmp);
         self.gone.insert(id);
         self.shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -571,19 +609,17 @@ impl Writer {
         if open.received < ticket.sent {
             return;
         }
-        let open = self.open.remove(&id).expect("present");
-        let (ticket, path) = open.keep.expect("checked");
+        let mut open = self.open.remove(&id).expect("present");
+        self.pending -= open.pending.len();
+        let (ticket, path) = open.keep.take().expect("checked");
         self.gone.insert(id);
         if self.gone.len() > 1 << 20 {
             // Late chunks only ever trail by a queue's length; forget old ids.
             self.gone.clear();
         }
-        let file = match open.file {
-            Some(f) => Ok(f),
-            None => create_private(&open.tmp),
-        };
-        let placed = file
-            .and_then(|f| f.set_len(ticket.len))
+        let placed = open
+            .flush()
+            .and_then(|()| open.file.as_ref().expect("flush creates it").set_len(ticket.len))
             .and_then(|()| self.place(&open.tmp, &path, ticket.len));
         match placed {
             Ok(outcome) => self.shared.finish(id, outcome),

@@ -440,6 +440,27 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_scanner_example_parses_and_every_scanner_is_well_formed() {
+        let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+        let start = readme
+            .find("A complete config for the EXE")
+            .expect("the README's scanner example");
+        let block = &readme[start..];
+        let block = &block[block.find("```toml\n").unwrap() + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        let file = parse_file(block).unwrap();
+        assert_eq!(file.pipelines.len(), 3);
+        for (name, sc) in &file.scanners {
+            sc.kind().unwrap_or_else(|e| panic!("scanners.{name}: {e}"));
+        }
+        for p in &file.pipelines {
+            xdpcarve_scan::MimeMatcher::new(std::slice::from_ref(&p.match_)).unwrap();
+            assert!(p.scanners.iter().all(|s| file.scanners.contains_key(s)));
+        }
+        assert!(file.webhook.include_verdicts);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let err = parse_file("[webhook]\nbatch_max_itemz = 5\n").unwrap_err().to_string();
         assert!(err.contains("batch_max_itemz"), "{err}");
