@@ -33,6 +33,12 @@ impl Command {
                 "argv has no {PATH_PLACEHOLDER}: the tool would not know which file to scan"
             ));
         }
+        if !runnable(&argv[0]) {
+            return Err(format!(
+                "argv[0] `{}` is not an executable file (nor one found in PATH)",
+                argv[0]
+            ));
+        }
         Ok(Command { argv: argv.to_vec() })
     }
 
@@ -64,6 +70,16 @@ impl Command {
         };
         verdict_of(&args[0], status, &stdout, &stderr)
     }
+}
+
+/// Whether `program` names an executable file, directly or through `PATH`, as exec would find it.
+fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return executable(Path::new(program));
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| executable(&d.join(program))))
 }
 
 fn verdict_of(tool: &str, status: std::process::ExitStatus, stdout: &[u8], stderr: &[u8]) -> Answer {
@@ -148,5 +164,9 @@ mod tests {
     fn argv_must_name_the_file() {
         assert!(Command::new(&[]).is_err());
         assert!(Command::new(&["clamscan".into()]).unwrap_err().contains("{path}"));
+        assert!(Command::new(&["/nonexistent/tool".into(), "{path}".into()])
+            .unwrap_err()
+            .contains("not an executable"));
+        assert!(Command::new(&["sh".into(), "{path}".into()]).is_ok(), "found in PATH");
     }
 }
