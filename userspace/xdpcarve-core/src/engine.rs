@@ -66,8 +66,9 @@ pub enum ChecksumPolicy {
     /// Verify until more than one TCP segment in ten seen so far had a bad checksum, then take
     /// them all (Suricata's `checksum-validation: auto` ratio): that many is no attack but the
     /// capture, taken on a sending host with checksum offload (the NIC fills checksums in later)
-    /// or edited. Taken bad segments mark their direction's files (`tcp_bad_checksum`) when that
-    /// direction also sent good ones; a direction that only ever sent bad ones is offload.
+    /// or edited. From then on checksums are no longer computed. A bad segment taken marks its
+    /// direction's files (`tcp_bad_checksum`) when that direction also sent good ones before the
+    /// switch; a direction that only ever sent bad ones is offload.
     #[default]
     Auto,
     /// Drop every segment with a bad checksum, as a host does.
@@ -278,7 +279,8 @@ pub struct Engine {
     /// Latest packet time seen (never goes backwards).
     now: Timestamp,
     next_sweep: Timestamp,
-    /// TCP segments whose checksum was checked, and how many of them were bad.
+    /// TCP segments whose checksum was checked, and how many of them were bad (under `auto`,
+    /// until offload was assumed: no segment is checked after).
     checksums_checked: u64,
     checksums_bad: u64,
 }
@@ -594,9 +596,19 @@ impl Engine {
         let dst = Endpoint::new(pkt.dst, pkt.dport);
         let (key, _) = FlowKey::new(src, dst, pkt.vlan);
         let flags = pkt.flags;
-        let checksum = match self.cfg.checksums {
-            ChecksumPolicy::Ignore => None,
-            _ => pkt.checksum_ok(),
+        let verify = match self.cfg.checksums {
+            ChecksumPolicy::Ignore => false,
+            // Once offload is assumed every segment is taken whatever its checksum: computing one
+            // per segment would only tell directions that mix good and bad ones apart, and an
+            // offloading host mixes them itself (its retransmissions are checksummed in software).
+            ChecksumPolicy::Auto => self.tcp.checksum_offload_assumed == 0,
+            ChecksumPolicy::Verify => true,
+        };
+        let checksum = if verify {
+            pkt.checksum_ok()
+        } else {
+            self.tcp.checksum_skipped_segments += 1;
+            None
         };
         if let Some(ok) = checksum {
             self.checksums_checked += 1;
