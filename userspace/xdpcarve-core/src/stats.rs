@@ -64,8 +64,12 @@ xdpcarve_contract::counters! {
         depth_exceeded_bytes, memory_exceeded_bytes,
         /// Bytes after an app parser declared the stream opaque (STARTTLS, CONNECT, upgrades).
         opaque_bytes,
-        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
+        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window):
+        /// dropped.
         out_of_window_bytes,
+        /// Payload bytes past the window the receiver advertised (the handshake's window scale
+        /// known): a receiver drops them, xdpcarve takes them and marks the direction.
+        outside_advertised_window_bytes,
         /// Segments with a bad TCP or IPv4 header checksum: dropped (as the host drops them), or
         /// taken as offload (`--checksums auto`). Once `checksum_offload_assumed` is set, auto no
         /// longer computes checksums: both count only segments from before it was set (taken:

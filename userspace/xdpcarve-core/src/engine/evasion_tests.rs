@@ -28,6 +28,9 @@ struct Seg<'a> {
     ack: u32,
     flags: u8,
     ttl: u8,
+    window: u16,
+    /// The window scale option (sent only on a SYN).
+    wscale: Option<u8>,
     urgent: u16,
     bad_checksum: bool,
     payload: &'a [u8],
@@ -39,7 +42,11 @@ impl Seg<'_> {
             true => (CLIENT, SERVER, cport, 80),
             false => (SERVER, CLIENT, 80, cport),
         };
-        let total = (40 + self.payload.len()) as u16;
+        let options = match self.wscale {
+            Some(shift) => vec![1, 3, 3, shift],
+            None => vec![],
+        };
+        let total = (40 + options.len() + self.payload.len()) as u16;
         let mut ip = vec![
             0x45,
             0,
@@ -63,8 +70,11 @@ impl Seg<'_> {
         tcp.extend_from_slice(&dport.to_be_bytes());
         tcp.extend_from_slice(&self.seq.to_be_bytes());
         tcp.extend_from_slice(&self.ack.to_be_bytes());
-        tcp.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0]);
+        tcp.extend_from_slice(&[((20 + options.len()) / 4 * 16) as u8, self.flags]);
+        tcp.extend_from_slice(&self.window.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0]);
         tcp.extend_from_slice(&self.urgent.to_be_bytes());
+        tcp.extend_from_slice(&options);
         tcp.extend_from_slice(self.payload);
         let pseudo = checksum::sum(&src) + checksum::sum(&dst) + 6 + tcp.len() as u64;
         let mut c = !checksum::fold(pseudo + checksum::sum(&tcp));
@@ -89,6 +99,11 @@ struct Peers<'e> {
     /// Bytes each side sent in order so far (the next offset).
     csent: u32,
     ssent: u32,
+    /// The window field each side sends, and the window scale option of its SYN.
+    cwin: u16,
+    swin: u16,
+    cwscale: Option<u8>,
+    swscale: Option<u8>,
 }
 
 impl<'e> Peers<'e> {
@@ -100,12 +115,16 @@ impl<'e> Peers<'e> {
             sisn,
             csent: 0,
             ssent: 0,
+            cwin: 0xffff,
+            swin: 0xffff,
+            cwscale: None,
+            swscale: None,
         }
     }
     fn seg(&self, from_client: bool, off: u32, flags: u8, payload: &'static [u8]) -> Seg<'static> {
-        let (isn, peer_isn, peer_sent) = match from_client {
-            true => (self.cisn, self.sisn, self.ssent),
-            false => (self.sisn, self.cisn, self.csent),
+        let (isn, peer_isn, peer_sent, window, wscale) = match from_client {
+            true => (self.cisn, self.sisn, self.ssent, self.cwin, self.cwscale),
+            false => (self.sisn, self.cisn, self.csent, self.swin, self.swscale),
         };
         let syn = flags & SYN != 0;
         Seg {
@@ -118,6 +137,8 @@ impl<'e> Peers<'e> {
             ack: peer_isn.wrapping_add(1).wrapping_add(peer_sent),
             flags,
             ttl: 64,
+            window,
+            wscale: wscale.filter(|_| syn),
             urgent: 0,
             bad_checksum: false,
             payload,
@@ -372,4 +393,62 @@ fn simultaneous_open_and_sequence_wraparound_lose_nothing() {
     let first = p.seg(false, base, PA, &BODY[..5]);
     p.send(&second).send(&first).advance(false, 16).close();
     assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+}
+
+/// Insertion through the receiver's window (Ptacek and Newsham): the client allows 48 bytes
+/// (window 6, scaled by 2^3), the server sends the head and 9 body bytes up to that edge, then
+/// 7 junk bytes past it (the client drops them), then, once the window opened, the real ones.
+#[test]
+fn data_past_the_receivers_window_is_taken_and_marked() {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    (p.cwscale, p.swscale) = (Some(3), Some(1));
+    p.handshake();
+    p.cwin = 6;
+    p.data(true, REQUEST).data(false, HEAD).data(false, &BODY[..9]);
+    assert_eq!(p.ssent, 48, "the head and 9 bytes end at the window's edge");
+    let junk = p.seg(false, p.ssent, PA, b"XXXXXXX");
+    p.send(&junk);
+    let window_opens = p.seg(true, p.csent, ACK, b"");
+    let real = p.seg(false, p.ssent, PA, &BODY[9..]);
+    p.send(&window_opens).send(&real).advance(false, 7).close();
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 7);
+    assert_eq!(
+        only_record(&mut e),
+        (Some(sha256(b"012345678XXXXXXX")), vec!["tcp_outside_window"])
+    );
+}
+
+/// The client's window field is 1: 128 bytes scaled by 2^7, room for the whole response.
+fn small_window_field_run(client_wscale: Option<u8>, server_wscale: Option<u8>, handshake: bool) -> Engine {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    (p.cwscale, p.swscale) = (client_wscale, server_wscale);
+    if handshake {
+        p.handshake();
+    }
+    p.cwin = 1;
+    p.data(true, REQUEST).data(false, HEAD).data(false, BODY).close();
+    e
+}
+
+#[test]
+fn a_window_scaled_transfer_is_not_marked_and_the_scale_needs_both_syns() {
+    let mut e = small_window_field_run(Some(7), Some(0), true);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 0);
+
+    // The SYN-ACK without the option: neither side scales (RFC 7323), the window is one byte.
+    let mut e = small_window_field_run(Some(7), None, true);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_outside_window"]));
+    assert_eq!(
+        e.tcp_stats().outside_advertised_window_bytes,
+        (HEAD.len() + BODY.len() - 1) as u64
+    );
+
+    // Picked up mid-stream the scale is unknown: nothing is checked.
+    let mut e = small_window_field_run(None, None, false);
+    assert_eq!(e.tcp_stats().flows_midstream, 1);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 0);
 }
