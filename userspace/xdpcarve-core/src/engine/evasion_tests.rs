@@ -3,8 +3,7 @@
 //! is logged and that the record is marked.
 
 use super::*;
-use crate::wire::checksum;
-use crate::wire::TcpFlags;
+use crate::wire::{Checksum, IpRepr, TcpFlags, TcpRepr};
 use sha2::{Digest, Sha256};
 
 const SYN: u8 = TcpFlags::SYN;
@@ -20,7 +19,7 @@ const REQUEST: &[u8] = b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n";
 const BODY: &[u8] = b"0123456789abcdef";
 
-/// One IPv4/TCP frame with right checksums (unless `bad_checksum`).
+/// One Ethernet/IPv4/TCP frame with right checksums (unless `bad_checksum`: the TCP one wrong).
 #[derive(Clone)]
 struct Seg<'a> {
     from_client: bool,
@@ -42,50 +41,24 @@ impl Seg<'_> {
             true => (CLIENT, SERVER, cport, 80),
             false => (SERVER, CLIENT, 80, cport),
         };
-        let options = match self.wscale {
-            Some(shift) => vec![1, 3, 3, shift],
-            None => vec![],
+        let tcp = TcpRepr {
+            window: self.window,
+            urgent_pointer: self.urgent,
+            window_scale: self.wscale,
+            ..TcpRepr::new(sport, dport, self.seq, self.ack, self.flags, self.payload)
         };
-        let total = (40 + options.len() + self.payload.len()) as u16;
-        let mut ip = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            1,
-            0x40,
-            0,
-            self.ttl,
-            6,
-            0,
-            0,
-        ];
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let c = !checksum::fold(checksum::sum(&ip));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut tcp = Vec::new();
-        tcp.extend_from_slice(&sport.to_be_bytes());
-        tcp.extend_from_slice(&dport.to_be_bytes());
-        tcp.extend_from_slice(&self.seq.to_be_bytes());
-        tcp.extend_from_slice(&self.ack.to_be_bytes());
-        tcp.extend_from_slice(&[((20 + options.len()) / 4 * 16) as u8, self.flags]);
-        tcp.extend_from_slice(&self.window.to_be_bytes());
-        tcp.extend_from_slice(&[0, 0]);
-        tcp.extend_from_slice(&self.urgent.to_be_bytes());
-        tcp.extend_from_slice(&options);
-        tcp.extend_from_slice(self.payload);
-        let pseudo = checksum::sum(&src) + checksum::sum(&dst) + 6 + tcp.len() as u64;
-        let mut c = !checksum::fold(pseudo + checksum::sum(&tcp));
-        if self.bad_checksum {
-            c ^= 0x5a5a;
-        }
-        tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&tcp);
-        f
+        let ip = IpRepr {
+            ttl: self.ttl,
+            ..IpRepr::new(src, dst)
+        };
+        tcp.emit_frame(
+            &ip,
+            if self.bad_checksum {
+                Checksum::WrongTcp
+            } else {
+                Checksum::Right
+            },
+        )
     }
 }
 
@@ -171,6 +144,11 @@ impl<'e> Peers<'e> {
         let ack = self.seg(true, 0, ACK, b"");
         self.send(&syn).send(&synack).send(&ack)
     }
+    /// The prelude of a download: the handshake, the request, and the response's head (the body
+    /// is the test's).
+    fn up_to_the_body(&mut self) -> &mut Self {
+        self.handshake().data(true, REQUEST).data(false, HEAD)
+    }
     fn close(&mut self) -> &mut Self {
         let f1 = self.seg(true, self.csent, FA, b"");
         self.send(&f1);
@@ -208,7 +186,7 @@ fn only_record(e: &mut Engine) -> (Option<String>, Vec<&'static str>) {
 fn overlap_run(policy: OverlapPolicy) -> (Option<String>, Vec<&'static str>) {
     let mut e = engine(|c| c.overlap = policy);
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let junk = p.seg(false, base + 10, PA, b"XXXXXX");
     let real = p.seg(false, base + 10, PA, &BODY[10..]);
@@ -232,7 +210,7 @@ fn overlapping_copies_first_or_last_wins_and_the_file_is_marked() {
 fn same_bytes_twice_is_a_retransmission_not_an_anomaly() {
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let tail = p.seg(false, base + 10, PA, &BODY[10..]);
     let fill = p.seg(false, base, PA, &BODY[..10]);
@@ -248,7 +226,7 @@ fn same_bytes_twice_is_a_retransmission_not_an_anomaly() {
 /// Junk with a bad checksum goes first, in order; the real bytes follow with a good one.
 fn bad_checksum_insertion(e: &mut Engine, cport: u16) {
     let mut p = Peers::new(e, cport, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
     junk.bad_checksum = true;
@@ -306,7 +284,7 @@ fn a_copy_with_another_ttl_marks_the_file() {
     // bytes. The sensor cannot know which reached the host: the first is logged, and marked.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
     junk.ttl = 3;
@@ -321,10 +299,7 @@ fn a_copy_with_another_ttl_marks_the_file() {
 fn a_rst_a_host_would_ignore_does_not_end_the_file() {
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake()
-        .data(true, REQUEST)
-        .data(false, HEAD)
-        .data(false, &BODY[..8]);
+    p.up_to_the_body().data(false, &BODY[..8]);
     // Out of the window (RFC 5961), then in the window but with another TTL (injected).
     let mut far = p.seg(false, p.ssent + (1 << 31), RST, b"");
     far.ack = 0;
@@ -337,10 +312,7 @@ fn a_rst_a_host_would_ignore_does_not_end_the_file() {
     // A RST in the window ends the connection: the file is logged as far as it came.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake()
-        .data(true, REQUEST)
-        .data(false, HEAD)
-        .data(false, &BODY[..8]);
+    p.up_to_the_body().data(false, &BODY[..8]);
     let rst = p.seg(false, p.ssent, RST, b"");
     p.send(&rst);
     let recs: Vec<FileRecord> = e.drain_records().collect();
@@ -363,7 +335,7 @@ fn data_on_a_syn_and_urgent_data_are_kept_and_marked() {
     // Urgent data is kept inline.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let mut urgent = p.seg(false, p.ssent, PA | URG, BODY);
     urgent.urgent = 4;
     p.send(&urgent).advance(false, 16).close();
@@ -387,7 +359,7 @@ fn simultaneous_open_and_sequence_wraparound_lose_nothing() {
     let mut e = engine(|_| {});
     let head = HEAD.len() as u32;
     let mut p = Peers::new(&mut e, 40_000, u32::MAX - 3, u32::MAX - head - 7);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let second = p.seg(false, base + 5, PA, &BODY[5..]);
     let first = p.seg(false, base, PA, &BODY[..5]);

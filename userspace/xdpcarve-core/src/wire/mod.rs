@@ -8,6 +8,7 @@
 //! so whether a bad one counts is the engine's policy.
 
 pub(crate) mod checksum;
+mod emit;
 mod ethernet;
 mod ip;
 mod link;
@@ -15,6 +16,7 @@ mod tcp;
 mod tunnel;
 mod wifi;
 
+pub use emit::{ethernet_frame, Checksum, IpRepr, TcpRepr};
 pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
 pub use ip::{Ipv4Packet, Ipv6Packet};
 pub use link::{LinuxSll2Header, LinuxSllHeader, NflogHeader};

@@ -4,6 +4,7 @@ use super::link::Truncated;
 
 pub const OPT_END: u8 = 0;
 pub const OPT_NOP: u8 = 1;
+pub const OPT_MSS: u8 = 2;
 pub const OPT_WINDOW_SCALE: u8 = 3;
 /// The largest shift a window scale option may ask for (RFC 7323 section 2.3).
 pub const MAX_WINDOW_SCALE: u8 = 14;
