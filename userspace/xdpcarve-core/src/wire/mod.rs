@@ -5,7 +5,8 @@
 //! with or without radiotap, NFLOG) → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
 //! the few fields the flow engine needs. Checksums are verified only when the engine asks
 //! ([`TcpPacket::checksum_ok`]): captures taken on the sending host carry offloaded (wrong) ones,
-//! so whether a bad one counts is the engine's policy.
+//! so whether a bad one counts is the engine's policy. [`TcpRepr`] is the other way: it writes
+//! the frames tests, fuzz targets and generators feed in.
 
 pub(crate) mod checksum;
 mod emit;
