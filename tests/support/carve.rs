@@ -5,6 +5,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
+use xdpcarve_core::wire::{ethernet_frame, Checksum, IpRepr, TcpRepr, ETHERTYPE_IPV4};
 
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -249,24 +250,17 @@ pub const FIN_ACK: u8 = 0x11;
 
 /// An Ethernet + IPv4 frame around `l4` (checksums left zero, as offloaded captures have them).
 pub fn eth_ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-    let total = (20 + l4.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, proto, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(l4);
-    f
+    let mut ip = Vec::with_capacity(20 + l4.len());
+    IpRepr::new(src, dst).emit(proto, l4, Checksum::Zero, &mut ip);
+    ethernet_frame(ETHERTYPE_IPV4, &ip)
 }
 
-/// A TCP segment: header without options, then the payload.
+/// A TCP segment: header without options, then the payload (checksum zero).
 pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut t = Vec::with_capacity(20 + payload.len());
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&seq.to_be_bytes());
-    t.extend_from_slice(&ack.to_be_bytes());
-    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    t.extend_from_slice(payload);
+    // The addresses only enter a computed checksum.
+    let unused = IpRepr::new([0; 4], [0; 4]);
+    TcpRepr::new(sport, dport, seq, ack, flags, payload).emit_segment(&unused, Checksum::Zero, &mut t);
     t
 }
 

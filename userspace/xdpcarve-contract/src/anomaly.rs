@@ -208,6 +208,10 @@ anomalies! {
     /// A RST a host would ignore (its sequence number outside the window, or its TTL not the
     /// sender's): the connection and its files go on.
     TcpRstIgnored = "tcp_rst_ignored",
+    /// Data past the window the receiver advertised (its ACK plus its window, scaled as the
+    /// handshake said): a host drops it and waits for it again, so its first copy, which is
+    /// logged, may not be what the host took.
+    TcpOutsideWindow = "tcp_outside_window",
 }
 
 /// A set of anomalies: one bit each.

@@ -66,8 +66,9 @@ pub enum ChecksumPolicy {
     /// Verify until more than one TCP segment in ten seen so far had a bad checksum, then take
     /// them all (Suricata's `checksum-validation: auto` ratio): that many is no attack but the
     /// capture, taken on a sending host with checksum offload (the NIC fills checksums in later)
-    /// or edited. Taken bad segments mark their direction's files (`tcp_bad_checksum`) when that
-    /// direction also sent good ones; a direction that only ever sent bad ones is offload.
+    /// or edited. From then on checksums are no longer computed. A bad segment taken marks its
+    /// direction's files (`tcp_bad_checksum`) when that direction also sent good ones before the
+    /// switch; a direction that only ever sent bad ones is offload.
     #[default]
     Auto,
     /// Drop every segment with a bad checksum, as a host does.
@@ -163,12 +164,24 @@ struct Embryo {
     proto: u8,
     /// `HAS_SYN | HAS_SYNACK`.
     seen: u8,
+    /// The window scale options of the SYN (low nibble) and the SYN-ACK (high nibble): the
+    /// shift, or [`NO_WSCALE`] when it carried none.
+    wscale: u8,
     /// The originator is the key's `lo` endpoint.
     orig_is_lo: bool,
 }
 
 const HAS_SYN: u8 = 1;
 const HAS_SYNACK: u8 = 2;
+/// An [`Embryo`]'s nibble for a SYN without the window scale option (shifts stop at 14).
+const NO_WSCALE: u8 = 0xf;
+
+fn wscale_nibble(opt: Option<u8>) -> u8 {
+    opt.map_or(NO_WSCALE, |s| s.min(wire::MAX_WINDOW_SCALE))
+}
+fn wscale_of_nibble(n: u8) -> Option<u8> {
+    (n != NO_WSCALE).then_some(n)
+}
 
 impl Embryo {
     fn new(orig_is_lo: bool, proto: u8, now: Timestamp) -> Self {
@@ -179,6 +192,7 @@ impl Embryo {
             synack: (0, 0),
             proto,
             seen: 0,
+            wscale: 0,
             orig_is_lo,
         }
     }
@@ -188,13 +202,22 @@ impl Embryo {
     fn synack(&self) -> Option<(u32, u32)> {
         (self.seen & HAS_SYNACK != 0).then_some(self.synack)
     }
-    fn set_syn(&mut self, seq: u32) {
+    fn set_syn(&mut self, seq: u32, wscale: Option<u8>) {
         self.syn_seq = seq;
         self.seen |= HAS_SYN;
+        self.wscale = (self.wscale & 0xf0) | wscale_nibble(wscale);
     }
-    fn set_synack(&mut self, seq: u32, ack: u32) {
+    fn set_synack(&mut self, seq: u32, ack: u32, wscale: Option<u8>) {
         self.synack = (seq, ack);
         self.seen |= HAS_SYNACK;
+        self.wscale = (self.wscale & 0x0f) | (wscale_nibble(wscale) << 4);
+    }
+    /// The SYN's and the SYN-ACK's window scale options, for those seen.
+    fn syn_wscale(&self) -> [Option<Option<u8>>; 2] {
+        [
+            self.syn().map(|_| wscale_of_nibble(self.wscale & 0x0f)),
+            self.synack().map(|_| wscale_of_nibble(self.wscale >> 4)),
+        ]
     }
     /// A SYN that no SYN-ACK answered.
     fn unanswered(&self) -> bool {
@@ -253,6 +276,20 @@ struct Conn {
     checksum_bad_taken: [bool; 2],
     /// Per side: the TTL or hop limit of its first data segment.
     ttl: [Option<u8>; 2],
+    /// Per side: its SYN's window scale option (`Some(None)`: a SYN without it), once seen.
+    syn_wscale: [Option<Option<u8>>; 2],
+}
+
+impl Conn {
+    /// The shift `side`'s advertised windows are scaled by: its SYN's option when both SYNs
+    /// carried one, else 0 (RFC 7323 2.2); `None` while a SYN is missing (the scale is unknown).
+    fn window_shift(&self, side: Side) -> Option<u8> {
+        match self.syn_wscale {
+            [Some(Some(orig)), Some(Some(resp))] => Some(if side == Side::Orig { orig } else { resp }),
+            [Some(_), Some(_)] => Some(0),
+            _ => None,
+        }
+    }
 }
 
 /// The packet-to-records engine of one worker.
@@ -278,7 +315,8 @@ pub struct Engine {
     /// Latest packet time seen (never goes backwards).
     now: Timestamp,
     next_sweep: Timestamp,
-    /// TCP segments whose checksum was checked, and how many of them were bad.
+    /// TCP segments whose checksum was checked, and how many of them were bad (under `auto`,
+    /// until offload was assumed: no segment is checked after).
     checksums_checked: u64,
     checksums_bad: u64,
 }
@@ -594,9 +632,19 @@ impl Engine {
         let dst = Endpoint::new(pkt.dst, pkt.dport);
         let (key, _) = FlowKey::new(src, dst, pkt.vlan);
         let flags = pkt.flags;
-        let checksum = match self.cfg.checksums {
-            ChecksumPolicy::Ignore => None,
-            _ => pkt.checksum_ok(),
+        let verify = match self.cfg.checksums {
+            ChecksumPolicy::Ignore => false,
+            // Once offload is assumed every segment is taken whatever its checksum: computing one
+            // per segment would only tell directions that mix good and bad ones apart, and an
+            // offloading host mixes them itself (its retransmissions are checksummed in software).
+            ChecksumPolicy::Auto => self.tcp.checksum_offload_assumed == 0,
+            ChecksumPolicy::Verify => true,
+        };
+        let checksum = if verify {
+            pkt.checksum_ok()
+        } else {
+            self.tcp.checksum_skipped_segments += 1;
+            None
         };
         if let Some(ok) = checksum {
             self.checksums_checked += 1;
@@ -707,6 +755,11 @@ impl Engine {
             self.close(id, CloseReason::Finished, true);
             return;
         }
+        if flags.syn() {
+            // A side's first SYN says its scale (a retransmitted SYN carries the same options).
+            conn.syn_wscale[side.index()].get_or_insert(pkt.window_scale);
+        }
+        let window_shift = conn.window_shift(side);
         let Conn {
             meta, parser, streams, ..
         } = conn;
@@ -741,6 +794,12 @@ impl Engine {
         }
         if flags.ack() {
             streams[side.other().index()].acked(pkt.ack);
+            // What this side allows the other to send. The window of a SYN-ACK is never scaled
+            // (RFC 7323 2.2); without both SYNs the scale is unknown and nothing is checked.
+            if let Some(shift) = window_shift {
+                let shift = if flags.syn() { 0 } else { shift };
+                streams[side.other().index()].window(pkt.ack, u32::from(pkt.window) << shift);
+            }
         }
         for s in [Side::Orig, Side::Resp] {
             sink.side = s;
@@ -852,9 +911,9 @@ impl Engine {
             e.last_seen = now;
             if flags.syn() && !flags.ack() && e.is_orig(src, &key) {
                 // A retransmitted SYN, or a new attempt: the latest sequence number counts.
-                e.set_syn(pkt.seq);
+                e.set_syn(pkt.seq, pkt.window_scale);
             } else if flags.syn() && flags.ack() && e.is_orig(dst, &key) && e.synack().is_none() {
-                e.set_synack(pkt.seq, pkt.ack);
+                e.set_synack(pkt.seq, pkt.ack, pkt.window_scale);
                 if e.syn().is_some() {
                     self.tcp.handshakes += 1;
                 } else {
@@ -895,9 +954,9 @@ impl Engine {
         let mut e = Embryo::new(orig == key.lo, proto, now);
         if flags.ack() {
             self.tcp.synack_without_syn += 1;
-            e.set_synack(pkt.seq, pkt.ack);
+            e.set_synack(pkt.seq, pkt.ack, pkt.window_scale);
         } else {
-            e.set_syn(pkt.seq);
+            e.set_syn(pkt.seq, pkt.window_scale);
         }
         self.tcp.embryos_created += 1;
         self.tcp.segments += 1;
@@ -938,6 +997,7 @@ impl Engine {
         );
         self.tcp.flows_created += 1;
         let conn = self.flows.get_mut(id);
+        conn.syn_wscale = e.syn_wscale();
         if let Some(isn) = e.syn() {
             conn.syn_seen = true;
             conn.heard[Side::Orig.index()] = true;
@@ -1087,6 +1147,7 @@ impl Engine {
             checksum_good: [false, false],
             checksum_bad_taken: [false, false],
             ttl: [None, None],
+            syn_wscale: [None, None],
         };
         self.flows.insert(lane, key, conn)
     }

@@ -64,13 +64,23 @@ xdpcarve_contract::counters! {
         depth_exceeded_bytes, memory_exceeded_bytes,
         /// Bytes after an app parser declared the stream opaque (STARTTLS, CONNECT, upgrades).
         opaque_bytes,
-        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window).
+        /// Payload of segments too far ahead of the stream to be real (beyond any TCP window):
+        /// dropped.
         out_of_window_bytes,
+        /// Payload bytes past the window the receiver advertised (the handshake's window scale
+        /// known): a receiver drops them, xdpcarve takes them and marks the direction.
+        outside_advertised_window_bytes,
         /// Segments with a bad TCP or IPv4 header checksum: dropped (as the host drops them), or
-        /// taken while their direction looked offloaded (`--checksums auto`).
+        /// taken as offload (`--checksums auto`). Once `checksum_offload_assumed` is set, auto no
+        /// longer computes checksums: both count only segments from before it was set (taken:
+        /// the segment that set it, at most).
         bad_checksum_dropped, bad_checksum_taken,
-        /// 1 once `--checksums auto` took bad checksums for offload (more than one segment in ten).
+        /// 1 once `--checksums auto` took bad checksums for offload (more than one segment in ten);
+        /// from then on segments are taken unchecked.
         checksum_offload_assumed,
+        /// Segments taken without their checksum computed: every one under `--checksums ignore`,
+        /// those after `checksum_offload_assumed` was set under auto.
+        checksum_skipped_segments,
         /// Data segments whose TTL or hop limit differed from their direction's first packet.
         ttl_changed_segments,
         /// Data on SYNs (TCP Fast Open), and segments with urgent data (kept inline).

@@ -4,6 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use xdpcarve_contract::{FileRecord, LinkType, Timestamp};
+use xdpcarve_core::wire::{Checksum, IpRepr, TcpRepr};
 use xdpcarve_core::{Engine, EngineConfig, ProtocolRegistry, Worker};
 use xdpcarve_toy::Toy;
 
@@ -14,20 +15,10 @@ const FIN_ACK: u8 = 0x11;
 const CLIENT: [u8; 4] = [10, 9, 0, 1];
 const SERVER: [u8; 4] = [10, 9, 0, 2];
 
+/// An Ethernet/IPv4/TCP frame, checksums left zero (taken once the engine assumes offload).
 #[allow(clippy::too_many_arguments)] // every field of a TCP/IP header a test sets
 fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-    let total = (40 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&ack.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
+    TcpRepr::new(sport, dport, seq, ack, flags, payload).emit_frame(&IpRepr::new(src, dst), Checksum::Zero)
 }
 
 /// One TOY session from client port `cport` to `server_port`, the client's bytes in segments of

@@ -85,9 +85,10 @@ pub struct Cli {
 
     /// Segments with a bad TCP or IPv4 header checksum: verify (dropped, as the receiving host
     /// drops them), ignore (taken, as tcpdump and Zeek do), or auto: dropped until more than one
-    /// segment in ten has had a bad checksum, then taken (a capture on a sending host with
-    /// checksum offload, or an edited one; counter tcp.checksum_offload_assumed). Files of a
-    /// direction that sent both good and bad checksums are marked `tcp_bad_checksum`.
+    /// segment in ten has had a bad checksum, then taken unchecked (a capture on a sending host
+    /// with checksum offload, or an edited one; counter tcp.checksum_offload_assumed). Files of a
+    /// direction that sent both good and bad checksums (while they were checked) are marked
+    /// `tcp_bad_checksum`.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = Checksums::Auto)]
     pub checksums: Checksums,
 

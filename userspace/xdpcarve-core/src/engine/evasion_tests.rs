@@ -3,8 +3,7 @@
 //! is logged and that the record is marked.
 
 use super::*;
-use crate::wire::checksum;
-use crate::wire::TcpFlags;
+use crate::wire::{Checksum, IpRepr, TcpFlags, TcpRepr};
 use sha2::{Digest, Sha256};
 
 const SYN: u8 = TcpFlags::SYN;
@@ -20,7 +19,7 @@ const REQUEST: &[u8] = b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n";
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n";
 const BODY: &[u8] = b"0123456789abcdef";
 
-/// One IPv4/TCP frame with right checksums (unless `bad_checksum`).
+/// One Ethernet/IPv4/TCP frame with right checksums (unless `bad_checksum`: the TCP one wrong).
 #[derive(Clone)]
 struct Seg<'a> {
     from_client: bool,
@@ -28,6 +27,9 @@ struct Seg<'a> {
     ack: u32,
     flags: u8,
     ttl: u8,
+    window: u16,
+    /// The window scale option (sent only on a SYN).
+    wscale: Option<u8>,
     urgent: u16,
     bad_checksum: bool,
     payload: &'a [u8],
@@ -39,43 +41,24 @@ impl Seg<'_> {
             true => (CLIENT, SERVER, cport, 80),
             false => (SERVER, CLIENT, 80, cport),
         };
-        let total = (40 + self.payload.len()) as u16;
-        let mut ip = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            1,
-            0x40,
-            0,
-            self.ttl,
-            6,
-            0,
-            0,
-        ];
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let c = !checksum::fold(checksum::sum(&ip));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut tcp = Vec::new();
-        tcp.extend_from_slice(&sport.to_be_bytes());
-        tcp.extend_from_slice(&dport.to_be_bytes());
-        tcp.extend_from_slice(&self.seq.to_be_bytes());
-        tcp.extend_from_slice(&self.ack.to_be_bytes());
-        tcp.extend_from_slice(&[0x50, self.flags, 0xff, 0xff, 0, 0]);
-        tcp.extend_from_slice(&self.urgent.to_be_bytes());
-        tcp.extend_from_slice(self.payload);
-        let pseudo = checksum::sum(&src) + checksum::sum(&dst) + 6 + tcp.len() as u64;
-        let mut c = !checksum::fold(pseudo + checksum::sum(&tcp));
-        if self.bad_checksum {
-            c ^= 0x5a5a;
-        }
-        tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&tcp);
-        f
+        let tcp = TcpRepr {
+            window: self.window,
+            urgent_pointer: self.urgent,
+            window_scale: self.wscale,
+            ..TcpRepr::new(sport, dport, self.seq, self.ack, self.flags, self.payload)
+        };
+        let ip = IpRepr {
+            ttl: self.ttl,
+            ..IpRepr::new(src, dst)
+        };
+        tcp.emit_frame(
+            &ip,
+            if self.bad_checksum {
+                Checksum::WrongTcp
+            } else {
+                Checksum::Right
+            },
+        )
     }
 }
 
@@ -89,6 +72,11 @@ struct Peers<'e> {
     /// Bytes each side sent in order so far (the next offset).
     csent: u32,
     ssent: u32,
+    /// The window field each side sends, and the window scale option of its SYN.
+    cwin: u16,
+    swin: u16,
+    cwscale: Option<u8>,
+    swscale: Option<u8>,
 }
 
 impl<'e> Peers<'e> {
@@ -100,12 +88,16 @@ impl<'e> Peers<'e> {
             sisn,
             csent: 0,
             ssent: 0,
+            cwin: 0xffff,
+            swin: 0xffff,
+            cwscale: None,
+            swscale: None,
         }
     }
     fn seg(&self, from_client: bool, off: u32, flags: u8, payload: &'static [u8]) -> Seg<'static> {
-        let (isn, peer_isn, peer_sent) = match from_client {
-            true => (self.cisn, self.sisn, self.ssent),
-            false => (self.sisn, self.cisn, self.csent),
+        let (isn, peer_isn, peer_sent, window, wscale) = match from_client {
+            true => (self.cisn, self.sisn, self.ssent, self.cwin, self.cwscale),
+            false => (self.sisn, self.cisn, self.csent, self.swin, self.swscale),
         };
         let syn = flags & SYN != 0;
         Seg {
@@ -118,6 +110,8 @@ impl<'e> Peers<'e> {
             ack: peer_isn.wrapping_add(1).wrapping_add(peer_sent),
             flags,
             ttl: 64,
+            window,
+            wscale: wscale.filter(|_| syn),
             urgent: 0,
             bad_checksum: false,
             payload,
@@ -149,6 +143,11 @@ impl<'e> Peers<'e> {
         let synack = self.seg(false, 0, SYN | ACK, b"");
         let ack = self.seg(true, 0, ACK, b"");
         self.send(&syn).send(&synack).send(&ack)
+    }
+    /// The prelude of a download: the handshake, the request, and the response's head (the body
+    /// is the test's).
+    fn up_to_the_body(&mut self) -> &mut Self {
+        self.handshake().data(true, REQUEST).data(false, HEAD)
     }
     fn close(&mut self) -> &mut Self {
         let f1 = self.seg(true, self.csent, FA, b"");
@@ -187,7 +186,7 @@ fn only_record(e: &mut Engine) -> (Option<String>, Vec<&'static str>) {
 fn overlap_run(policy: OverlapPolicy) -> (Option<String>, Vec<&'static str>) {
     let mut e = engine(|c| c.overlap = policy);
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let junk = p.seg(false, base + 10, PA, b"XXXXXX");
     let real = p.seg(false, base + 10, PA, &BODY[10..]);
@@ -211,7 +210,7 @@ fn overlapping_copies_first_or_last_wins_and_the_file_is_marked() {
 fn same_bytes_twice_is_a_retransmission_not_an_anomaly() {
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let tail = p.seg(false, base + 10, PA, &BODY[10..]);
     let fill = p.seg(false, base, PA, &BODY[..10]);
@@ -227,7 +226,7 @@ fn same_bytes_twice_is_a_retransmission_not_an_anomaly() {
 /// Junk with a bad checksum goes first, in order; the real bytes follow with a good one.
 fn bad_checksum_insertion(e: &mut Engine, cport: u16) {
     let mut p = Peers::new(e, cport, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
     junk.bad_checksum = true;
@@ -273,8 +272,10 @@ fn a_capture_with_offloaded_checksums_is_carved_whole_and_unmarked() {
     }
     p.close();
     assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
-    assert_eq!(e.tcp_stats().checksum_offload_assumed, 1);
-    assert_eq!(e.tcp_stats().bad_checksum_dropped, 0);
+    let s = e.tcp_stats();
+    assert_eq!((s.checksum_offload_assumed, s.bad_checksum_dropped), (1, 0));
+    // The head's bad checksum made it offload; the body and both FINs were taken unchecked.
+    assert_eq!((s.bad_checksum_taken, s.checksum_skipped_segments), (1, 3));
 }
 
 #[test]
@@ -283,7 +284,7 @@ fn a_copy_with_another_ttl_marks_the_file() {
     // bytes. The sensor cannot know which reached the host: the first is logged, and marked.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let mut junk = p.seg(false, base, PA, b"XXXXXXXXXXXXXXXX");
     junk.ttl = 3;
@@ -298,10 +299,7 @@ fn a_copy_with_another_ttl_marks_the_file() {
 fn a_rst_a_host_would_ignore_does_not_end_the_file() {
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake()
-        .data(true, REQUEST)
-        .data(false, HEAD)
-        .data(false, &BODY[..8]);
+    p.up_to_the_body().data(false, &BODY[..8]);
     // Out of the window (RFC 5961), then in the window but with another TTL (injected).
     let mut far = p.seg(false, p.ssent + (1 << 31), RST, b"");
     far.ack = 0;
@@ -314,10 +312,7 @@ fn a_rst_a_host_would_ignore_does_not_end_the_file() {
     // A RST in the window ends the connection: the file is logged as far as it came.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake()
-        .data(true, REQUEST)
-        .data(false, HEAD)
-        .data(false, &BODY[..8]);
+    p.up_to_the_body().data(false, &BODY[..8]);
     let rst = p.seg(false, p.ssent, RST, b"");
     p.send(&rst);
     let recs: Vec<FileRecord> = e.drain_records().collect();
@@ -340,7 +335,7 @@ fn data_on_a_syn_and_urgent_data_are_kept_and_marked() {
     // Urgent data is kept inline.
     let mut e = engine(|_| {});
     let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let mut urgent = p.seg(false, p.ssent, PA | URG, BODY);
     urgent.urgent = 4;
     p.send(&urgent).advance(false, 16).close();
@@ -364,10 +359,68 @@ fn simultaneous_open_and_sequence_wraparound_lose_nothing() {
     let mut e = engine(|_| {});
     let head = HEAD.len() as u32;
     let mut p = Peers::new(&mut e, 40_000, u32::MAX - 3, u32::MAX - head - 7);
-    p.handshake().data(true, REQUEST).data(false, HEAD);
+    p.up_to_the_body();
     let base = p.ssent;
     let second = p.seg(false, base + 5, PA, &BODY[5..]);
     let first = p.seg(false, base, PA, &BODY[..5]);
     p.send(&second).send(&first).advance(false, 16).close();
     assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+}
+
+/// Insertion through the receiver's window (Ptacek and Newsham): the client allows 48 bytes
+/// (window 6, scaled by 2^3), the server sends the head and 9 body bytes up to that edge, then
+/// 7 junk bytes past it (the client drops them), then, once the window opened, the real ones.
+#[test]
+fn data_past_the_receivers_window_is_taken_and_marked() {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    (p.cwscale, p.swscale) = (Some(3), Some(1));
+    p.handshake();
+    p.cwin = 6;
+    p.data(true, REQUEST).data(false, HEAD).data(false, &BODY[..9]);
+    assert_eq!(p.ssent, 48, "the head and 9 bytes end at the window's edge");
+    let junk = p.seg(false, p.ssent, PA, b"XXXXXXX");
+    p.send(&junk);
+    let window_opens = p.seg(true, p.csent, ACK, b"");
+    let real = p.seg(false, p.ssent, PA, &BODY[9..]);
+    p.send(&window_opens).send(&real).advance(false, 7).close();
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 7);
+    assert_eq!(
+        only_record(&mut e),
+        (Some(sha256(b"012345678XXXXXXX")), vec!["tcp_outside_window"])
+    );
+}
+
+/// The client's window field is 1: 128 bytes scaled by 2^7, room for the whole response.
+fn small_window_field_run(client_wscale: Option<u8>, server_wscale: Option<u8>, handshake: bool) -> Engine {
+    let mut e = engine(|_| {});
+    let mut p = Peers::new(&mut e, 40_000, 1000, 90_000);
+    (p.cwscale, p.swscale) = (client_wscale, server_wscale);
+    if handshake {
+        p.handshake();
+    }
+    p.cwin = 1;
+    p.data(true, REQUEST).data(false, HEAD).data(false, BODY).close();
+    e
+}
+
+#[test]
+fn a_window_scaled_transfer_is_not_marked_and_the_scale_needs_both_syns() {
+    let mut e = small_window_field_run(Some(7), Some(0), true);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 0);
+
+    // The SYN-ACK without the option: neither side scales (RFC 7323), the window is one byte.
+    let mut e = small_window_field_run(Some(7), None, true);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec!["tcp_outside_window"]));
+    assert_eq!(
+        e.tcp_stats().outside_advertised_window_bytes,
+        (HEAD.len() + BODY.len() - 1) as u64
+    );
+
+    // Picked up mid-stream the scale is unknown: nothing is checked.
+    let mut e = small_window_field_run(None, None, false);
+    assert_eq!(e.tcp_stats().flows_midstream, 1);
+    assert_eq!(only_record(&mut e), (Some(sha256(BODY)), vec![]));
+    assert_eq!(e.tcp_stats().outside_advertised_window_bytes, 0);
 }

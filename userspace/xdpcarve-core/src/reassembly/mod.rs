@@ -131,6 +131,11 @@ pub struct Stream {
     ended: bool,
     /// How this direction was bent so far (the files it carries are marked with them).
     anomalies: Anomalies,
+    /// Offset one past the last byte the receiver allowed (its highest ACK plus scaled window
+    /// seen); `None` until one was seen, or when the scale is unknown (the SYNs were missed).
+    window_edge: Option<i64>,
+    /// The receiver's latest offer at that edge was a zero window.
+    window_closed: bool,
 }
 
 impl Stream {
@@ -173,6 +178,22 @@ impl Stream {
         }
         let ahead = self.offset_of(seq) - self.next_off as i64;
         (0..=MAX_WINDOW as i64).contains(&ahead)
+    }
+
+    /// The receiver acknowledged up to `ack` and allowed `window` bytes (scaled) after it: the
+    /// window's right edge moves there if that is further (a receiver may not shrink it, RFC
+    /// 9293 3.8.6, so an older, smaller offer seen late changes nothing).
+    pub fn window(&mut self, ack: u32, window: u32) {
+        if !self.started {
+            return;
+        }
+        let edge = self.offset_of(ack) + i64::from(window);
+        if self.window_edge.is_none_or(|e| edge > e) {
+            self.window_edge = Some(edge);
+        }
+        if self.window_edge == Some(edge) {
+            self.window_closed = window == 0;
+        }
     }
 
     /// A SYN from this side: data starts at `isn + 1`. A repeated SYN changes nothing.
@@ -235,6 +256,24 @@ impl Stream {
         if off > self.next_off as i64 && (off as u64 - self.next_off) > MAX_WINDOW {
             out.counters().out_of_window_bytes += seg_len;
             return;
+        }
+        if let Some(edge) = self.window_edge {
+            // Bytes past the edge are dropped by the receiver (a BSD one trims a segment that
+            // straddles it; every stack drops one that starts past it); delivered bytes sent
+            // again are retransmissions, not counted twice. The one exception is Suricata's: a
+            // zero-window probe (one byte at a closed window, RFC 9293 3.8.6.1). No slack for a
+            // window update the tap missed: the edge is the highest ever offered, so one lost
+            // update matters only when nothing after it came through before the data, and any
+            // slack would be room for an insertion the mark never shows (on the corpus the
+            // closest a segment came to its edge is 5.5 kB, bench/ROBUSTNESS.md).
+            let end = off + seg_len as i64;
+            let from = edge.max(off).max(self.next_off as i64);
+            let probe = self.window_closed && off == edge && seg_len == 1;
+            if end > from && !probe {
+                out.counters().outside_advertised_window_bytes += (end - from) as u64;
+                self.anomalies.insert(Anomaly::TcpOutsideWindow);
+                out.anomaly(Anomaly::TcpOutsideWindow);
+            }
         }
         if fin && self.fin_off.is_none() && off >= 0 {
             self.fin_off = Some(off as u64 + seg_len);

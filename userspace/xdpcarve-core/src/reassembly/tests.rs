@@ -318,6 +318,40 @@ fn segments_far_beyond_the_window_are_dropped() {
 }
 
 #[test]
+fn bytes_past_the_receivers_window_are_kept_counted_and_marked() {
+    let mut t = T::new(0);
+    // No window seen yet: nothing to check against.
+    t.seg(1, b"abc");
+    assert_eq!(t.out.stats.outside_advertised_window_bytes, 0);
+    // Acknowledged up to offset 3 with 4 bytes of window: the edge is offset 7.
+    t.s.window(4, 4);
+    // An older, smaller offer seen late does not pull it back.
+    t.s.window(1, 2);
+    t.seg(4, b"defg");
+    assert_eq!(t.out.stats.outside_advertised_window_bytes, 0);
+    // Everything acknowledged, the window closed: a zero-window probe (one byte) is let through.
+    t.s.window(8, 0);
+    t.seg(8, b"h");
+    assert!(t.s.anomalies().is_empty());
+    // Three past the edge (one already taken as the probe): kept, counted and marked.
+    t.seg(8, b"hij");
+    assert_eq!(t.evs(), vec![d(b"abcdefghij")]);
+    assert_eq!(t.out.stats.outside_advertised_window_bytes, 2);
+    assert!(t.s.anomalies().contains(Anomaly::TcpOutsideWindow));
+    // Sent again once the window opened, the delivered bytes are retransmissions, not counted.
+    t.s.window(11, 100);
+    t.seg(8, b"hijk");
+    assert_eq!(t.out.stats.outside_advertised_window_bytes, 2);
+
+    // One byte at an edge whose window is open is no probe.
+    let mut t = T::new(0);
+    t.s.window(1, 2);
+    t.seg(1, b"ab");
+    t.seg(3, b"c");
+    assert_eq!(t.out.stats.outside_advertised_window_bytes, 1);
+}
+
+#[test]
 fn snaplen_cut_payload_becomes_a_gap() {
     let mut t = T::new(0);
     t.s.segment(1, b"abc", 7, false, &LIMITS, &mut t.mem, &mut t.out);

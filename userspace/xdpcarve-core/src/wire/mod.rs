@@ -5,9 +5,11 @@
 //! with or without radiotap, NFLOG) → VLAN tags → IPv4/IPv6 (+ extension headers) → TCP and returns
 //! the few fields the flow engine needs. Checksums are verified only when the engine asks
 //! ([`TcpPacket::checksum_ok`]): captures taken on the sending host carry offloaded (wrong) ones,
-//! so whether a bad one counts is the engine's policy.
+//! so whether a bad one counts is the engine's policy. [`TcpRepr`] is the other way: it writes
+//! the frames tests, fuzz targets and generators feed in.
 
 pub(crate) mod checksum;
+mod emit;
 mod ethernet;
 mod ip;
 mod link;
@@ -15,10 +17,11 @@ mod tcp;
 mod tunnel;
 mod wifi;
 
+pub use emit::{ethernet_frame, Checksum, IpRepr, TcpRepr};
 pub use ethernet::{EthernetFrame, VlanTag, ETHERTYPE_IPV4, ETHERTYPE_IPV6, MAX_VLAN_TAGS};
 pub use ip::{Ipv4Packet, Ipv6Packet};
 pub use link::{LinuxSll2Header, LinuxSllHeader, NflogHeader};
-pub use tcp::{TcpFlags, TcpSegment};
+pub use tcp::{TcpFlags, TcpSegment, MAX_WINDOW_SCALE};
 pub use wifi::{Ieee80211Header, RadiotapHeader};
 pub use xdpcarve_contract::LinkType;
 
@@ -52,6 +55,10 @@ pub struct TcpPacket<'a> {
     pub seq: u32,
     pub ack: u32,
     pub flags: TcpFlags,
+    /// The advertised window as sent (unscaled).
+    pub window: u16,
+    /// A SYN's window scale option (RFC 7323, capped at 14); `None` on other segments.
+    pub window_scale: Option<u8>,
     /// The payload bytes present in the frame.
     pub payload: &'a [u8],
     /// Payload bytes the IP header announces but the capture cut off (snap length).
@@ -181,6 +188,9 @@ pub fn parse_tcp(link: LinkType, frame: &[u8]) -> Result<TcpPacket<'_>, Skip> {
                     seq: tcp.seq(),
                     ack: tcp.ack(),
                     flags: tcp.flags(),
+                    window: tcp.window(),
+                    // The option counts only on SYNs, so other segments' options are not read.
+                    window_scale: if tcp.flags().syn() { tcp.window_scale() } else { None },
                     payload: tcp.payload(),
                     missing_tail,
                     ttl,

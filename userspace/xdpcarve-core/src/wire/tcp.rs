@@ -2,6 +2,13 @@
 
 use super::link::Truncated;
 
+pub const OPT_END: u8 = 0;
+pub const OPT_NOP: u8 = 1;
+pub const OPT_MSS: u8 = 2;
+pub const OPT_WINDOW_SCALE: u8 = 3;
+/// The largest shift a window scale option may ask for (RFC 7323 section 2.3).
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
 /// TCP control flags (the low byte of the flags field).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TcpFlags(pub u8);
@@ -72,8 +79,33 @@ impl<'a> TcpSegment<'a> {
     pub fn window(&self) -> u16 {
         u16::from_be_bytes([self.buf[14], self.buf[15]])
     }
+    pub fn urgent_pointer(&self) -> u16 {
+        u16::from_be_bytes([self.buf[18], self.buf[19]])
+    }
     pub fn options(&self) -> &'a [u8] {
         &self.buf[Self::MIN_HEADER_LEN..self.header_len()]
+    }
+    /// The window scale option's shift (RFC 7323), capped at 14 as the RFC tells a receiver to;
+    /// `None` without the option (or with options that do not parse up to it).
+    pub fn window_scale(&self) -> Option<u8> {
+        let mut opts = self.options();
+        while let [kind, rest @ ..] = opts {
+            match *kind {
+                OPT_END => return None,
+                OPT_NOP => opts = rest,
+                _ => {
+                    let len = *rest.first()? as usize;
+                    if len < 2 || len > opts.len() {
+                        return None;
+                    }
+                    if *kind == OPT_WINDOW_SCALE && len == 3 {
+                        return Some(opts[2].min(MAX_WINDOW_SCALE));
+                    }
+                    opts = &opts[len..];
+                }
+            }
+        }
+        None
     }
     pub fn payload(&self) -> &'a [u8] {
         &self.buf[self.header_len()..]

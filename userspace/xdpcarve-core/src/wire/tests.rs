@@ -114,6 +114,37 @@ fn ipv4_options_tcp_options_and_ethernet_padding() {
 }
 
 #[test]
+fn a_syns_window_scale_option_is_read_and_capped() {
+    let syn = |opts: &[u8]| {
+        let f = ether(
+            0x0800,
+            &ipv4(6, &[], &tcp_bytes(40000, 80, 1000, TcpFlags::SYN, opts, b"")),
+        );
+        let p = parse_tcp(LinkType::Ethernet, &f).unwrap();
+        assert_eq!(p.window, 0xffff);
+        p.window_scale
+    };
+    // MSS, SACK-permitted, NOP, window scale 7 (Linux's order).
+    assert_eq!(syn(&[2, 4, 5, 0xb4, 4, 2, 1, 3, 3, 7, 0, 0]), Some(7));
+    assert_eq!(
+        syn(&[1, 3, 3, 15]),
+        Some(14),
+        "RFC 7323: a shift over 14 is taken as 14"
+    );
+    assert_eq!(syn(&[2, 4, 5, 0xb4]), None);
+    // After the end of the list, or behind an option whose length runs past it: not read.
+    assert_eq!(syn(&[0, 3, 3, 7]), None);
+    assert_eq!(syn(&[8, 9, 3, 3]), None);
+    assert_eq!(syn(&[8, 0, 3, 3]), None);
+    // Not a SYN: the option is not looked at.
+    let f = ether(
+        0x0800,
+        &ipv4(6, &[], &tcp_bytes(40000, 80, 1000, TcpFlags::ACK, &[1, 3, 3, 7], b"")),
+    );
+    assert_eq!(parse_tcp(LinkType::Ethernet, &f).unwrap().window_scale, None);
+}
+
+#[test]
 fn vlan_and_qinq_tags_are_stripped() {
     let ip = ipv4(6, &[], &seg());
     let one = ether(0x8100, &[vlan_tag(0x0800, 0x2064), ip.clone()].concat()); // PCP 1, VID 100
