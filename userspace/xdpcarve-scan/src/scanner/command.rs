@@ -153,11 +153,17 @@ mod tests {
             .scan(p)
             .await;
         assert_eq!(a, Answer::clean(), "the path is passed as one argument");
-        let a = Command::new(&["/nonexistent/tool".into(), "{path}".into()])
-            .unwrap()
-            .scan(p)
-            .await;
-        assert_eq!(a.verdict, Verdict::Error);
+        let gone = tempfile::tempdir().unwrap();
+        let tool = gone.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let c = Command::new(&[tool.to_string_lossy().into(), "{path}".into()]).unwrap();
+        drop(gone);
+        assert_eq!(
+            c.scan(p).await.verdict,
+            Verdict::Error,
+            "a tool removed after start is an error result"
+        );
     }
 
     #[test]
