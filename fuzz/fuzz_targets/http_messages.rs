@@ -50,8 +50,12 @@ fn sha256_hex(data: &[u8]) -> String {
 /// A file the engine must log.
 #[derive(Debug)]
 enum Want {
-    /// Carved with exactly these bytes.
-    Exact { sha256: String, size: u64 },
+    /// Carved with exactly these bytes (and this name, when the response gave one).
+    Exact {
+        sha256: String,
+        size: u64,
+        filename: Option<String>,
+    },
     /// Framed ambiguously on purpose: carved exactly, or some record carries the anomaly.
     ExactOrMarked { sha256: String, size: u64, mark: Anomaly },
     /// Framed so that no exact file is defined: some record carries the anomaly.
@@ -63,7 +67,43 @@ fn exact(body: &[u8]) -> Option<Want> {
     (!body.is_empty()).then(|| Want::Exact {
         sha256: sha256_hex(body),
         size: body.len() as u64,
+        filename: None,
     })
+}
+
+/// Maybe a `Content-Disposition: attachment` naming the download (plain, RFC 6266 `filename*`
+/// alone or next to a plain fallback, RFC 2231 continuations), and the name it gives.
+fn disposition(u: &mut Unstructured<'_>, n: usize) -> Result<Option<(String, String)>> {
+    let utf8 = format!("\u{e9}t\u{e9} {n}.bin");
+    let percent: String = utf8
+        .bytes()
+        .map(|b| match b.is_ascii_alphanumeric() || b == b'.' {
+            true => (b as char).to_string(),
+            false => format!("%{b:02X}"),
+        })
+        .collect();
+    Ok(match u.int_in_range(0..=4u8)? {
+        0 => None,
+        1 => Some((format!("attachment; filename=\"dl{n}.bin\""), format!("dl{n}.bin"))),
+        2 => Some((format!("attachment; filename*=UTF-8''{percent}"), utf8)),
+        3 => Some((
+            format!("attachment; filename=\"dl{n}.bin\"; filename*=UTF-8''{percent}"),
+            utf8,
+        )),
+        _ => Some((
+            format!("attachment; filename*0=\"dl{n}\"; filename*1=\".bin\""),
+            format!("dl{n}.bin"),
+        )),
+    })
+}
+
+/// `exact(body)`, named as `named` says.
+fn exact_named(body: &[u8], named: &Option<(String, String)>) -> Option<Want> {
+    let mut want = exact(body)?;
+    if let (Want::Exact { filename, .. }, Some((_, name))) = (&mut want, named) {
+        *filename = Some(name.clone());
+    }
+    Some(want)
 }
 
 /// Body bytes: a pattern (binary or text-like) of a chosen length, cheap to describe.
@@ -182,9 +222,13 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
                 if u.arbitrary::<bool>()? {
                     resp.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
                 }
+                let named = disposition(u, n)?;
+                if let Some((cd, _)) = &named {
+                    resp.extend_from_slice(format!("Content-Disposition: {cd}\r\n").as_bytes());
+                }
                 resp.extend_from_slice(b"\r\n");
                 resp.extend_from_slice(&b);
-                wants.extend(exact(&b));
+                wants.extend(exact_named(&b, &named));
                 exchanges.push(Exchange {
                     request: get,
                     response: resp,
@@ -405,7 +449,27 @@ fn take_match(want: &Want, records: &mut Vec<FileRecord>) -> bool {
             .position(|r| r.sha256.as_deref() == Some(sha256) && r.size == size && r.missing_bytes == 0)
     };
     match want {
-        Want::Exact { sha256, size } => match exact_at(sha256, *size, records) {
+        Want::Exact {
+            sha256,
+            size,
+            filename: Some(name),
+        } => match records.iter().position(|r| {
+            r.sha256.as_deref() == Some(sha256.as_str())
+                && r.size == *size
+                && r.missing_bytes == 0
+                && r.filename.as_deref() == Some(name.as_str())
+        }) {
+            Some(i) => {
+                records.swap_remove(i);
+                true
+            }
+            None => false,
+        },
+        Want::Exact {
+            sha256,
+            size,
+            filename: None,
+        } => match exact_at(sha256, *size, records) {
             Some(i) => {
                 records.swap_remove(i);
                 true
@@ -462,7 +526,16 @@ fuzz_target!(|data: &[u8]| {
     let m = e.flow_memory();
     assert_eq!((m.connections, m.reassembly, m.parsers), (0, 0, 0), "{m:?}");
     let all = records.clone();
-    for want in &c.wants {
+    // The most specific first, so a looser want cannot take the record a named one needs.
+    let specificity = |w: &Want| match w {
+        Want::Exact { filename: Some(_), .. } => 0,
+        Want::Exact { filename: None, .. } => 1,
+        Want::ExactOrMarked { .. } => 2,
+        Want::Marked(_) => 3,
+    };
+    let mut wants: Vec<&Want> = c.wants.iter().collect();
+    wants.sort_by_key(|w| specificity(w));
+    for want in wants {
         assert!(
             take_match(want, &mut records),
             "not carved: {want:?}\nrecords: {all:#?}"
