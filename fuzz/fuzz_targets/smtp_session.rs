@@ -3,8 +3,9 @@
 //! of chosen sizes, commands pipelined or in lockstep), carrying MIME messages built from the
 //! input: nested multiparts whose boundaries prefix each other, attachments in base64,
 //! quoted-printable, 7bit or x-uuencode, named plainly, by RFC 2047 encoded-words or by RFC 2231
-//! values (with continuations and charsets). Oracle: every attachment placed is carved with its
-//! exact SHA-256, size and decoded filename; no flow memory is left after `finish`.
+//! values (with continuations and charsets), in Content-Disposition or in Content-Type. Oracle:
+//! every attachment placed is carved with its exact SHA-256, size and decoded filename; no flow
+//! memory is left after `finish`.
 #![no_main]
 
 use base64::Engine as _;
@@ -183,7 +184,17 @@ fn attachment(u: &mut Unstructured<'_>, wants: &mut Vec<Want>, single_part: bool
     let text = encoding == 2 || u.arbitrary()?;
     let data = content(u, text)?;
     let (mut name, param) = filename(u, n)?;
-    let mut entity = b"Content-Type: application/octet-stream\r\n".to_vec();
+    // The name in Content-Disposition's filename, or in Content-Type's name (what older mailers
+    // send), in the same encodings.
+    let in_content_type: bool = u.arbitrary()?;
+    let mut entity = match in_content_type {
+        true => format!(
+            "Content-Type: application/octet-stream; {}\r\n",
+            param.replace("filename", "name")
+        )
+        .into_bytes(),
+        false => b"Content-Type: application/octet-stream\r\n".to_vec(),
+    };
     let body = match encoding {
         0 => {
             entity.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
@@ -217,7 +228,10 @@ fn attachment(u: &mut Unstructured<'_>, wants: &mut Vec<Want>, single_part: bool
             return Ok(entity);
         }
     };
-    entity.extend_from_slice(format!("Content-Disposition: attachment; {param}\r\n\r\n").as_bytes());
+    match in_content_type {
+        true => entity.extend_from_slice(b"Content-Disposition: attachment\r\n\r\n"),
+        false => entity.extend_from_slice(format!("Content-Disposition: attachment; {param}\r\n\r\n").as_bytes()),
+    }
     entity.extend_from_slice(&body);
     wants.push(Want {
         sha256: sha256_hex(&data),
