@@ -56,7 +56,7 @@ secs="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(engine_frames tcp_segments capture_file decoders)
+    targets=(engine_frames tcp_segments http_messages smtp_session capture_file decoders)
 fi
 cargo fuzz build --sanitizer none -O >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; exit 1; }
 for t in "${targets[@]}"; do

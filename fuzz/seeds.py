@@ -5,10 +5,14 @@ each run, so the captures are read from where they live and never copied into th
 - capture_file: the shipped sample and the shared corpus's captures, as they are;
 - engine_frames: the same captures' packets in the target's frame format
   (`[link type index][u16 length][frame]`, Ethernet = index 0);
-- decoders: base64, quoted-printable, gzip and deflate of a few texts.
+- decoders: base64, quoted-printable, gzip and deflate of a few texts;
+- http_messages, smtp_session: a few kilobytes of fixed pseudo-random bytes each, which these
+  structure-aware targets read as whole connections of several messages (libFuzzer alone starts
+  from inputs of a few bytes: one short message).
 """
 import base64
 import gzip
+import hashlib
 import os
 import struct
 import sys
@@ -71,6 +75,10 @@ def main():
     write("decoders", "qp", bytes([piece | 1]) + b"caf=C3=A9 =\r\nsoft break=3D\r\n" * 40)
     write("decoders", "gzip", bytes([piece | 2]) + gzip.compress(text))
     write("decoders", "deflate", bytes([piece | 3]) + zlib.compress(text))
+    for target in ("http_messages", "smtp_session"):
+        for size in (1024, 3072, 8192):
+            blob = b"".join(hashlib.sha256(f"{target} {size} {i}".encode()).digest() for i in range(size // 32))
+            write(target, f"random{size}", blob)
     print("seeds written under", OUT, file=sys.stderr)
 
 
