@@ -753,3 +753,195 @@ impl Stage {
         self.metrics.actions.with_label_values(&[result]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PipelineConfig, ScannerConfig};
+    use crate::store::StoreSettings;
+    use crate::MimeMatcher;
+    use xdpcarve_contract::{FileStoreSink, StoreChunk, StoreEnd, StoreTicket};
+
+    fn record(fuid: &str, sha: &str) -> FileRecord {
+        let json = format!(
+            r#"{{"ts":"2024-01-01T00:00:00.000000Z","fuid":"{fuid}","uid":"C1","proto":"http",
+            "orig_h":"10.0.0.1","orig_p":40000,"resp_h":"10.0.0.2","resp_p":80,"direction":"download",
+            "is_orig":false,"filename":"a.exe","mime_type":"application/x-dosexec","declared_mime_type":null,
+            "extension_mime_type":null,"size":3,"total_bytes":3,"missing_bytes":0,"overflow_bytes":0,
+            "truncated":false,"partial":false,"depth":0,"duration":0.0,"md5":null,"sha1":null,
+            "sha256":"{sha}","blake3":null}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    /// Hands `data` to the store as the worker's sink would, and returns the record it ends with.
+    fn stored(sink: &Arc<dyn FileStoreSink>, fuid: &str, sha: &str, data: &[u8]) -> FileRecord {
+        let id = sink.open(fuid);
+        assert!(sink.send(StoreChunk {
+            id,
+            offset: 0,
+            bytes: data.to_vec(),
+        }));
+        let ticket = StoreTicket {
+            id,
+            sent: data.len() as u64,
+            len: data.len() as u64,
+        };
+        let mut rec = record(fuid, sha);
+        rec.scan.stored_path = sink.end(StoreEnd::Keep {
+            ticket,
+            sha256: Some(sha.into()),
+            fuid: fuid.into(),
+        });
+        rec.scan.store_ticket = Some(ticket);
+        rec
+    }
+
+    fn plan(dir: &Path, script: &str, queue: usize, drain: Duration, registry: &Registry) -> ScanPlan {
+        let settings = StoreSettings {
+            dir: dir.join("store"),
+            max_bytes: 1 << 20,
+            max_files: 100,
+            incomplete: false,
+            wait_when_full: true,
+        };
+        let store = Store::open(settings, MimeMatcher::new(&[".*".into()]).unwrap()).unwrap();
+        let mut cfg = ScanConfig::default();
+        cfg.scan.queue = queue;
+        cfg.scan.drain_timeout = drain;
+        cfg.scan.scans_log = Some(dir.join("scans.jsonl"));
+        let scanner: ScannerConfig = serde_json::from_value(serde_json::json!({
+            "kind": "command", "argv": ["sh", "-c", script, "scanner", "{path}"], "timeout": "5s"
+        }))
+        .unwrap();
+        cfg.scanners.insert("sh".into(), scanner);
+        cfg.pipelines.push(PipelineConfig {
+            match_: "application/x-dosexec".into(),
+            scanners: vec!["sh".into()],
+            stop_on: None,
+            name: Some("exe".into()),
+        });
+        ScanPlan::build(&cfg, Some(store), registry).unwrap()
+    }
+
+    fn metric(registry: &Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
+        let families = registry.gather();
+        let Some(f) = families.iter().find(|f| f.get_name() == name) else {
+            return 0.0;
+        };
+        f.get_metric()
+            .iter()
+            .filter(|m| {
+                label.is_none_or(|(k, v)| m.get_label().iter().any(|l| l.get_name() == k && l.get_value() == v))
+            })
+            .map(|m| m.get_counter().get_value())
+            .sum()
+    }
+
+    const SHA_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+    const SHA_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
+
+    #[test]
+    fn a_chain_reports_its_verdicts_metrics_and_a_full_queue_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let script = r#"grep -q EVIL "$1" && echo '{"verdict":"malicious","signatures":["Evil"]}'; exit 0"#;
+        let plan = plan(dir.path(), script, 1, Duration::from_secs(10), &registry);
+        let store = plan.store.clone().unwrap();
+        let sink = store.sink();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut s = plan.start();
+            let evil = stored(&sink, "F1", SHA_A, b"xx EVIL");
+            let clean = stored(&sink, "F2", SHA_B, b"fine");
+            assert_eq!(s.offer(&evil), Offer::Queued);
+            assert_eq!(s.offer(&clean), Offer::QueueFull, "a queue of one is full");
+            let mut not_stored = record("F3", SHA_B);
+            not_stored.scan.store_ticket = None;
+            assert_eq!(s.offer(&not_stored), Offer::NotStored);
+            let mut other = record("F4", SHA_B);
+            other.mime_type = Some("text/plain".into());
+            assert_eq!(s.offer(&other), Offer::NotWanted);
+            let done = s.next_done().await;
+            assert_eq!(done.scan.verdict, Some(Verdict::Malicious));
+            assert_eq!(done.scan.verdicts[0].signatures, ["Evil"]);
+            assert_eq!(s.offer(&clean), Offer::Queued, "room again once the chain ended");
+            let done = s.drain().await;
+            assert_eq!(done.len(), 1);
+            assert_eq!(done[0].scan.verdict, Some(Verdict::Clean));
+            let sum = s.summary();
+            assert_eq!(
+                (
+                    sum.scanned,
+                    sum.alerts,
+                    sum.skipped_queue_full,
+                    sum.skipped_not_stored,
+                    sum.deleted
+                ),
+                (2, 1, 1, 1, 1)
+            );
+        });
+        assert_eq!(
+            metric(&registry, "xdpcarve_scan_runs_total", Some(("scanner", "sh"))),
+            2.0
+        );
+        assert_eq!(
+            metric(
+                &registry,
+                "xdpcarve_scan_verdicts_total",
+                Some(("verdict", "malicious"))
+            ),
+            1.0
+        );
+        assert_eq!(
+            metric(&registry, "xdpcarve_scan_skipped_total", Some(("reason", "queue_full"))),
+            1.0
+        );
+        let lines = std::fs::read_to_string(dir.path().join("scans.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        // Files skipped when offered say so in their record, not here.
+        assert_eq!(lines.len(), 2, "the two scanned");
+        assert_eq!(lines[0]["verdict"], "malicious");
+        assert_eq!(lines[0]["deleted"], false);
+        assert_eq!(
+            (&lines[1]["verdict"], &lines[1]["deleted"]),
+            (&"clean".into(), &true.into())
+        );
+        store.close();
+    }
+
+    #[test]
+    fn the_end_of_a_run_stops_chains_past_the_drain_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let plan = plan(dir.path(), "exec sleep 30", 4, Duration::from_millis(200), &registry);
+        let store = plan.store.clone().unwrap();
+        let sink = store.sink();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        rt.block_on(async {
+            let mut s = plan.start();
+            assert_eq!(s.offer(&stored(&sink, "F1", SHA_A, b"slow")), Offer::Queued);
+            let done = s.drain().await;
+            assert_eq!(done[0].scan.scan, Some(ScanStatus::SkippedDrainTimeout));
+            assert_eq!(s.summary().skipped_drain_timeout, 1);
+        });
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the sleeping scanner was stopped"
+        );
+        let line = std::fs::read_to_string(dir.path().join("scans.jsonl")).unwrap();
+        assert!(line.contains("skipped_drain_timeout"), "{line}");
+        store.close();
+        assert!(
+            dir.path().join("store/aa").join(SHA_A).exists(),
+            "an unjudged file is kept"
+        );
+    }
+}
