@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Scanning never slows the read: the same capture read with and without a scan stage whose only
-# scanner sleeps 1 s per file, behind a queue of 4 (README, "Scanners"). Prints, for each, the
-# median of CPU time (user + sys) and wall time over RUNS runs, their ratio, and the scan figures
-# of the scanning runs: skipped_queue_full must equal files minus scanned.
+# Scanning never slows the read: the same capture read without a store, with the store alone
+# (the executables kept, no pipeline), and with a scan stage whose only scanner sleeps 1 s per
+# file behind a queue of 4 (README, "Scanners"). Prints, for each, the median of CPU time
+# (user + sys, children included) and wall time over RUNS runs, the ratios, and the scan figures of
+# the scanning runs: skipped_queue_full must equal files minus scanned.
 #
 #   bench/scan/saturation.sh [RUNS]        (default 5; from the repository root or anywhere)
 #
@@ -25,6 +26,12 @@ cat >"$work/sleep.sh" <<'EOF'
 sleep 1
 EOF
 chmod +x "$work/sleep.sh"
+cat >"$work/store.toml" <<EOF
+[store]
+dir = "$work/store"
+match = "application/x-dosexec"
+keep = "none"
+EOF
 cat >"$work/scan.toml" <<EOF
 [store]
 dir = "$work/store"
@@ -52,24 +59,30 @@ run() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-: >"$work/base" && : >"$work/scan"
+: >"$work/base.t" && : >"$work/store.t" && : >"$work/scan.t"
 for _ in $(seq "$RUNS"); do
-    run >>"$work/base"
-    run --config "$work/scan.toml" >>"$work/scan"
+    run >>"$work/base.t"
+    run --config "$work/store.toml" >>"$work/store.t"
+    run --config "$work/scan.toml" >>"$work/scan.t"
 done
 files=$(wc -l <"$work/files.log")
 exes=$(grep -c '"mime_type":"application/x-dosexec"' "$work/files.log" || true)
 scanline=$(grep -o 'scan: .*' "$work/last.err")
 field() { sed -n "s/.*[ :]$1=\([0-9]*\).*/\1/p" <<<"$scanline"; }
-base_cpu=$(cut -d' ' -f1 "$work/base" | median)
-base_wall=$(cut -d' ' -f2 "$work/base" | median)
-scan_cpu=$(cut -d' ' -f1 "$work/scan" | median)
-scan_wall=$(cut -d' ' -f2 "$work/scan" | median)
+base_cpu=$(cut -d' ' -f1 "$work/base.t" | median)
+base_wall=$(cut -d' ' -f2 "$work/base.t" | median)
+store_cpu=$(cut -d' ' -f1 "$work/store.t" | median)
+store_wall=$(cut -d' ' -f2 "$work/store.t" | median)
+scan_cpu=$(cut -d' ' -f1 "$work/scan.t" | median)
+scan_wall=$(cut -d' ' -f2 "$work/scan.t" | median)
 echo "capture: $(du -h "$work/mix.pcap" | cut -f1), $files files, $exes executables (the pipeline's type); $RUNS runs each, medians"
-printf "read without scanning:   cpu %6.3f s  wall %6.3f s\n" "$base_cpu" "$base_wall"
-printf "read with the scan stage: cpu %6.3f s  wall %6.3f s\n" "$scan_cpu" "$scan_wall"
-awk -v a="$scan_cpu" -v b="$base_cpu" -v c="$scan_wall" -v d="$base_wall" \
-    'BEGIN { printf "ratio (scanning / not):  cpu %.3f  wall %.3f\n", a / b, c / d }'
+printf "read, no store:                cpu %6.3f s  wall %6.3f s\n" "$base_cpu" "$base_wall"
+printf "read, store alone:             cpu %6.3f s  wall %6.3f s\n" "$store_cpu" "$store_wall"
+printf "read, store + saturated scans: cpu %6.3f s  wall %6.3f s\n" "$scan_cpu" "$scan_wall"
+awk -v a="$scan_cpu" -v b="$base_cpu" -v c="$scan_wall" -v d="$base_wall" -v e="$store_cpu" -v f="$store_wall" 'BEGIN {
+    printf "ratio scanning / no store:     cpu %.3f  wall %.3f\n", a / b, c / d
+    printf "ratio scanning / store alone:  cpu %.3f  wall %.3f\n", a / e, c / f
+}'
 echo "last scanning run: $scanline"
 scanned=$(field scanned)
 qfull=$(field skipped_queue_full)
