@@ -100,6 +100,11 @@ impl PackedInfo {
         self.text.get(start..end)
     }
 
+    /// No field is kept (a request past `max_pipelined` that gave them up).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.present == 0
+    }
+
     /// Bytes of heap it holds.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {

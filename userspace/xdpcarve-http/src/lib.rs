@@ -95,6 +95,10 @@ enum MethodKind {
 }
 
 /// A request waiting for its response: small, since a flood of unanswered requests is held.
+/// Requests waiting for their responses at most, fields kept or not (see `on_request`); past it
+/// the oldest is dropped and counted (`http.pipeline_dropped`).
+const MAX_IN_LINE: usize = 1024;
+
 struct Pending {
     info: PackedInfo,
     kind: MethodKind,
@@ -562,8 +566,17 @@ impl HttpParser {
             head.referrer.as_deref(),
         ]);
         if self.pending.len() >= self.max_pipelined as usize {
-            self.pending.pop_front();
+            // Past max_pipelined the oldest request still holding its fields gives them up but
+            // keeps its place in line: dropping it would pair every later response with the
+            // wrong request, and a GET's body read as a HEAD's answer is a file hidden.
             cx.state.stats.pipeline_overflow += 1;
+            if self.pending.len() >= MAX_IN_LINE {
+                self.pending.pop_front();
+                cx.state.stats.pipeline_dropped += 1;
+            }
+            if let Some(oldest) = self.pending.iter_mut().find(|p| !p.info.is_empty()) {
+                oldest.info = PackedInfo::default();
+            }
         }
         if !self.pending.is_empty() {
             cx.state.stats.pipelined_requests += 1;

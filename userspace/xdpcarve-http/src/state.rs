@@ -59,8 +59,12 @@ xdpcarve_contract::counters! {
         partial_content,
         /// CONNECT or Upgrade: the rest of the connection is not HTTP.
         tunnels,
-        /// Requests dropped because `max_pipelined` were already waiting for a response.
+        /// Requests that came while `max_pipelined` were already waiting for a response: the oldest
+        /// waiting one then gives up its fields (`http_uri`, ...) but keeps its place in line, so
+        /// responses stay paired.
         pipeline_overflow,
+        /// Requests dropped because 1024 were waiting: responses after them may pair wrongly.
+        pipeline_dropped,
         /// Times the parser skipped ahead to find the next request/response start.
         resyncs,
         /// Of those, after a hole (capture loss) where the parser's place was lost.

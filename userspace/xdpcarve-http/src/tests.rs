@@ -1422,7 +1422,7 @@ fn pending_requests_whose_responses_vanished_are_counted_and_bounded() {
         h.send(&mut p, Side::Orig, &get(&format!("/x{i}")));
         h.gap(&mut p, Side::Resp, 500);
     }
-    assert!(p.pending.len() <= h.http.cfg.max_pipelined);
+    assert!(p.pending.len() <= crate::MAX_IN_LINE);
     h.send(&mut p, Side::Resp, &ok("text/plain", b"last"));
     h.finish(p);
     let r = h.files.records.last().unwrap();
@@ -1637,4 +1637,44 @@ fn an_idle_keep_alive_connection_holds_no_heap() {
     h.finish(p);
     assert_eq!(h.files.records.len(), 6);
     assert!(h.files.records.iter().all(|r| r.sha256.is_some() && !r.truncated));
+}
+
+#[test]
+fn past_max_pipelined_requests_keep_their_place_so_a_head_cannot_hide_a_body() {
+    // 70 requests in flight (max_pipelined is 64), the 67th a HEAD: its response has a
+    // Content-Length and no body. Had the oldest requests been dropped, the HEAD would pair with
+    // an earlier response and a body would be read as the next response's head.
+    let mut h = Harness::new();
+    let mut p = h.parser();
+    let n = 70;
+    let mut requests = Vec::new();
+    for i in 0..n {
+        if i == 66 {
+            requests.extend_from_slice(format!("HEAD /h{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        } else {
+            requests.extend_from_slice(&get(&format!("/f{i}")));
+        }
+    }
+    h.send(&mut p, Side::Orig, &requests);
+    let mut responses = Vec::new();
+    for i in 0..n {
+        if i == 66 {
+            responses.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n");
+        } else {
+            responses.extend_from_slice(&ok("application/octet-stream", &body_bytes(100 + i, i as u32)));
+        }
+    }
+    h.send(&mut p, Side::Resp, &responses);
+    h.finish(p);
+    assert_eq!(h.http.stats.pipeline_overflow, 6);
+    assert_eq!(h.http.stats.pipeline_dropped, 0);
+    let bodies: Vec<_> = h.files.records.iter().filter(|r| r.size > 0).collect();
+    assert_eq!(bodies.len(), n - 1, "every GET's body carved");
+    for (i, r) in (0..n).filter(|&i| i != 66).zip(&bodies) {
+        assert_eq!(
+            r.sha256.as_deref(),
+            Some(sha(&body_bytes(100 + i, i as u32)).as_str()),
+            "body {i}"
+        );
+    }
 }
