@@ -3,71 +3,15 @@
 
 mod support;
 
+use support::receiver::Receiver;
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-struct Receiver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Receiver {
-    fn start(port: u16, log: &Path) -> Receiver {
-        Receiver::start_with(port, log, &[])
-    }
-
-    /// With receiver.py's options (`--status CODE`, `--fail-first N`).
-    fn start_with(port: u16, log: &Path, options: &[&str]) -> Receiver {
-        let mut child = Command::new("python3")
-            .arg(support::repo_root().join("tests/support/receiver.py"))
-            .arg(port.to_string())
-            .arg(log)
-            .args(options)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the receiver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .expect("receiver says READY")
-            .parse()
-            .unwrap();
-        Receiver {
-            child,
-            port,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/submit", self.port)
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

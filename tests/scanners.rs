@@ -10,7 +10,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::carve::{tcp_conversation, write_pcap, TempDir};
 use support::clamd::{clamd_binary, Clamd, HashSig};
+use support::receiver::Receiver;
 
 /// The corpus file the YARA rules and the clamd signature match: the PDF that sv-issue-3703
 /// carries (tests/scanners/rules.yar names its size and strings).
@@ -936,60 +936,10 @@ fn command_scanners_time_out_crash_and_print_verdicts() {
 // ---------------------------------------------------------------------------------------------
 // Verdicts everywhere: scans log, alerts log, webhook, action; the store keeps flagged files only
 
-struct Receiver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Receiver {
-    fn start(log: &Path) -> Receiver {
-        let mut child = Command::new("python3")
-            .arg(support::repo_root().join("tests/support/receiver.py"))
-            .arg("0")
-            .arg(log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the receiver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .expect("receiver says READY")
-            .parse()
-            .unwrap();
-        Receiver {
-            child,
-            port,
-            log: log.to_path_buf(),
-        }
-    }
-
-    /// Every item delivered (answered 200).
-    fn items(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for r in jsonl(&self.log).iter().filter(|r| r["answered"] == 200) {
-            let items: Vec<Value> = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
-            out.extend(items);
-        }
-        out
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn verdicts_reach_the_logs_the_webhook_and_the_action_and_clean_files_are_deleted() {
     let dir = TempDir::new("scan-verdicts");
-    let rx = Receiver::start(&dir.path("rx.jsonl"));
+    let rx = Receiver::start(0, &dir.path("rx.jsonl"));
     let bad = pdf_with("XDPCARVE-TEST-MARKER in a document");
     let good = text_with("nothing bad in here");
     let other = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec();

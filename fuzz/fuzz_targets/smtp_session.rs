@@ -13,6 +13,7 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use xdpcarve_contract::{FileRecord, LinkType, Timestamp};
+use xdpcarve_core::wire::{Checksum, IpRepr, TcpRepr};
 use xdpcarve_core::{Engine, EngineConfig};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
@@ -22,23 +23,13 @@ const ACK: u8 = 0x10;
 const PA: u8 = 0x18;
 const FA: u8 = 0x11;
 
+/// A frame of the connection, checksums left zero (the engine takes them as offload).
 fn frame(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let (src, dst, sport, dport) = match from_client {
         true => (CLIENT, SERVER, 40_000u16, 25u16),
         false => (SERVER, CLIENT, 25, 40_000),
     };
-    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-    let total = (40 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&ack.to_be_bytes());
-    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
+    TcpRepr::new(sport, dport, seq, ack, flags, payload).emit_frame(&IpRepr::new(src, dst), Checksum::Zero)
 }
 
 fn sha256_hex(data: &[u8]) -> String {

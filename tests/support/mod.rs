@@ -28,6 +28,7 @@ pub mod flood;
 pub mod live;
 pub mod netns;
 pub mod pcap;
+pub mod receiver;
 pub mod rss;
 
 /// A script shipped in tests/support/, as a path string for a command line.
