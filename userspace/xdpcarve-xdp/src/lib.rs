@@ -31,11 +31,14 @@
 pub mod error;
 pub mod iface;
 mod netlink;
+pub mod probe;
 pub mod program;
 mod worker;
 
 pub use error::{LiveError, Privilege};
 pub use iface::{Interface, QueueSelection, MIN_KERNEL};
+pub use netlink::XdpFeatures;
+pub use probe::{NicReport, Rss};
 pub use program::{object_bytes, AttachedMode, XdpCounters, XdpModeChoice, XdpProgram};
 pub use worker::{FrameHandler, QueueStats, RingConfig, DEFAULT_CAPTURE_MEMORY, MIN_CAPTURE_MEMORY};
 

@@ -1,6 +1,7 @@
-//! The two rtnetlink requests aya does not expose: which XDP program is attached to an
-//! interface (RTM_GETLINK, IFLA_XDP), and detaching it (RTM_SETLINK with fd -1). Used to find and
-//! replace a program left attached by an earlier run.
+//! The netlink requests aya does not expose: which XDP program is attached to an interface
+//! (RTM_GETLINK, IFLA_XDP), detaching it (RTM_SETLINK with fd -1), used to find and replace a
+//! program left attached by an earlier run; and the driver's XDP features (generic netlink family
+//! `netdev`, kernel 6.3+), which `xdpcarve check` reads without attaching anything.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -48,14 +49,12 @@ struct NetlinkSocket(File);
 
 impl NetlinkSocket {
     fn open() -> io::Result<Self> {
+        Self::open_protocol(libc::NETLINK_ROUTE)
+    }
+
+    fn open_protocol(protocol: libc::c_int) -> io::Result<Self> {
         // SAFETY: socket(2) takes no pointers; it returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -222,9 +221,101 @@ pub fn detach_xdp(ifindex: u32, mode_flags: u32) -> io::Result<()> {
     }
 }
 
+/// What the driver says it can do with XDP (enum netdev_xdp_act, include/uapi/linux/netdev.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpFeatures(pub u64);
+
+impl XdpFeatures {
+    const BASIC: u64 = 1;
+    const REDIRECT: u64 = 2;
+    const XSK_ZEROCOPY: u64 = 8;
+    const RX_SG: u64 = 32;
+
+    /// XDP in the driver (native mode) with redirects, which AF_XDP needs.
+    pub fn native(self) -> bool {
+        self.0 & (Self::BASIC | Self::REDIRECT) == Self::BASIC | Self::REDIRECT
+    }
+
+    /// AF_XDP sockets without a copy (XDP_ZEROCOPY).
+    pub fn zero_copy(self) -> bool {
+        self.0 & Self::XSK_ZEROCOPY != 0
+    }
+
+    /// Frames larger than one buffer (multi-buffer XDP).
+    pub fn multi_buffer(self) -> bool {
+        self.0 & Self::RX_SG != 0
+    }
+}
+
+const GENL_ID_CTRL: u16 = 0x10;
+const CTRL_CMD_GETFAMILY: u8 = 3;
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+const NETDEV_CMD_DEV_GET: u8 = 1;
+const NETDEV_A_DEV_IFINDEX: u16 = 1;
+const NETDEV_A_DEV_XDP_FEATURES: u16 = 3;
+
+/// nlmsghdr + genlmsghdr, attributes appended by the caller.
+fn genl_message(family: u16, cmd: u8) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by finish()
+    m.extend_from_slice(&family.to_ne_bytes());
+    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    m.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    m.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    m.extend_from_slice(&[cmd, 1, 0, 0]); // cmd, version, reserved
+    m
+}
+
+/// The attributes of a generic netlink reply (after nlmsghdr and genlmsghdr).
+fn genl_reply_attrs(reply: &[u8]) -> io::Result<&[u8]> {
+    if let Some(code) = error_code(reply) {
+        return Err(errno_of(code));
+    }
+    let msg_len = ne_u32(reply, 0)
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(reply.len());
+    reply
+        .get(20..msg_len)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short generic netlink reply"))
+}
+
+/// The XDP features of `ifindex`'s driver. `Ok(None)` when the kernel has no `netdev` family
+/// (before 6.3): it cannot tell without attaching a program.
+pub fn xdp_features(ifindex: u32) -> io::Result<Option<XdpFeatures>> {
+    let sock = NetlinkSocket::open_protocol(libc::NETLINK_GENERIC)?;
+    let mut m = genl_message(GENL_ID_CTRL, CTRL_CMD_GETFAMILY);
+    push_attr(&mut m, CTRL_ATTR_FAMILY_NAME, b"netdev\0");
+    let reply = sock.request(&finish(m))?;
+    let family = match genl_reply_attrs(&reply) {
+        Ok(a) => attrs(a)
+            .find(|(k, _)| *k == CTRL_ATTR_FAMILY_ID)
+            .and_then(|(_, p)| ne_u16(p, 0)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(family) = family else { return Ok(None) };
+    let mut m = genl_message(family, NETDEV_CMD_DEV_GET);
+    push_attr(&mut m, NETDEV_A_DEV_IFINDEX, &ifindex.to_ne_bytes());
+    let reply = sock.request(&finish(m))?;
+    let features = attrs(genl_reply_attrs(&reply)?)
+        .find(|(k, _)| *k == NETDEV_A_DEV_XDP_FEATURES)
+        .and_then(|(_, p)| Some(u64::from_ne_bytes(p.get(..8)?.try_into().ok()?)));
+    Ok(features.map(XdpFeatures))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_has_no_native_xdp() {
+        let lo = crate::Interface::lookup("lo").unwrap();
+        if let Some(f) = xdp_features(lo.index).unwrap() {
+            assert!(!f.native() && !f.zero_copy(), "{f:?}");
+        }
+    }
 
     #[test]
     fn parses_attached_program_from_reply() {

@@ -29,9 +29,16 @@ pub struct Cli {
         short = 'r',
         long = "read",
         value_name = "FILE",
-        required_unless_present_any = ["interface", "dump_config"]
+        required_unless_present_any = ["interface", "dump_config", "check"]
     )]
     pub read: Option<PathBuf>,
+
+    /// Check instead of running (also `xdpcarve check`): the config, the interface (up, driver,
+    /// native XDP and zero-copy support, channels, RSS, offloads), the kernel, capabilities, the
+    /// paths that will be written and the webhook; prints what a run would do and exits non-zero
+    /// if anything would fail. Captures nothing and changes nothing.
+    #[arg(long)]
+    pub check: bool,
 
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -144,6 +151,31 @@ pub struct Cli {
     /// No progress and no summary on stderr (errors and warnings are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Colour in the messages on stderr: auto (only when stderr is a terminal and NO_COLOR is
+    /// not set), always, never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// `--color`.
+#[derive(clap::ValueEnum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// Whether to write ANSI colour codes to stderr.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 /// `--overlap`.

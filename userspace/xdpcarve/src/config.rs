@@ -53,6 +53,28 @@ pub struct ConfigFile {
     pub pipelines: Vec<PipelineConfig>,
     #[serde(default)]
     pub actions: ActionsConfig,
+    /// `[engine]`, `[live]`, `[read]`, `[output]`: the run's own flags (see `run_keys`), which
+    /// become flags before the command line's and are printed from the parsed command line.
+    #[serde(default, skip_serializing)]
+    pub engine: toml::Table,
+    #[serde(default, skip_serializing)]
+    pub live: toml::Table,
+    #[serde(default, skip_serializing)]
+    pub read: toml::Table,
+    #[serde(default, skip_serializing)]
+    pub output: toml::Table,
+}
+
+impl ConfigFile {
+    /// The run's own sections, by name.
+    pub fn run_sections(&self) -> [(&'static str, &toml::Table); 4] {
+        [
+            ("engine", &self.engine),
+            ("live", &self.live),
+            ("read", &self.read),
+            ("output", &self.output),
+        ]
+    }
 }
 
 /// `[sensor]`
@@ -417,6 +439,7 @@ pub fn dump(settings: &Settings) -> Result<String> {
         scanners: scan.scanners.clone(),
         pipelines: scan.pipelines.clone(),
         actions: scan.actions.clone(),
+        ..ConfigFile::default()
     };
     toml::to_string(&file).context("cannot print the config")
 }

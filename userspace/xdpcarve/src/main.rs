@@ -7,20 +7,24 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod cli;
 mod config;
 mod egress;
 mod live;
 mod offline;
 mod outcome;
+mod progress;
+mod run_keys;
 mod signals;
 mod summary;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 use xdpcarve_contract::{FileConfig, HashSet, IdSeed, StoreHandle, WantedFiles};
 use xdpcarve_core::engine::ChecksumPolicy;
@@ -36,9 +40,20 @@ use crate::cli::Cli;
 use crate::summary::Source;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.quiet);
-    match run(&cli) {
+    let (cli, matches) = match parse_command_line(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("xdpcarve: error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(cli.quiet, cli.color.enabled());
+    let result = if cli.check {
+        check::run(&cli)
+    } else {
+        run(&cli, &matches)
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             // `{:#}` prints the chain once: each error's own message, then its causes.
@@ -48,12 +63,59 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(quiet: bool) {
+/// The command line, with the config file's `[engine]`, `[live]`, `[read]` and `[output]` keys
+/// as flags before it (so the command line wins; see `run_keys`). `xdpcarve check ...` is
+/// `xdpcarve --check ...`. Usage errors exit here, as clap's do (status 2).
+fn parse_command_line(mut args: Vec<OsString>) -> Result<(Cli, clap::ArgMatches)> {
+    if args.get(1).is_some_and(|a| a == "check") {
+        args[1] = "--check".into();
+    }
+    let cmd = Cli::command().args_override_self(true);
+    let mut argv: Vec<OsString> = args.iter().take(1).cloned().collect();
+    if let Some(path) = config_path(&args[1.min(args.len())..]) {
+        let file = config::load_file(&path)?;
+        let flags = run_keys::flags_from(&file.run_sections(), &cmd, reads_a_file(&args[1.min(args.len())..]))
+            .with_context(|| format!("config file {}", path.display()))?;
+        argv.extend(flags);
+    }
+    argv.extend(args.into_iter().skip(1));
+    let matches = cmd.clone().try_get_matches_from(argv).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    Ok((cli, matches))
+}
+
+/// `--config PATH` or `--config=PATH`, found before clap parses (the file supplies flags).
+fn config_path(args: &[OsString]) -> Option<std::path::PathBuf> {
+    let mut it = args.iter();
+    let mut found = None;
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--" {
+            break;
+        } else if a == "--config" {
+            found = it.next().map(std::path::PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            found = Some(p.into());
+        }
+    }
+    found
+}
+
+/// The command line reads a capture (`-r`), so a config's `[live] interface` does not apply.
+fn reads_a_file(args: &[OsString]) -> bool {
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a == "--read" || a.starts_with("--read=") || (a.starts_with("-r") && !a.starts_with("--")))
+}
+
+fn init_logging(quiet: bool, color: bool) {
     let default = if quiet { "error" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .without_time()
         .with_target(false)
         .init();
@@ -122,17 +184,24 @@ fn run_seed() -> u64 {
     xdpcarve_contract::files::mix(nanos ^ u64::from(std::process::id()) << 40)
 }
 
-fn run(cli: &Cli) -> Result<ExitCode> {
+fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     let live = cli.live.interface.is_some();
     let settings = config::settings(&cli.egress, cli.files_log.as_deref(), live)?;
     if cli.egress.dump_config {
+        engine_config(cli)?;
+        // The egress part first: its top-level keys (`pipelines = []`) must not follow a table.
         print!("{}", config::dump(&settings)?);
+        print!("\n{}", run_keys::dump(matches, &Cli::command())?);
         return Ok(ExitCode::SUCCESS);
     }
     let config::Settings {
         egress: egress_cfg,
         scan: scan_cfg,
     } = settings;
+    let outputs = summary::outputs(&egress_cfg, &scan_cfg);
+    if cli.files_log.is_none() && egress_cfg.files_log.path.as_deref() == Some("files.log") && !cli.quiet {
+        eprintln!("xdpcarve: records go to ./files.log (choose with --files-log PATH or files_log.path; - is stdout)");
+    }
     let mut cfg = engine_config(cli)?;
     cfg.ids = IdSeed::new(cli.seed.unwrap_or_else(run_seed), &egress_cfg.sensor_name);
     // Shedding never takes MD5 and SHA-256 of a file the submission policy wants.
@@ -161,9 +230,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
     let scan = (&scan_cfg, store.clone());
     let result = if live {
-        run_live(cli, cfg, egress_cfg, scan)
+        run_live(cli, cfg, egress_cfg, scan, &outputs)
     } else {
-        run_offline(cli, cfg, egress_cfg, scan)
+        run_offline(cli, cfg, egress_cfg, scan, &outputs)
     };
     if let Some(s) = store {
         s.close();
@@ -179,7 +248,13 @@ type Scan<'a> = (&'a ScanConfig, Option<Arc<Store>>);
 
 /// `xdpcarve -r FILE`: one worker on this thread; a full egress queue makes it wait (offline,
 /// nothing may be lost and there is no line rate to keep).
-fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Scan<'_>) -> Result<ExitCode> {
+fn run_offline(
+    cli: &Cli,
+    cfg: EngineConfig,
+    egress_cfg: EgressConfig,
+    scan: Scan<'_>,
+    outputs: &str,
+) -> Result<ExitCode> {
     let read = cli.read.as_deref().context("no --read file given")?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
     let (egress, hub, mut sinks) = egress::start(egress_cfg, scan.0, scan.1, 1, QueueMode::Block)?;
@@ -194,17 +269,17 @@ fn run_offline(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Sca
     // A signal stops the read as the end of the file would; a second one exits at once.
     let stop = signals::Stop::install(true)?;
     let report = offline::run(read, cfg, sink, simulated, cli.quiet, Some(&stop));
-    conclude(cli, egress, &hub, &protocols, report, |r| Source::Read(r))
+    conclude(cli, egress, &hub, &protocols, report, outputs, |r| Source::Read(r))
 }
 
 /// `xdpcarve -i IFACE`: one worker per queue, each with a non-blocking queue to egress.
-fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Scan<'_>) -> Result<ExitCode> {
+fn run_live(cli: &Cli, cfg: EngineConfig, egress_cfg: EgressConfig, scan: Scan<'_>, outputs: &str) -> Result<ExitCode> {
     let workers = live::worker_count(&cli.live)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
     let (egress, hub, sinks) = egress::start(egress_cfg, scan.0, scan.1, workers, QueueMode::DropWhenFull)?;
     let metrics: Arc<dyn live::LiveMetrics> = Arc::new(egress::HubMetrics(hub.clone()));
     let report = live::run(&cli.live, cfg, sinks, Some(metrics), cli.quiet);
-    conclude(cli, egress, &hub, &protocols, report, |r| Source::Live(r))
+    conclude(cli, egress, &hub, &protocols, report, outputs, |r| Source::Live(r))
 }
 
 /// The end of every run, read or live: the workers' last counters to `/metrics`, egress drained,
@@ -215,6 +290,7 @@ fn conclude<R>(
     hub: &MetricsHub,
     protocols: &[&'static str],
     report: Result<R>,
+    outputs: &str,
     source: fn(&R) -> Source<'_>,
 ) -> Result<ExitCode> {
     if let Ok(r) = &report {
@@ -228,6 +304,7 @@ fn conclude<R>(
     let source = source(&report);
     if !cli.quiet {
         eprint!("{}", summary::render(&source, protocols, &egress_summary));
+        eprintln!("  {outputs}");
     }
     egress.join();
     Ok(outcome::exit_status(&source, &egress_summary))

@@ -40,8 +40,6 @@ pub struct Interrupted {
     pub bytes_read: u64,
 }
 
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
 /// `--simulate-mbps`: the capture is taken to arrive at a link rate into an rx ring of the live
 /// capacity, so overload control can be tested offline. Packets arrive at `rate` (their length on
 /// the wire, back to back); the frames waiting are those that arrived while the worker was still
@@ -109,8 +107,7 @@ pub fn run<S: RecordSink>(
     let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
     let mut worker = Worker::new(Engine::new(cfg), sink);
     let started = Instant::now();
-    let show_progress = !quiet && std::io::stderr().is_terminal();
-    let mut next_progress = started + PROGRESS_EVERY;
+    let mut progress = (!quiet && std::io::stderr().is_terminal()).then(|| crate::progress::Progress::new(started));
     let mut stopped = None;
     let mut interrupted = None;
     let mut n: u64 = 0;
@@ -147,23 +144,18 @@ pub fn run<S: RecordSink>(
             break;
         }
         n += 1;
-        if show_progress && n % 4096 == 0 && Instant::now() >= next_progress {
-            next_progress = Instant::now() + PROGRESS_EVERY;
-            let pct = if cap.file_len() > 0 {
-                cap.bytes_read() as f64 * 100.0 / cap.file_len() as f64
-            } else {
-                0.0
-            };
-            eprintln!(
-                "xdpcarve: {:.0}% of {} read: {} packets, {:.1} MB, {} flows, {} files",
-                pct,
-                read.display(),
-                n,
-                cap.bytes_read() as f64 / 1e6,
-                worker.engine().active_flows(),
-                worker.files()
-            );
+        if let Some(p) = progress.as_mut().filter(|p| n % 4096 == 0 && p.due()) {
+            p.draw(&crate::progress::Snapshot {
+                bytes_read: cap.bytes_read(),
+                file_len: cap.file_len(),
+                packets: n,
+                flows: worker.engine().active_flows(),
+                files: worker.files(),
+            });
         }
+    }
+    if let Some(p) = progress.as_mut() {
+        p.clear();
     }
     warn_skipped(&cap, read, warned);
     let truncated = cap.truncated().map(str::to_owned);

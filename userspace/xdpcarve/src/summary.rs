@@ -41,6 +41,39 @@ const HEADLINE: &[(&str, &str)] = &[
     ("tcp", "retransmitted_bytes"),
 ];
 
+/// Where a run's records go, for the summary's last line.
+pub fn outputs(egress: &xdpcarve_egress::EgressConfig, scan: &xdpcarve_scan::ScanConfig) -> String {
+    let place = |p: &str| {
+        if p == "-" {
+            "standard output".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    let mut parts = vec![format!(
+        "records: files log {}",
+        place(egress.files_log.path.as_deref().unwrap_or("files.log"))
+    )];
+    if let Some(url) = &egress.webhook.url {
+        let journal = egress
+            .spill
+            .dir
+            .as_deref()
+            .map_or("none".into(), |d| d.display().to_string());
+        parts.push(format!("submissions to {url} (spill journal {journal})"));
+    }
+    if let Some(d) = &scan.store.dir {
+        parts.push(format!("files kept in {}", d.display()));
+    }
+    if let Some(p) = &scan.scan.scans_log {
+        parts.push(format!("scans log {}", place(&p.to_string_lossy())));
+    }
+    if let Some(p) = &scan.scan.alerts_log {
+        parts.push(format!("alerts log {}", place(&p.to_string_lossy())));
+    }
+    parts.join("; ")
+}
+
 /// The summary of a run: its source, the workers' counters (`protocols` names the protocols
 /// whose file counts are shown), and what egress did.
 pub fn render(source: &Source<'_>, protocols: &[&'static str], egress: &EgressSummary) -> String {
