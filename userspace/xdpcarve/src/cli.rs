@@ -18,8 +18,12 @@ use clap::Parser;
                   Sizes accept K, M, G suffixes (powers of 1024): 64K, 256M, 1G. Durations: 90s, 5m, 1h (a bare \
                   number is seconds). While reading, progress is printed to stderr every 2 s if stderr is a \
                   terminal; at the end a summary lists packets, flows, files, gaps and every nonzero skip or \
-                  limit counter (-q silences both). RUST_LOG=debug shows more logging on stderr.",
-    after_help = "Example: xdpcarve -r trace.pcap --files-log - | jq .sha256"
+                  limit counter (-q silences both). RUST_LOG=debug shows more logging on stderr.\n\n\
+                  Every flag is also a key of the --config file: [engine], [live], [read] and [output] keys are \
+                  the flags' own names (max_flows = 1000 is --max-flows 1000), other sections prefix theirs \
+                  ([webhook] url is --webhook-url); a flag given here wins. `xdpcarve check` (or --check) \
+                  checks what a run needs and prints what it would do, without capturing.",
+    after_help = "Examples:\n  xdpcarve -r trace.pcap --files-log - | jq .sha256\n  xdpcarve check --config /etc/xdpcarve/xdpcarve.toml"
 )]
 pub struct Cli {
     /// Read packets from this pcap or pcapng file (or a named pipe). SIGINT/SIGTERM stop the read

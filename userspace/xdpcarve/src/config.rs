@@ -460,6 +460,10 @@ mod tests {
         };
         let cfg = egress_config(&args, None, true).unwrap();
         assert_eq!(cfg.dedup.ttl, Duration::from_secs(24 * 3600));
+        // The run's own sections are valid flags too.
+        let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+        let flags = crate::run_keys::flags_from(&file.run_sections(), &cmd, false).unwrap();
+        assert!(flags.iter().any(|f| f == "--interface=eth1"), "{flags:?}");
     }
 
     #[test]
