@@ -56,6 +56,21 @@ if [ -z "$PCAP" ]; then
     "$GEN" --http 600 --sizes 8K,64K,256K --smtp 150 --seed 7 -o "$PCAP" >/dev/null
 fi
 PACKETS=$(tcpdump -nr "$PCAP" 2>/dev/null | wc -l)
+# The generator's manifest beside the capture, when there is one: records are checked against it.
+MANIFEST=${PCAP%.pcap}.expected.json
+[ -f "$MANIFEST" ] || MANIFEST=""
+
+# "exact" when the records' SHA-256s are the manifest's (as a multiset), else what matched.
+files_exact() { # files.jsonl
+    [ -n "$MANIFEST" ] || { echo "unchecked"; return; }
+    python3 - "$MANIFEST" "$1" <<'PY'
+import collections, json, sys
+want = collections.Counter(f["sha256"] for f in json.load(open(sys.argv[1]))["files"])
+got = collections.Counter(json.loads(l).get("sha256") for l in open(sys.argv[2]) if l.strip())
+found = sum((want & got).values())
+print("exact" if got == want else f"{found} of {sum(want.values())} exact")
+PY
+}
 
 ip netns add "$NS"
 ip -n "$NS" link add xdcbR type veth peer name xdcbS
@@ -119,14 +134,15 @@ run_xdpcarve() { # rate
     rx=$(grep -o 'queue 0: [0-9]*' <<<"$s" | grep -o '[0-9]*$' || echo 0)
     drops=$(grep -oE 'kernel_rx_(dropped|ring_full|fill_ring_empty_descs)=[0-9]+' <<<"$s" | awk -F= '{n += $2} END {print n + 0}')
     files=$(wc -l <"$WORK/files.jsonl")
+    local exact; exact=$(files_exact "$WORK/files.jsonl" | tr ' ' '_')
     local redirected; redirected=$(grep -o '[0-9]* redirected' <<<"$s" | grep -o '^[0-9]*')
     # Packets XDP never saw, plus redirected ones that never reached the worker (the kernel's
     # drop counters count the same packets, so take the larger).
     local missed=$(( redirected - rx > drops ? redirected - rx : drops ))
     local lost=$(( (sent - seen > 0 ? sent - seen : 0) + missed ))
-    RESULT[xdpcarve,$rate]="$pps $lost $files $(per_cpu "$rx" "$cpu")"
-    printf '  xdpcarve  %-8s offered %8.0f pps: sent %s, xdp saw %s, received %s, lost %s, files %s, worker cpu %s s\n' \
-        "$rate" "$pps" "$sent" "$seen" "$rx" "$lost" "$files" "$cpu" >&2
+    RESULT[xdpcarve,$rate]="$pps $lost $files $(per_cpu "$rx" "$cpu") $exact"
+    printf '  xdpcarve  %-8s offered %8.0f pps: sent %s, xdp saw %s, received %s, lost %s, files %s (%s), worker cpu %s s\n' \
+        "$rate" "$pps" "$sent" "$seen" "$rx" "$lost" "$files" "${exact//_/ }" "$cpu" >&2
 }
 
 run_xdpcount() { # rate
@@ -209,6 +225,7 @@ BX=$(best xdpcarve); BC=$(best xdpcount); BT=$(best tcpdump)
     echo "xdpcount, the XDP program saw every packet tcpreplay sent, every redirected packet was read"
     echo "from the ring, and the kernel's XDP_STATISTICS show no drops; for tcpdump, it captured every"
     echo "packet and reported 0 dropped by kernel. \"achieved\" is tcpreplay's measured rate."
+    echo "\"exact\": xdpcarve's records have exactly the SHA-256s of the generator's manifest."
     echo
     echo "CPU time is that of the capturing thread only: the kernel's copy of each frame (into the"
     echo "AF_XDP UMEM, or into tcpdump's AF_PACKET ring) runs in softirq context and is in neither."
@@ -222,10 +239,10 @@ BX=$(best xdpcarve); BC=$(best xdpcount); BT=$(best tcpdump)
     echo "| offered pps | achieved pps | xdpcarve lost | xdpcarve pps/CPU-s | xdpcount lost | xdpcount pps/CPU-s | tcpdump lost | tcpdump pps/CPU-s |"
     echo "|---|---|---|---|---|---|---|---|"
     for rate in $RATES; do
-        read -r p1 l1 f1 c1 <<<"${RESULT[xdpcarve,$rate]}"
+        read -r p1 l1 f1 c1 e1 <<<"${RESULT[xdpcarve,$rate]}"
         read -r _ l2 _ c2 <<<"${RESULT[xdpcount,$rate]}"
         read -r _ l3 _ c3 <<<"${RESULT[tcpdump,$rate]}"
-        printf '| %s | %.0f | %s (%s files) | %s | %s | %s | %s | %s |\n' "$rate" "$p1" "$l1" "$f1" "$c1" "$l2" "$c2" "$l3" "$c3"
+        printf '| %s | %.0f | %s (%s files, %s) | %s | %s | %s | %s | %s |\n' "$rate" "$p1" "$l1" "$f1" "${e1//_/ }" "$c1" "$l2" "$c2" "$l3" "$c3"
     done
     echo
     echo "Highest zero-drop rate (one worker, so also pps per worker):"

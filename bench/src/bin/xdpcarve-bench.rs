@@ -7,6 +7,7 @@
 //!
 //!     cargo run --release -p xdpcarve-bench --bin xdpcarve-bench
 //!     cargo run --release -p xdpcarve-bench --bin xdpcarve-bench -- --mix http-64k --runs 9
+//!     target/release/xdpcarve-bench --mix busy --json figures.jsonl
 //!     valgrind --tool=callgrind --toggle-collect='*run_pipeline*' \
 //!         target/release/xdpcarve-bench --callgrind          # repeatable instruction counts
 
@@ -16,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::time::{Duration, Instant};
 use xdpcarve_bench::bench::{self, CLASSIC_HASHES};
-use xdpcarve_bench::gen::{self, content::Kind, HttpStyle, PlanOptions};
+use xdpcarve_bench::gen::{self, content::Kind, shape::ShapeOptions, HttpStyle, PlanOptions};
 use xdpcarve_bench::pcap;
 use xdpcarve_contract::{HashSet, LinkType};
 
@@ -26,7 +27,7 @@ use xdpcarve_contract::{HashSet, LinkType};
     about = "Carving throughput of the xdpcarve engine vs raw hashing (one core)"
 )]
 struct Args {
-    /// Mixes to run (default: all): http-4k, http-64k, http-1m, http-mixed-1m, smtp-b64.
+    /// Mixes to run (default: all): http-4k, http-64k, http-1m, http-mixed-1m, smtp-b64, busy.
     #[arg(long, value_delimiter = ',')]
     mix: Vec<String>,
     /// Timed runs per measurement; the best is reported.
@@ -42,6 +43,9 @@ struct Args {
     /// segment-sized (1460-byte) pieces as a streaming carver must.
     #[arg(long)]
     hash_speeds: bool,
+    /// Also write every figure as JSON lines to this file (one object per mix and hash set).
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
 }
 
 fn sink<T>(t: T) {
@@ -125,6 +129,8 @@ struct Mix {
     name: &'static str,
     what: &'static str,
     opts: PlanOptions,
+    /// How the sequential capture is turned into a busy link (nothing for most mixes).
+    shape: ShapeOptions,
 }
 
 fn mixes(scale: f64) -> Vec<Mix> {
@@ -144,6 +150,7 @@ fn mixes(scale: f64) -> Vec<Mix> {
                 http_styles: length.clone(),
                 ..base.clone()
             },
+            shape: ShapeOptions::default(),
         },
         Mix {
             name: "http-64k",
@@ -154,6 +161,7 @@ fn mixes(scale: f64) -> Vec<Mix> {
                 http_styles: length.clone(),
                 ..base.clone()
             },
+            shape: ShapeOptions::default(),
         },
         Mix {
             name: "http-1m",
@@ -164,6 +172,7 @@ fn mixes(scale: f64) -> Vec<Mix> {
                 http_styles: length,
                 ..base.clone()
             },
+            shape: ShapeOptions::default(),
         },
         Mix {
             name: "http-mixed-1m",
@@ -179,6 +188,7 @@ fn mixes(scale: f64) -> Vec<Mix> {
                 ],
                 ..base.clone()
             },
+            shape: ShapeOptions::default(),
         },
         Mix {
             name: "smtp-b64",
@@ -188,7 +198,25 @@ fn mixes(scale: f64) -> Vec<Mix> {
                 sizes: vec![64 << 10, 1 << 20],
                 kinds: vec![Kind::Exe, Kind::Pdf, Kind::Zip],
                 attachments_per_mail: 2,
+                ..base.clone()
+            },
+            shape: ShapeOptions::default(),
+        },
+        Mix {
+            name: "busy",
+            what: "HTTP (all styles) and SMTP, 4 KiB to 1 MiB, 1000 connections at once, 1% of data \
+                   segments late and 1% twice, TLS background",
+            opts: PlanOptions {
+                http: n(480),
+                smtp: n(60),
+                sizes: vec![4 << 10, 64 << 10, 256 << 10, 1 << 20],
                 ..base
+            },
+            shape: ShapeOptions {
+                concurrent: 1000,
+                reorder_permille: 10,
+                retransmit_permille: 10,
+                background: n(500) as u64,
             },
         },
     ]
@@ -208,10 +236,29 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
-fn run_mix(mix: &Mix, runs: usize) -> Result<()> {
+/// One line of `--json`: a mix's figures for one hash set (or none).
+#[derive(serde::Serialize)]
+struct Figure<'a> {
+    mix: &'a str,
+    hashes: &'a str,
+    files: usize,
+    content_bytes: u64,
+    packets: usize,
+    pipeline_mb_per_cpu_s: f64,
+    /// Absent for the carving-only run.
+    raw_hash_mb_per_cpu_s: Option<f64>,
+    pipeline_over_raw: Option<f64>,
+}
+
+fn run_mix(mix: &Mix, runs: usize, figures: &mut Vec<String>) -> Result<()> {
     let t0 = Instant::now();
     let plan = gen::plan(&mix.opts);
     let (generated, buf) = gen::write(&plan, mix.opts.seed, Vec::new(), true)?;
+    let buf = if mix.shape.is_empty() {
+        buf
+    } else {
+        gen::shape::shape(&buf, &mix.shape, mix.opts.seed, Vec::new())?.1
+    };
     let (lt, frames) = pcap::parse(&buf).map_err(anyhow::Error::msg)?;
     let link = LinkType::from_linktype(lt).context("link type")?;
     // Raw hashing covers the files themselves; a multipart envelope's bytes are its parts' bytes.
@@ -254,6 +301,16 @@ fn run_mix(mix: &Mix, runs: usize) -> Result<()> {
             let (_, cpu, _) = bench::measure(|| bench::raw_hash(&contents, hashes));
             raw_cpu = raw_cpu.min(cpu);
         }
+        figures.push(serde_json::to_string(&Figure {
+            mix: mix.name,
+            hashes: hash_set_name(hashes),
+            files: contents.len(),
+            content_bytes,
+            packets: frames.len(),
+            pipeline_mb_per_cpu_s: mbps(content_bytes, pipe_cpu),
+            raw_hash_mb_per_cpu_s: Some(mbps(content_bytes, raw_cpu)),
+            pipeline_over_raw: Some(pipe_cpu.as_secs_f64() / raw_cpu.as_secs_f64()),
+        })?);
         println!(
             "  {:<24} {:>14.1} {:>14.1} {:>11.2}x {:>12.2} {:>10.1}",
             hash_set_name(hashes),
@@ -281,6 +338,16 @@ fn run_mix(mix: &Mix, runs: usize) -> Result<()> {
             );
         }
     }
+    figures.push(serde_json::to_string(&Figure {
+        mix: mix.name,
+        hashes: "none",
+        files: contents.len(),
+        content_bytes,
+        packets: frames.len(),
+        pipeline_mb_per_cpu_s: mbps(content_bytes, none_cpu),
+        raw_hash_mb_per_cpu_s: None,
+        pipeline_over_raw: None,
+    })?);
     println!(
         "  {:<24} {:>14.1} {:>14} {:>12} {:>12.2}",
         "none (carving only)",
@@ -355,8 +422,14 @@ fn main() -> Result<()> {
         "xdpcarve-bench: one engine on one core, capture in memory, best of {} runs (thread CPU time)",
         args.runs
     );
+    let mut figures = Vec::new();
     for mix in chosen {
-        run_mix(mix, args.runs)?;
+        run_mix(mix, args.runs, &mut figures)?;
+    }
+    if let Some(path) = &args.json {
+        let mut text = figures.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

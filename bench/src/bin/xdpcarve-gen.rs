@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use xdpcarve_bench::gen::{self, content::Kind, flood::FloodOptions, HttpStyle, PlanOptions};
+use xdpcarve_bench::gen::{self, content::Kind, flood::FloodOptions, shape::ShapeOptions, HttpStyle, PlanOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,6 +72,21 @@ struct Args {
     /// idle keep-alive ones six).
     #[arg(long, value_name = "PPS", default_value_t = 1_000_000)]
     flood_pps: u64,
+    /// Interleave up to N connections at once, packet by packet (a busy link), instead of one
+    /// conversation after another.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    concurrent: usize,
+    /// Deliver this many per mille of data segments 1 to 3 packets of their flow late (a
+    /// segment lost before the tap is seen only as its later retransmission).
+    #[arg(long, value_name = "PERMILLE", default_value_t = 0)]
+    reorder: u32,
+    /// Repeat this many per mille of data segments 1 to 3 packets of their flow later (a segment
+    /// lost after the tap is seen twice).
+    #[arg(long, value_name = "PERMILLE", default_value_t = 0)]
+    retransmit: u32,
+    /// Add N TLS-like connections to port 443 (nothing to carve) among the others.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    background: u64,
     /// Output capture.
     #[arg(short = 'o', long)]
     output: PathBuf,
@@ -128,8 +143,30 @@ fn main() -> Result<()> {
     let seed = if args.sample { 1 } else { args.seed };
     let file =
         std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?;
-    let (generated, out) = gen::write_flooded(&plan, seed, &flood, BufWriter::new(file), false)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let shape = ShapeOptions {
+        concurrent: args.concurrent,
+        reorder_permille: args.reorder,
+        retransmit_permille: args.retransmit,
+        background: args.background,
+    };
+    shape.check().map_err(anyhow::Error::msg)?;
+    let (generated, out) = if shape.is_empty() {
+        gen::write_flooded(&plan, seed, &flood, BufWriter::new(file), false)
+    } else {
+        // Shaped first, the flood (if any) around the shaped transfers.
+        gen::write(&plan, seed, Vec::new(), false).and_then(|(mut generated, sequential)| {
+            let (packets, shaped) = gen::shape::shape(&sequential, &shape, seed, Vec::new())?;
+            generated.manifest.packets = packets;
+            if flood.is_empty() {
+                let mut out = BufWriter::new(file);
+                out.write_all(&shaped)?;
+                Ok((generated, out))
+            } else {
+                gen::flood::merge(&shaped, generated, &flood, seed, BufWriter::new(file))
+            }
+        })
+    }
+    .with_context(|| format!("writing {}", args.output.display()))?;
     out.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())

@@ -6,6 +6,7 @@
 
 pub mod content;
 pub mod flood;
+pub mod shape;
 pub mod tcp;
 
 use base64::Engine as _;
