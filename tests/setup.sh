@@ -22,6 +22,7 @@ APT_PACKAGES=(
     gcc-multilib     # asm/types.h for BPF target builds
     valgrind         # bench: callgrind instruction counts
     time             # flood: GNU time (/usr/bin/time -f %M) measures a run's peak RSS
+    systemd          # deploy: systemd-analyze verify / security on the installed unit (offline)
     clamav-daemon    # scanners: clamd, started by the test itself with a test-only signature database
 )
 
