@@ -23,6 +23,7 @@ APT_PACKAGES=(
     valgrind         # bench: callgrind instruction counts
     time             # flood: GNU time (/usr/bin/time -f %M) measures a run's peak RSS
     systemd          # deploy: systemd-analyze verify / security on the installed unit (offline)
+    prometheus       # observability: promtool check/test rules, a real Prometheus scraping xdpcarve
     clamav-daemon    # scanners: clamd, started by the test itself with a test-only signature database
 )
 
@@ -67,13 +68,31 @@ quiet_clamav_services() {
     return 0
 }
 
+# Debian's prometheus package starts a server (and node exporter) where an init system runs; the
+# observability test starts its own on a free port, so stop those and keep them from starting.
+quiet_prometheus_services() {
+    local units=(prometheus prometheus-node-exporter) unit
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+        return 0
+    fi
+    for unit in "${units[@]}"; do
+        [[ -x /etc/init.d/$unit ]] || continue
+        /etc/init.d/"$unit" status >/dev/null 2>&1 && { /etc/init.d/"$unit" stop >/dev/null 2>&1 || true; }
+        if command -v update-rc.d >/dev/null 2>&1; then
+            update-rc.d "$unit" disable >/dev/null 2>&1 || true
+        fi
+    done
+    return 0
+}
+
 missing_pip=()
 for mod in "${PIP_PACKAGES[@]}"; do
     python3 -m pip show -q "$mod" >/dev/null 2>&1 || missing_pip+=("$mod")
 done
 
 if [[ ${#missing_apt[@]} -eq 0 && ${#missing_pip[@]} -eq 0 ]]; then
-    [[ $(id -u) -eq 0 ]] && quiet_clamav_services
+    [[ $(id -u) -eq 0 ]] && { quiet_clamav_services; quiet_prometheus_services; }
     echo "setup.sh: all test dependencies present"
     exit 0
 fi
@@ -91,6 +110,7 @@ if [[ ${#missing_apt[@]} -gt 0 ]]; then
     apt-get install -y -qq --no-install-recommends "${missing_apt[@]}" \
         || { echo "setup.sh: apt-get install failed for: ${missing_apt[*]}" >&2; status=1; }
     quiet_clamav_services
+    quiet_prometheus_services
 fi
 if [[ ${#missing_pip[@]} -gt 0 ]]; then
     echo "setup.sh: installing Python packages: ${missing_pip[*]}"
