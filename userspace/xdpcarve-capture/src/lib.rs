@@ -10,6 +10,9 @@
 //! and counted per interface ([`CaptureFile::skipped_interfaces`]). Only a capture with nothing
 //! readable (a classic pcap of such a type, a pcapng with packets of such interfaces only) is an
 //! error.
+//!
+//! A gzip or zstd compressed capture (`.pcap.gz`, `.pcapng.zst`, ...) is read as it is, told by
+//! its magic bytes, not its name; decompression streams into the same read buffer.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +20,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pcap_file::pcap::PcapHeader;
 use pcap_file::pcapng::{PcapNgParser, RawBlock};
@@ -78,6 +83,96 @@ pub enum Format {
     PcapNg,
 }
 
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::PcapNg => "pcapng",
+        }
+    }
+}
+
+/// How the capture file is compressed, told by its first bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+    fn detect(prefix: &[u8]) -> Compression {
+        if prefix.starts_with(&Self::GZIP_MAGIC) {
+            Compression::Gzip
+        } else if prefix.starts_with(&Self::ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+}
+
+/// Counts the bytes read from the file itself, under a decompressor (for progress).
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads the first bytes of `file` (a pipe cannot seek back), tells the compression from them, and
+/// returns a reader of the decompressed stream with those bytes put back in front.
+fn open_stream(mut file: File, path: &Path) -> io::Result<(Box<dyn Read + Send>, Compression, Arc<AtomicU64>)> {
+    let mut prefix = [0u8; 4];
+    let mut have = 0;
+    while have < prefix.len() {
+        match file.read(&mut prefix[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let compression = Compression::detect(&prefix[..have]);
+    let raw = io::Cursor::new(prefix[..have].to_vec()).chain(file);
+    let stream: Box<dyn Read + Send> = match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
+            1 << 16,
+            CountingReader {
+                inner: raw,
+                count: count.clone(),
+            },
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(CountingReader {
+                inner: raw,
+                count: count.clone(),
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: zstd: {e}", path.display())))?,
+        ),
+    };
+    Ok((stream, compression, count))
+}
+
 /// A pcapng interface whose link type is not supported: its packets are skipped and counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkippedInterface {
@@ -134,7 +229,11 @@ enum Reader {
 /// A pcap or pcapng file opened for reading.
 pub struct CaptureFile {
     path: PathBuf,
-    file: File,
+    /// The file, or the decompressor reading it.
+    source: Box<dyn Read + Send>,
+    compression: Compression,
+    /// Bytes of a compressed file read so far (its decompressor reads ahead of `offset`).
+    compressed_read: Arc<AtomicU64>,
     file_len: u64,
     buf: Vec<u8>,
     start: usize,
@@ -166,9 +265,12 @@ impl CaptureFile {
         if meta.is_dir() {
             return Err(io_err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
         }
+        let (source, compression, compressed_read) = open_stream(file, &path).map_err(io_err)?;
         let mut cap = CaptureFile {
             path,
-            file,
+            source,
+            compression,
+            compressed_read,
             file_len: meta.len(),
             buf: vec![0; READ_CHUNK],
             start: 0,
@@ -264,13 +366,26 @@ impl CaptureFile {
             Reader::PcapNg { .. } => Format::PcapNg,
         }
     }
-    /// Size of the file when opened.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+    /// "pcap", "pcapng", "pcap, gzip", ...: for messages.
+    pub fn describe(&self) -> String {
+        match self.compression.name() {
+            Some(c) => format!("{}, {c}", self.format().name()),
+            None => self.format().name().to_string(),
+        }
+    }
+    /// Size of the file when opened (compressed, for a compressed capture).
     pub fn file_len(&self) -> u64 {
         self.file_len
     }
-    /// Bytes of the file consumed so far (for progress).
+    /// Bytes of the file consumed so far (for progress; of the compressed file when it is one).
     pub fn bytes_read(&self) -> u64 {
-        self.offset
+        match self.compression {
+            Compression::None => self.offset,
+            _ => self.compressed_read.load(Ordering::Relaxed),
+        }
     }
     pub fn packets_read(&self) -> u64 {
         self.packets
@@ -592,10 +707,16 @@ impl CaptureFile {
                     self.buf.resize(need.next_power_of_two().max(READ_CHUNK), 0);
                 }
             }
-            match self.file.read(&mut self.buf[self.end..]) {
+            match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A broken compressed stream is a corrupt capture: the read stops there, with
+                // everything before it kept, as for a corrupt record.
+                Err(e) if self.compression != Compression::None && e.kind() != io::ErrorKind::PermissionDenied => {
+                    let name = self.compression.name().unwrap_or_default();
+                    return Err(self.corrupt(format!("{name} stream: {e}")));
+                }
                 Err(source) => {
                     return Err(CaptureError::Io {
                         path: self.path.clone(),

@@ -110,10 +110,23 @@ fn check_all(cli: &Cli, f: &mut Findings) {
     }
     check_scanners(&settings.scan, &egress.sensor_name, f);
 
-    match (&cli.read, &cli.live.interface) {
-        (Some(path), _) => check_read(path, f),
-        (None, Some(iface)) => check_live(cli, iface, f),
-        (None, None) => f.ok("no -r FILE or -i IFACE given: checked the settings only"),
+    match (cli.read.is_empty(), &cli.live.interface) {
+        (false, _) => match crate::offline::order_inputs(&cli.read) {
+            Ok(inputs) => {
+                for (path, why) in &inputs.skipped {
+                    f.warn(format!("{}: not read: {why}", path.display()));
+                }
+                for path in &inputs.files {
+                    check_read(path, f);
+                }
+                if inputs.files.len() > 1 {
+                    f.would(format!("read {} captures in timestamp order", inputs.files.len()));
+                }
+            }
+            Err(e) => f.fail(format!("{e:#}")),
+        },
+        (true, Some(iface)) => check_live(cli, iface, f),
+        (true, None) => f.ok("no -r FILE or -i IFACE given: checked the settings only"),
     }
     check_outputs(egress, &settings.scan, f);
     check_webhook(egress, f);
@@ -226,10 +239,7 @@ fn check_read(path: &Path, f: &mut Findings) {
         Ok(cap) => f.ok(format!(
             "{}: a {} capture of {} B",
             path.display(),
-            match cap.format() {
-                xdpcarve_capture::Format::Pcap => "pcap",
-                xdpcarve_capture::Format::PcapNg => "pcapng",
-            },
+            cap.describe(),
             cap.file_len()
         )),
         Err(e) => f.fail(format!("{}: {e}", path.display())),

@@ -26,16 +26,19 @@ use clap::Parser;
     after_help = "Examples:\n  xdpcarve -r trace.pcap --files-log - | jq .sha256\n  xdpcarve check --config /etc/xdpcarve/xdpcarve.toml"
 )]
 pub struct Cli {
-    /// Read packets from this pcap or pcapng file (or a named pipe). SIGINT/SIGTERM stop the read
-    /// at the next packet and end the run as at the end of the file (exit 130/143); a second
-    /// signal exits at once.
+    /// Read packets from this pcap or pcapng file (or a named pipe), gzip or zstd compressed or
+    /// not. Repeat it, or give a directory, to read several captures in one run: they are read in
+    /// the order of their first packets' timestamps by one engine, so connections continue from
+    /// one file into the next. SIGINT/SIGTERM stop the read at the next packet and end the run as
+    /// at the end of the file (exit 130/143); a second signal exits at once.
     #[arg(
         short = 'r',
         long = "read",
         value_name = "FILE",
+        action = clap::ArgAction::Append,
         required_unless_present_any = ["interface", "dump_config", "check"]
     )]
-    pub read: Option<PathBuf>,
+    pub read: Vec<PathBuf>,
 
     /// Check instead of running (also `xdpcarve check`): the config, the interface (up, driver,
     /// native XDP and zero-copy support, channels, RSS, offloads), the kernel, capabilities, the

@@ -255,7 +255,7 @@ fn run_offline(
     scan: Scan<'_>,
     outputs: &str,
 ) -> Result<ExitCode> {
-    let read = cli.read.as_deref().context("no --read file given")?;
+    let inputs = offline::order_inputs(&cli.read)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
     let (egress, hub, mut sinks) = egress::start(egress_cfg, scan.0, scan.1, 1, QueueMode::Block)?;
     let sink = sinks.pop().expect("one sink per worker");
@@ -268,7 +268,7 @@ fn run_offline(
     };
     // A signal stops the read as the end of the file would; a second one exits at once.
     let stop = signals::Stop::install(true)?;
-    let report = offline::run(read, cfg, sink, simulated, cli.quiet, Some(&stop));
+    let report = offline::run(&inputs, cfg, sink, simulated, cli.quiet, Some(&stop));
     conclude(cli, egress, &hub, &protocols, report, outputs, |r| Source::Read(r))
 }
 

@@ -1,12 +1,12 @@
 //! Offline runtime: capture file → worker → sink, with progress on stderr.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::warn;
-use xdpcarve_capture::{CaptureError, CaptureFile, Format};
+use xdpcarve_capture::{CaptureError, CaptureFile, Compression, Format};
 use xdpcarve_contract::Timestamp;
 use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
 
@@ -16,6 +16,10 @@ use crate::signals::Stop;
 pub struct ReadReport {
     pub file: String,
     pub format: Format,
+    pub compression: Compression,
+    /// Captures read (several with repeated `-r` or a directory); format and compression are
+    /// the first one's.
+    pub inputs: usize,
     pub file_len: u64,
     pub elapsed: Duration,
     /// The file ended inside a record: the warning given.
@@ -93,87 +97,195 @@ impl SimulatedRing {
     }
 }
 
-/// Reads the whole capture through one worker into `sink`. Stops early when the sink fails
-/// (the report says why).
+/// The captures of a run, in reading order, and the directory entries left out.
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    /// Files found in a directory that are not captures: not read, said why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Expands directories (their regular files, not recursively, hidden ones left out) and orders
+/// the captures by the timestamp of their first packets, as rotated captures of one link follow
+/// each other. A named file that cannot be read is an error; a directory entry that is not a
+/// capture is skipped and said so.
+pub fn order_inputs(paths: &[PathBuf]) -> Result<Inputs> {
+    let mut candidates: Vec<(PathBuf, bool)> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            entries.sort();
+            if entries.is_empty() {
+                anyhow::bail!("{} holds no files to read", path.display());
+            }
+            candidates.extend(entries.into_iter().map(|p| (p, true)));
+        } else {
+            candidates.push((path.clone(), false));
+        }
+    }
+    // One file (a named pipe, say) is read as it is: nothing to order, nothing to peek at.
+    if candidates.len() == 1 && !candidates[0].1 {
+        return Ok(Inputs {
+            files: vec![candidates.remove(0).0],
+            skipped: Vec::new(),
+        });
+    }
+    let mut dated = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, (path, from_dir)) in candidates.into_iter().enumerate() {
+        let first = CaptureFile::open(&path).and_then(|mut cap| Ok(cap.next_packet()?.map(|p| p.ts)));
+        match first {
+            // A capture without packets sorts first; the order of equal timestamps is the given one.
+            Ok(ts) => dated.push((ts.unwrap_or(Timestamp::ZERO), n, path)),
+            Err(e) if from_dir => {
+                warn!("{}: not read: {e}", path.display());
+                skipped.push((path, e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if dated.is_empty() {
+        anyhow::bail!("no capture to read: {} file(s) skipped", skipped.len());
+    }
+    dated.sort_by_key(|(ts, n, _)| (*ts, *n));
+    Ok(Inputs {
+        files: dated.into_iter().map(|(_, _, p)| p).collect(),
+        skipped,
+    })
+}
+
+/// Reads every capture of `inputs`, in order, through one worker into `sink`: connections go on
+/// from one file into the next. Stops early when the sink fails (the report says why); a corrupt
+/// file ends its own read, the next file is read.
 pub fn run<S: RecordSink>(
-    read: &Path,
+    inputs: &Inputs,
     cfg: EngineConfig,
     sink: S,
     mut simulated: Option<SimulatedRing>,
     quiet: bool,
     stop: Option<&Stop>,
 ) -> Result<ReadReport> {
-    let mut cap = CaptureFile::open(read)?;
+    let total_len: u64 = inputs
+        .files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
     let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
     let mut worker = Worker::new(Engine::new(cfg), sink);
     let started = Instant::now();
     let mut progress = (!quiet && std::io::stderr().is_terminal()).then(|| crate::progress::Progress::new(started));
     let mut stopped = None;
     let mut interrupted = None;
+    let mut truncated = None;
+    let mut skipped_unsupported = 0;
     let mut n: u64 = 0;
-    // Unsupported pcapng interfaces warned about so far (one warning each, when first seen).
-    let mut warned = 0;
-    loop {
-        if let Some(stop) = stop.filter(|s| s.requested()) {
-            interrupted = Some(Interrupted {
-                signal: stop.signal().unwrap_or(signal_hook::consts::SIGINT),
-                packets: n,
-                bytes_read: cap.bytes_read(),
-            });
-            break;
-        }
-        let pkt = match cap.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
-            Err(e @ CaptureError::Corrupt { .. }) => {
-                stopped = Some(e);
-                break;
+    let mut done_bytes: u64 = 0;
+    let mut first: Option<(Format, Compression, u64)> = None;
+    'files: for read in &inputs.files {
+        let mut cap = match CaptureFile::open(read) {
+            Ok(cap) => cap,
+            // Only the first file is opened before the run starts; a later one that went away
+            // or is not a capture is an error of that file alone.
+            Err(e) if first.is_some() => {
+                warn!("{e}; going on with the next file");
+                stopped.get_or_insert(e);
+                continue;
             }
-            Err(e) => return Err(e).context("reading the capture failed"),
+            Err(e) => return Err(e.into()),
         };
-        if let Some(ring) = &mut simulated {
-            let (now, waiting) = ring.next(pkt.data.len());
-            let hashing = pool.as_ref().map_or(0, |p| (p.fill() * ring.capacity as f64) as u64);
-            worker.observe_backlog(now, waiting.max(hashing), ring.capacity);
+        first.get_or_insert((cap.format(), cap.compression(), cap.file_len()));
+        // Unsupported pcapng interfaces warned about so far (one warning each, when first seen).
+        let mut warned = 0;
+        loop {
+            if let Some(stop) = stop.filter(|s| s.requested()) {
+                interrupted = Some(Interrupted {
+                    signal: stop.signal().unwrap_or(signal_hook::consts::SIGINT),
+                    packets: n,
+                    bytes_read: done_bytes + cap.bytes_read(),
+                });
+                break 'files;
+            }
+            let pkt = match cap.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e @ CaptureError::Corrupt { .. }) => {
+                    if inputs.files.len() > 1 {
+                        warn!("{e}; going on with the next file");
+                    }
+                    stopped.get_or_insert(e);
+                    break;
+                }
+                Err(e) => return Err(e).context("reading the capture failed"),
+            };
+            if let Some(ring) = &mut simulated {
+                let (now, waiting) = ring.next(pkt.data.len());
+                let hashing = pool.as_ref().map_or(0, |p| (p.fill() * ring.capacity as f64) as u64);
+                worker.observe_backlog(now, waiting.max(hashing), ring.capacity);
+            }
+            worker.handle_packet(pkt.ts, pkt.link, pkt.data);
+            if cap.skipped_interfaces().len() > warned {
+                warned = warn_skipped(&cap, read, warned);
+            }
+            if worker.failed() {
+                break 'files;
+            }
+            n += 1;
+            if let Some(p) = progress.as_mut().filter(|p| n % 4096 == 0 && p.due()) {
+                p.draw(&crate::progress::Snapshot {
+                    bytes_read: done_bytes + cap.bytes_read(),
+                    file_len: total_len,
+                    packets: n,
+                    flows: worker.engine().active_flows(),
+                    files: worker.files(),
+                });
+            }
         }
-        worker.handle_packet(pkt.ts, pkt.link, pkt.data);
-        if cap.skipped_interfaces().len() > warned {
-            warned = warn_skipped(&cap, read, warned);
-        }
-        if worker.failed() {
-            break;
-        }
-        n += 1;
-        if let Some(p) = progress.as_mut().filter(|p| n % 4096 == 0 && p.due()) {
-            p.draw(&crate::progress::Snapshot {
-                bytes_read: cap.bytes_read(),
-                file_len: cap.file_len(),
-                packets: n,
-                flows: worker.engine().active_flows(),
-                files: worker.files(),
+        warn_skipped(&cap, read, warned);
+        if let Some(t) = cap.truncated() {
+            warn!("{}: {t}", read.display());
+            truncated.get_or_insert_with(|| {
+                if inputs.files.len() > 1 {
+                    format!("{}: {t}", read.display())
+                } else {
+                    t.to_owned()
+                }
             });
         }
+        for s in cap.skipped_interfaces() {
+            warn!("{}: {} packets skipped: {s}", read.display(), s.packets);
+        }
+        skipped_unsupported += cap.skipped_unsupported();
+        done_bytes += cap.file_len();
     }
     if let Some(p) = progress.as_mut() {
         p.clear();
     }
-    warn_skipped(&cap, read, warned);
-    let truncated = cap.truncated().map(str::to_owned);
-    if let Some(t) = &truncated {
-        warn!("{}: {t}", read.display());
-    }
-    for s in cap.skipped_interfaces() {
-        warn!("{}: {} packets skipped: {s}", read.display(), s.packets);
-    }
     // Packet time ends with the last packet: every connection still open is closed then.
     let report = worker.finish(Timestamp::ZERO);
+    let (format, compression, first_len) = first.unwrap_or((Format::Pcap, Compression::None, 0));
+    let file = match inputs.files.as_slice() {
+        [one] => one.display().to_string(),
+        many => format!(
+            "{} captures ({} .. {})",
+            many.len(),
+            many[0].display(),
+            many[many.len() - 1].display()
+        ),
+    };
     Ok(ReadReport {
-        file: read.display().to_string(),
-        format: cap.format(),
-        file_len: cap.file_len(),
+        file,
+        format,
+        compression,
+        inputs: inputs.files.len(),
+        file_len: if inputs.files.len() == 1 { first_len } else { total_len },
         elapsed: started.elapsed(),
         truncated,
-        skipped_unsupported: cap.skipped_unsupported(),
+        skipped_unsupported,
         stopped,
         interrupted,
         simulated,

@@ -142,6 +142,8 @@ mod tests {
         ReadReport {
             file: "t.pcap".into(),
             format: Format::Pcap,
+            compression: xdpcarve_capture::Compression::None,
+            inputs: 1,
             file_len: 0,
             elapsed: Duration::ZERO,
             truncated: None,

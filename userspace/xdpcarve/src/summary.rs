@@ -4,7 +4,6 @@
 
 use std::fmt::Write;
 
-use xdpcarve_capture::Format;
 use xdpcarve_contract::CounterSet;
 use xdpcarve_core::{FlowMemory, WorkerReport};
 use xdpcarve_egress::EgressSummary;
@@ -186,9 +185,10 @@ fn overload_line(out: &mut String, source: &Source<'_>, c: &CounterSet) {
 
 fn read_header(out: &mut String, r: &ReadReport, c: &CounterSet) {
     let secs = r.elapsed.as_secs_f64().max(1e-6);
-    let fmt = match r.format {
-        Format::Pcap => "pcap",
-        Format::PcapNg => "pcapng",
+    let fmt = match r.compression.name() {
+        _ if r.inputs > 1 => "in all".to_string(),
+        Some(c) => format!("{}, {c}", r.format.name()),
+        None => r.format.name().to_string(),
     };
     let (packets, bytes) = (c.get("capture", "packets"), c.get("capture", "bytes"));
     let _ = writeln!(
