@@ -145,3 +145,74 @@ fn several_captures_are_read_in_timestamp_order_by_one_engine() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("holds no files to read"), "{}", stderr(&out));
 }
+
+/// (sha256, size, filename) of every record, as a multiset: what must not depend on the workers.
+fn record_set(out: &Output) -> Vec<(String, u64, String)> {
+    records(out)
+}
+
+fn carve_with_workers(path: &Path, workers: usize) -> Output {
+    let out = Command::new(xdpcarve_bin())
+        .arg("-r")
+        .arg(path)
+        .args(["--workers", &workers.to_string(), "--files-log", "-"])
+        .output()
+        .expect("xdpcarve runs");
+    assert!(out.status.success(), "--workers {workers}: {}", stderr(&out));
+    out
+}
+
+#[test]
+fn several_workers_carve_the_same_records_as_one() {
+    use xdpcarve_bench::gen::{self, shape::ShapeOptions, PlanOptions};
+    // A busy link: interleaved connections, late and repeated segments, TLS beside.
+    let dir = TempDir::new("read-workers");
+    let plan = gen::plan(&PlanOptions {
+        http: 120,
+        smtp: 30,
+        sizes: vec![4 << 10, 64 << 10, 256 << 10],
+        seed: 5,
+        ..PlanOptions::default()
+    });
+    let (generated, sequential) = gen::write(&plan, 5, Vec::new(), false).unwrap();
+    let shape = ShapeOptions {
+        concurrent: 200,
+        reorder_permille: 10,
+        retransmit_permille: 10,
+        background: 50,
+    };
+    let (_, shaped) = gen::shape::shape(&sequential, &shape, 5, Vec::new()).unwrap();
+    let busy = dir.join("busy.pcap");
+    std::fs::write(&busy, shaped).unwrap();
+    let one = carve_with_workers(&busy, 1);
+    let mut want: Vec<String> = generated
+        .manifest
+        .files
+        .iter()
+        .filter(|f| !f.container)
+        .map(|f| f.sha256.clone())
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = records(&one).into_iter().map(|r| r.0).collect();
+    got.retain(|sha| want.binary_search(sha).is_ok());
+    assert_eq!(got.len(), want.len(), "one worker carves every file of the manifest");
+
+    let mut captures = vec![busy];
+    let corpus = support::corpus_dir();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap_or_else(|e| panic!("{}: {e}", corpus.display()))
+        .flatten()
+        .map(|e| e.path().join("trace.pcap"))
+        .filter(|p| p.exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "the corpus cases");
+    captures.extend(cases);
+    for capture in &captures {
+        let want = record_set(&carve_with_workers(capture, 1));
+        for workers in [2, 3] {
+            let out = carve_with_workers(capture, workers);
+            assert_eq!(record_set(&out), want, "{} with --workers {workers}", capture.display());
+        }
+    }
+}

@@ -148,6 +148,13 @@ pub struct Cli {
     #[arg(long, value_name = "MBPS", requires = "read", value_parser = parse_mbps)]
     pub simulate_mbps: Option<f64>,
 
+    /// With --read: carve on this many worker threads, each with its own engine; packets go to
+    /// them by a symmetric hash of addresses and ports, as live RSS sends them to queues (both
+    /// directions of a connection meet in one worker). The records are the same set as with one
+    /// worker, in another order.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(usize))]
+    pub workers: usize,
+
     /// Seed of connection and file ids (`uid`, `fuid`) and of the flow table's hash. Ids also
     /// depend on the sensor's name and on each flow, never on a worker or an arrival order: with
     /// the same seed and name a run repeats its ids, live gives those of `-r` of its capture.

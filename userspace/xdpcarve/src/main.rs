@@ -16,6 +16,7 @@ mod offline;
 mod outcome;
 mod progress;
 mod run_keys;
+mod shards;
 mod signals;
 mod summary;
 
@@ -257,8 +258,10 @@ fn run_offline(
 ) -> Result<ExitCode> {
     let inputs = offline::order_inputs(&cli.read)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    let (egress, hub, mut sinks) = egress::start(egress_cfg, scan.0, scan.1, 1, QueueMode::Block)?;
-    let sink = sinks.pop().expect("one sink per worker");
+    if cli.workers > 1 && cli.simulate_mbps.is_some() {
+        anyhow::bail!("--simulate-mbps models one worker's ring: use it with --workers 1");
+    }
+    let (egress, hub, sinks) = egress::start(egress_cfg, scan.0, scan.1, cli.workers.max(1), QueueMode::Block)?;
     let simulated = match cli.simulate_mbps {
         Some(mbps) => Some(offline::SimulatedRing::new(
             mbps,
@@ -268,7 +271,7 @@ fn run_offline(
     };
     // A signal stops the read as the end of the file would; a second one exits at once.
     let stop = signals::Stop::install(true)?;
-    let report = offline::run(&inputs, cfg, sink, simulated, cli.quiet, Some(&stop));
+    let report = offline::run(&inputs, cfg, sinks, simulated, cli.quiet, Some(&stop));
     conclude(cli, egress, &hub, &protocols, report, outputs, |r| Source::Read(r))
 }
 

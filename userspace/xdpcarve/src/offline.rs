@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tracing::warn;
 use xdpcarve_capture::{CaptureError, CaptureFile, Compression, Format};
 use xdpcarve_contract::Timestamp;
-use xdpcarve_core::{Engine, EngineConfig, RecordSink, Worker, WorkerReport};
+use xdpcarve_core::{EngineConfig, RecordSink, WorkerReport};
 
 use crate::signals::Stop;
 
@@ -33,7 +33,8 @@ pub struct ReadReport {
     /// With --simulate-mbps: the simulated ring's high-water mark, capacity, and the frames a live
     /// sensor would have lost to a full ring (none is dropped offline).
     pub simulated: Option<SimulatedRing>,
-    pub worker: WorkerReport,
+    /// One report per engine (`--workers`).
+    pub workers: Vec<WorkerReport>,
 }
 
 /// Where a signal stopped a read.
@@ -162,10 +163,10 @@ pub fn order_inputs(paths: &[PathBuf]) -> Result<Inputs> {
 /// Reads every capture of `inputs`, in order, through one worker into `sink`: connections go on
 /// from one file into the next. Stops early when the sink fails (the report says why); a corrupt
 /// file ends its own read, the next file is read.
-pub fn run<S: RecordSink>(
+pub fn run<S: RecordSink + Send + 'static>(
     inputs: &Inputs,
     cfg: EngineConfig,
-    sink: S,
+    sinks: Vec<S>,
     mut simulated: Option<SimulatedRing>,
     quiet: bool,
     stop: Option<&Stop>,
@@ -176,7 +177,8 @@ pub fn run<S: RecordSink>(
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
     let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
-    let mut worker = Worker::new(Engine::new(cfg), sink);
+    // One engine per sink: on this thread, or (several) each on a thread fed by flow hash.
+    let mut carvers = crate::shards::Carvers::new(cfg, sinks)?;
     let started = Instant::now();
     let mut progress = (!quiet && std::io::stderr().is_terminal()).then(|| crate::progress::Progress::new(started));
     let mut stopped = None;
@@ -222,16 +224,16 @@ pub fn run<S: RecordSink>(
                 }
                 Err(e) => return Err(e).context("reading the capture failed"),
             };
-            if let Some(ring) = &mut simulated {
+            if let (Some(ring), Some(worker)) = (&mut simulated, carvers.single()) {
                 let (now, waiting) = ring.next(pkt.data.len());
                 let hashing = pool.as_ref().map_or(0, |p| (p.fill() * ring.capacity as f64) as u64);
                 worker.observe_backlog(now, waiting.max(hashing), ring.capacity);
             }
-            worker.handle_packet(pkt.ts, pkt.link, pkt.data);
+            carvers.handle_packet(pkt.ts, pkt.link, pkt.data);
             if cap.skipped_interfaces().len() > warned {
                 warned = warn_skipped(&cap, read, warned);
             }
-            if worker.failed() {
+            if carvers.failed() {
                 break 'files;
             }
             n += 1;
@@ -240,8 +242,8 @@ pub fn run<S: RecordSink>(
                     bytes_read: done_bytes + cap.bytes_read(),
                     file_len: total_len,
                     packets: n,
-                    flows: worker.engine().active_flows(),
-                    files: worker.files(),
+                    flows: carvers.active_flows(),
+                    files: carvers.files(),
                 });
             }
         }
@@ -266,7 +268,7 @@ pub fn run<S: RecordSink>(
         p.clear();
     }
     // Packet time ends with the last packet: every connection still open is closed then.
-    let report = worker.finish(Timestamp::ZERO);
+    let workers = carvers.finish()?;
     let (format, compression, first_len) = first.unwrap_or((Format::Pcap, Compression::None, 0));
     let file = match inputs.files.as_slice() {
         [one] => one.display().to_string(),
@@ -289,7 +291,7 @@ pub fn run<S: RecordSink>(
         stopped,
         interrupted,
         simulated,
-        worker: report,
+        workers,
     })
 }
 

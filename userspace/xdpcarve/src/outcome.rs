@@ -151,7 +151,7 @@ mod tests {
             stopped: None,
             interrupted: None,
             simulated: None,
-            worker: WorkerReport::default(),
+            workers: vec![WorkerReport::default()],
         }
     }
 

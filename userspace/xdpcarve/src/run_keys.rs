@@ -50,7 +50,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "pin",
         ],
     ),
-    ("read", &["simulate_mbps"]),
+    ("read", &["simulate_mbps", "workers"]),
     ("output", &["quiet", "color"]),
 ];
 

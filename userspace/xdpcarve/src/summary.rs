@@ -20,7 +20,7 @@ pub enum Source<'a> {
 impl Source<'_> {
     pub fn workers(&self) -> &[WorkerReport] {
         match self {
-            Source::Read(r) => std::slice::from_ref(&r.worker),
+            Source::Read(r) => &r.workers,
             Source::Live(l) => &l.workers,
         }
     }
@@ -201,7 +201,12 @@ fn read_header(out: &mut String, r: &ReadReport, c: &CounterSet) {
         secs,
         human_bytes((bytes as f64 / secs) as u64),
         packets as f64 / secs,
-        r.worker.capture_span.as_secs_f64(),
+        r.workers
+            .iter()
+            .map(|w| w.capture_span)
+            .max()
+            .unwrap_or_default()
+            .as_secs_f64(),
     );
 }
 
