@@ -185,6 +185,11 @@ fn prometheus_scrapes_xdpcarve_and_counts_the_summarys_files() {
     assert_eq!(expected, records, "the summary counts the records written");
     assert!(expected > 0);
 
+    // The sensor's endpoint answers before Prometheus is pointed at it.
+    wait_for("xdpcarve's /metrics", Duration::from_secs(30), || {
+        http_get(metrics_port, "/metrics").filter(|m| m.contains("xdpcarve_files_logged_total"))
+    });
+
     let prom_port = free_port();
     let config = dir.join("prometheus.yml");
     std::fs::write(
@@ -195,23 +200,41 @@ fn prometheus_scrapes_xdpcarve_and_counts_the_summarys_files() {
         ),
     )
     .unwrap();
+    let log_path = dir.join("prometheus.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("prometheus starts");
-    let _prometheus = Killed(prometheus);
+    let mut prometheus = Killed(prometheus);
 
     let query = "/api/v1/query?query=sum(xdpcarve_files_logged_total)";
-    let value = wait_for("prometheus to scrape xdpcarve", Duration::from_secs(60), || {
-        let body = http_get(prom_port, query)?;
-        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let v = json["data"]["result"][0]["value"][1].as_str()?.to_string();
-        Some(v)
-    });
+    let started = Instant::now();
+    let value = loop {
+        let answer = http_get(prom_port, query).and_then(|body| {
+            let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+            json["data"]["result"][0]["value"][1].as_str().map(str::to_string)
+        });
+        if let Some(v) = answer {
+            break v;
+        }
+        let exited = prometheus.0.try_wait().ok().flatten();
+        if exited.is_some() || started.elapsed() > Duration::from_secs(120) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let targets = http_get(prom_port, "/api/v1/targets").unwrap_or_default();
+            panic!(
+                "no scrape of xdpcarve after {:?} (prometheus exited: {exited:?}); targets: {targets}\n\
+                 prometheus log:\n{}",
+                started.elapsed(),
+                log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert_eq!(
         value.parse::<u64>().unwrap(),
         expected,
