@@ -155,7 +155,7 @@ fn prometheus_scrapes_xdpcarve_and_counts_the_summarys_files() {
             "--metrics-addr",
             &format!("127.0.0.1:{metrics_port}"),
             "--metrics-linger",
-            "120s",
+            "300s",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -164,19 +164,29 @@ fn prometheus_scrapes_xdpcarve_and_counts_the_summarys_files() {
     let mut sensor = Killed(sensor);
     // The summary comes when the read ends; the endpoint stays up for the linger.
     let mut stderr_pipe = sensor.0.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
+    // The pipe is drained to its end (a sensor writing to a closed stderr could stop early); the
+    // text so far is handed over once the summary's last line is in.
+    let (summary_tx, summary_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut text = String::new();
         let mut buf = [0u8; 4096];
-        // Read until the summary's last line, not to EOF (which comes only after the linger).
-        while !text.contains("records: ") {
+        let mut sent = false;
+        loop {
             match stderr_pipe.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
             }
+            if !sent && text.contains("records: ") {
+                sent = summary_tx.send(text.clone()).is_ok();
+            }
         }
-        text
+        if !sent {
+            let _ = summary_tx.send(text);
+        }
     });
-    let summary = reader.join().unwrap();
+    let summary = summary_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("xdpcarve prints its summary");
     let expected = summary_files(&summary);
     let records = std::fs::read_to_string(dir.join("files.jsonl"))
         .unwrap()
