@@ -17,7 +17,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::netns::{have_tool, require_root_or_skip, run_with_timeout, Lab, TempDir};
+use support::netns::{require_root_or_skip, require_tool_or_skip, run_with_timeout, Lab, TempDir};
 use support::{repo_root, xdpcarve_bin};
 
 /// The exposure score `systemd-analyze security` gives the unit, as the README states it.
@@ -38,17 +38,6 @@ fn install(destdir: &Path) -> (i32, String, String) {
         .arg("--binary")
         .arg(xdpcarve_bin())
         .env("DESTDIR", destdir))
-}
-
-fn require_tool(tool: &str) -> bool {
-    if have_tool(tool) {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test may not skip: `{tool}` not found (tests/setup.sh installs it)");
-    }
-    println!("SKIPPED: `{tool}` not found (run tests/setup.sh as root)");
-    false
 }
 
 /// A staging root with the unit installed and the host's own systemd units beside it, as on a
@@ -144,7 +133,7 @@ fn install_without_a_binary_says_to_build_it() {
 
 #[test]
 fn the_installed_unit_passes_systemd_analyze_verify() {
-    if !require_tool("systemd-analyze") {
+    if !require_tool_or_skip("systemd-analyze") {
         return;
     }
     let (root, unit) = staged_root();
@@ -158,7 +147,7 @@ fn the_installed_unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn the_unit_is_as_confined_as_the_readme_says() {
-    if !require_tool("systemd-analyze") {
+    if !require_tool_or_skip("systemd-analyze") {
         return;
     }
     let (root, _unit) = staged_root();

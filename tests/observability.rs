@@ -19,19 +19,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::netns::{have_tool, run_with_timeout, TempDir};
+use support::netns::{require_tool_or_skip, run_with_timeout, TempDir};
 use support::{repo_root, xdpcarve_bin};
-
-fn require_tool(tool: &str) -> bool {
-    if have_tool(tool) {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test may not skip: `{tool}` not found (tests/setup.sh installs package prometheus)");
-    }
-    println!("SKIPPED: `{tool}` not found (run tests/setup.sh as root)");
-    false
-}
 
 fn promtool(args: &[&str]) -> (i32, String) {
     let out = run_with_timeout(
@@ -51,7 +40,7 @@ fn promtool(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn promtool_accepts_the_rules() {
-    if !require_tool("promtool") {
+    if !require_tool_or_skip("promtool") {
         return;
     }
     let (code, text) = promtool(&["check", "rules", "xdpcarve.rules.yml"]);
@@ -61,7 +50,7 @@ fn promtool_accepts_the_rules() {
 
 #[test]
 fn the_rules_unit_tests_pass() {
-    if !require_tool("promtool") {
+    if !require_tool_or_skip("promtool") {
         return;
     }
     let (code, text) = promtool(&["test", "rules", "xdpcarve.rules.test.yml"]);
@@ -141,7 +130,7 @@ fn summary_files(stderr: &str) -> u64 {
 
 #[test]
 fn prometheus_scrapes_xdpcarve_and_counts_the_summarys_files() {
-    if !require_tool("prometheus") {
+    if !require_tool_or_skip("prometheus") {
         return;
     }
     let dir = TempDir::new("prometheus");

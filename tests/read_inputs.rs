@@ -146,11 +146,6 @@ fn several_captures_are_read_in_timestamp_order_by_one_engine() {
     assert!(stderr(&out).contains("holds no files to read"), "{}", stderr(&out));
 }
 
-/// (sha256, size, filename) of every record, as a multiset: what must not depend on the workers.
-fn record_set(out: &Output) -> Vec<(String, u64, String)> {
-    records(out)
-}
-
 fn carve_with_workers(path: &Path, workers: usize) -> Output {
     let out = Command::new(xdpcarve_bin())
         .arg("-r")
@@ -209,10 +204,10 @@ fn several_workers_carve_the_same_records_as_one() {
     assert!(cases.len() >= 10, "the corpus cases");
     captures.extend(cases);
     for capture in &captures {
-        let want = record_set(&carve_with_workers(capture, 1));
+        let want = records(&carve_with_workers(capture, 1));
         for workers in [2, 3] {
             let out = carve_with_workers(capture, workers);
-            assert_eq!(record_set(&out), want, "{} with --workers {workers}", capture.display());
+            assert_eq!(records(&out), want, "{} with --workers {workers}", capture.display());
         }
     }
 }

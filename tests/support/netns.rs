@@ -46,6 +46,20 @@ fn unique_stem() -> String {
     format!("{PREFIX}{}-{}", base36(std::process::id()), base36(n % 46_656))
 }
 
+/// Whether a test that needs `tool` (and not root) can run: true when it is on PATH; otherwise
+/// prints `SKIPPED: <reason>` and returns false, or panics when `CI` is set (in CI a missing tool
+/// is a failure of the setup).
+pub fn require_tool_or_skip(tool: &str) -> bool {
+    if have_tool(tool) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set, so this test may not skip: `{tool}` not found (tests/setup.sh installs it)");
+    }
+    println!("SKIPPED: `{tool}` not found (run tests/setup.sh as root)");
+    false
+}
+
 /// True when `tool` is an executable on PATH (or an absolute path that exists).
 pub fn have_tool(tool: &str) -> bool {
     if tool.contains('/') {
