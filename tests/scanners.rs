@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::carve::{tcp_conversation, write_pcap, TempDir};
 use support::clamd::{clamd_binary, Clamd, HashSig};
+use support::netns::skip;
 use support::receiver::Receiver;
 
 /// The corpus file the YARA rules and the clamd signature match: the PDF that sv-issue-3703
@@ -273,14 +274,6 @@ fn script(name: &str) -> String {
 
 fn corpus_capture(case: &str) -> PathBuf {
     support::corpus_dir().join(case).join("trace.pcap")
-}
-
-/// A test that cannot run here: SKIPPED, or a failure when `CI` is set.
-fn skip(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test may not skip: {reason}");
-    }
-    println!("SKIPPED: {reason}");
 }
 
 fn mode(p: &Path) -> u32 {

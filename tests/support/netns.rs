@@ -46,17 +46,24 @@ fn unique_stem() -> String {
     format!("{PREFIX}{}-{}", base36(std::process::id()), base36(n % 46_656))
 }
 
+/// A test that cannot run here: prints `SKIPPED: <reason>`, or panics when `CI` is set (in CI a
+/// skipped test is a failure of the setup).
+pub fn skip(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set, so this test may not skip: {reason}");
+    }
+    println!("SKIPPED: {reason}");
+}
+
 /// Whether a test that needs `tool` (and not root) can run: true when it is on PATH; otherwise
-/// prints `SKIPPED: <reason>` and returns false, or panics when `CI` is set (in CI a missing tool
-/// is a failure of the setup).
+/// [`skip`]s and returns false.
 pub fn require_tool_or_skip(tool: &str) -> bool {
     if have_tool(tool) {
         return true;
     }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test may not skip: `{tool}` not found (tests/setup.sh installs it)");
-    }
-    println!("SKIPPED: `{tool}` not found (run tests/setup.sh as root)");
+    skip(&format!(
+        "`{tool}` not found (tests/setup.sh installs it; run it as root)"
+    ));
     false
 }
 
@@ -83,8 +90,7 @@ fn is_root() -> bool {
 }
 
 /// Whether a test that builds namespaces can run here: root and every tool in `tools` (plus `ip`)
-/// present. Returns false after printing `SKIPPED: <reason>` when not, but panics when the `CI`
-/// environment variable is set: in CI a skipped network test is a failure of the setup.
+/// present. Returns false after [`skip`] when not.
 pub fn require_root_or_skip(tools: &[&str]) -> bool {
     let mut reasons = Vec::new();
     if !is_root() {
@@ -98,11 +104,7 @@ pub fn require_root_or_skip(tools: &[&str]) -> bool {
     if reasons.is_empty() {
         return true;
     }
-    let reason = reasons.join("; ");
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set, so this test may not skip: {reason}");
-    }
-    println!("SKIPPED: {reason}");
+    skip(&reasons.join("; "));
     false
 }
 
