@@ -19,6 +19,7 @@ pub struct EgressConfig {
     pub spill: SpillConfig,
     pub metrics: MetricsConfig,
     pub queue: QueueConfig,
+    pub fleet: FleetConfig,
 }
 
 /// `[files_log]`: one JSON line per file.
@@ -218,6 +219,83 @@ impl Default for SpillConfig {
     }
 }
 
+/// `[fleet]`: many sensors sharing one dedup and one event stream on Redis (see `crate::fleet`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// `redis://host:6379` (or `rediss://` for TLS); several comma-separated URLs are the seed
+    /// nodes of a Redis Cluster. Unset: no fleet (dedup and records stay local).
+    pub redis: Option<String>,
+    /// Treat a single URL as a Redis Cluster seed node too.
+    pub cluster: bool,
+    /// File holding the Redis password (AUTH), first line; never on the command line.
+    pub password_file: Option<PathBuf>,
+    /// Username for Redis ACLs (with `password_file`); unset is the default user.
+    pub username: Option<String>,
+    /// PEM file of the CA that signed the server's certificate, for `rediss://` (default: the
+    /// web's root CAs).
+    pub tls_ca_file: Option<PathBuf>,
+    /// The stream every record is added to.
+    pub stream: String,
+    /// Approximate bound on the stream's length (`XADD ... MAXLEN ~ N`).
+    pub stream_maxlen: u64,
+    /// How long a sensor's claim on a hash holds while it submits; a claimer whose delivery
+    /// fails lets it lapse, and another sensor may then submit.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// How long sightings of a hash (`xdpcarve:{sha256}:seen`) are kept after the last one.
+    #[serde(with = "duration")]
+    pub seen_ttl: Duration,
+    /// A Redis call slower than this counts as a failure: Redis is taken as down and the sensor
+    /// decides locally until it answers again.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Longest wait between reconnection attempts (the wait doubles from 100 ms up to this).
+    #[serde(with = "duration")]
+    pub reconnect_max_delay: Duration,
+    /// Records that wait in memory for the stream without `spill.dir` (past it they are lost,
+    /// counted). With `spill.dir` they wait in `<spill.dir>/stream/`, bounded by `spill.max_bytes`.
+    pub memory_records: usize,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            redis: None,
+            cluster: false,
+            password_file: None,
+            username: None,
+            tls_ca_file: None,
+            stream: "xdpcarve:files".into(),
+            stream_maxlen: 1_000_000,
+            lease: Duration::from_secs(30),
+            seen_ttl: Duration::from_secs(7 * 86400),
+            timeout: Duration::from_millis(500),
+            reconnect_max_delay: Duration::from_secs(5),
+            memory_records: 100_000,
+        }
+    }
+}
+
+impl FleetConfig {
+    /// The URLs of `redis`, trimmed, in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.redis
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// Several seed nodes, or `cluster = true`.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster || self.urls().len() > 1
+    }
+}
+
 /// `[metrics]`: the Prometheus endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -299,6 +377,14 @@ pub enum ConfigError {
     QueueCapacity(usize),
     #[error("files_log.path: empty (use `-` for standard output)")]
     FilesLogPathEmpty,
+    #[error("fleet.redis `{0}`: must start with redis:// or rediss://")]
+    FleetUrl(String),
+    #[error("fleet.redis: empty (unset it for no fleet)")]
+    FleetUrlEmpty,
+    #[error("fleet.{0}: must be more than 0")]
+    FleetZero(&'static str),
+    #[error("fleet.stream: empty")]
+    FleetStream,
 }
 
 impl EgressConfig {
@@ -355,6 +441,44 @@ impl EgressConfig {
             if p.is_empty() {
                 return Err(ConfigError::FilesLogPathEmpty);
             }
+        }
+        self.fleet.validate()
+    }
+}
+
+impl FleetConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.redis.is_none() {
+            return Ok(());
+        }
+        let urls = self.urls();
+        if urls.is_empty() {
+            return Err(ConfigError::FleetUrlEmpty);
+        }
+        if let Some(u) = urls
+            .iter()
+            .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+        {
+            return Err(ConfigError::FleetUrl(u.clone()));
+        }
+        for (name, d) in [
+            ("lease", self.lease),
+            ("timeout", self.timeout),
+            ("seen_ttl", self.seen_ttl),
+            ("reconnect_max_delay", self.reconnect_max_delay),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::FleetZero(name));
+            }
+        }
+        if self.stream_maxlen == 0 {
+            return Err(ConfigError::FleetZero("stream_maxlen"));
+        }
+        if self.memory_records == 0 {
+            return Err(ConfigError::FleetZero("memory_records"));
+        }
+        if self.stream.is_empty() {
+            return Err(ConfigError::FleetStream);
         }
         Ok(())
     }

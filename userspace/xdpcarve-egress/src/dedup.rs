@@ -365,6 +365,8 @@ mod tests {
             scan: None,
             verdict: None,
             verdicts: Vec::new(),
+            sightings: None,
+            dedup_scope: None,
         }
     }
 

@@ -102,7 +102,11 @@ impl FilesLog {
     }
 
     pub fn write(&mut self, rec: &FileRecord) -> io::Result<()> {
-        let line = rec.to_json_line();
+        self.write_line(&rec.to_json_line())
+    }
+
+    /// Writes a record already serialized by [`FileRecord::to_json_line`].
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         match &mut self.target {
             Target::Stdout { w, closed } => {
                 reader_may_leave(closed, |w: &mut BufWriter<Stdout>| w.write_all(line.as_bytes()), w)

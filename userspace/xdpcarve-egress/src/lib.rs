@@ -21,6 +21,7 @@
 pub mod config;
 pub mod dedup;
 pub mod files_log;
+pub mod fleet;
 pub mod journal;
 pub mod metrics;
 pub mod outbox;
@@ -90,6 +91,9 @@ pub enum EgressError {
         #[source]
         source: std::io::Error,
     },
+    /// `[fleet]` cannot be set up (a bad URL, an unreadable password or CA file, the stream journal).
+    #[error(transparent)]
+    Fleet(#[from] fleet::OpenError),
     #[error("cannot start the egress thread")]
     Thread(#[source] std::io::Error),
     #[error("the egress thread ended without a summary (see the errors above)")]
@@ -202,6 +206,8 @@ pub struct EgressSummary {
     pub dead_letter: Option<PathBuf>,
     /// The scan stage's figures, when pipelines run.
     pub scan: Option<ScanSummary>,
+    /// The fleet's figures, with `fleet.redis`.
+    pub fleet: Option<fleet::FleetSummary>,
 }
 
 impl fmt::Display for EgressSummary {
@@ -225,7 +231,26 @@ impl fmt::Display for EgressSummary {
             self.queue_full,
             self.journal_pending,
             u8::from(self.unauthorized)
-        )
+        )?;
+        if let Some(fl) = &self.fleet {
+            write!(
+                f,
+                "\nfleet: stream_added={} stream_replayed={} stream_pending={} stream_lost={} claimed={} dedup_fleet={} \
+                 dedup_local={} decided_locally={} commits_lost={} reconnects={} up={}",
+                fl.stream_added,
+                fl.stream_replayed,
+                fl.stream_pending,
+                fl.stream_lost,
+                fl.claimed,
+                fl.dedup_fleet,
+                fl.dedup_local,
+                fl.decided_locally,
+                fl.commits_lost,
+                fl.reconnects,
+                u8::from(fl.up_at_end)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -335,6 +360,20 @@ impl Egress {
             );
         }
 
+        let fleet = match &cfg.fleet.redis {
+            Some(_) => Some(fleet::Fleet::open(
+                &cfg.fleet,
+                &cfg.sensor_name,
+                cfg.dedup.ttl,
+                dedup.is_some(),
+                cfg.spill.dir.as_deref(),
+                cfg.spill.max_bytes,
+                cfg.spill.fsync,
+                hub.registry(),
+            )?),
+            None => None,
+        };
+
         let metrics_listener = match cfg.metrics.addr {
             Some(addr) => match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
                 Ok(l) => Some(l),
@@ -383,6 +422,7 @@ impl Egress {
             }
         }
         let (summary_tx, summary_rx) = mpsc::channel();
+        let (claims_tx, claims_rx) = tokio::sync::mpsc::unbounded_channel();
         let task = EgressTask {
             shared: shared.clone(),
             hub,
@@ -408,6 +448,10 @@ impl Egress {
             scan_plan: scans.filter(ScanPlan::is_active),
             scanning: None,
             include_verdicts: cfg.webhook.include_verdicts,
+            fleet,
+            claims_tx,
+            claims_rx,
+            claims_outstanding: 0,
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -555,7 +599,21 @@ struct EgressTask {
     scan_plan: Option<ScanPlan>,
     scanning: Option<Scanning>,
     include_verdicts: bool,
+    /// With `fleet.redis`: the stream, and dedup claims (tasks that answer on `claims_rx`).
+    fleet: Option<Arc<fleet::Fleet>>,
+    claims_tx: tokio::sync::mpsc::UnboundedSender<ClaimAnswer>,
+    claims_rx: tokio::sync::mpsc::UnboundedReceiver<ClaimAnswer>,
+    claims_outstanding: usize,
 }
+
+/// A submission that waited for the fleet's word on its hash.
+struct ClaimAnswer {
+    item: SubmissionItem,
+    claim: fleet::Claim,
+}
+
+/// Most claims in flight at once; past it (Redis slow, a burst) files are decided locally.
+const MAX_CLAIMS_IN_FLIGHT: usize = 4096;
 
 impl EgressTask {
     async fn run(mut self, metrics_listener: Option<std::net::TcpListener>, summary_tx: mpsc::Sender<EgressSummary>) {
@@ -576,9 +634,17 @@ impl EgressTask {
                 self.hub.clone(),
                 self.dedup.clone(),
                 self.dead_letter.clone(),
+                self.fleet.clone(),
             ))
         });
         let submitting = delivery.is_some();
+        let (fleet_stop_tx, fleet_stop_rx) = watch::channel(false);
+        let fleet_tasks = self.fleet.as_ref().map(|f| f.spawn(fleet_stop_rx)).unwrap_or_default();
+        if let Some(f) = &self.fleet {
+            // Give the first connection its chance, so a healthy fleet's first files are not
+            // decided locally; Redis down at start costs one fleet.timeout, then it is an outage.
+            let _ = tokio::time::timeout(f.link.timeout(), f.link.wait_up()).await;
+        }
         self.scanning = self.scan_plan.take().map(ScanPlan::start);
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -588,10 +654,11 @@ impl EgressTask {
             let closing = self.shared.closing.load(Ordering::Acquire);
             let mut n = self.drain_queues(submitting);
             n += self.take_scanned(submitting);
+            n += self.take_claims();
             if n > 0 {
                 self.flush_log();
             }
-            if closing && n == 0 {
+            if closing && n == 0 && self.claims_outstanding == 0 {
                 break;
             }
             if n > 0 {
@@ -602,11 +669,17 @@ impl EgressTask {
                     }
                 }
                 self.outbox.lock().expect("outbox").sync_journal(false);
+                if let Some(f) = &self.fleet {
+                    f.flush_stream(false);
+                }
                 // Let the delivery task and the metrics server run between rounds.
                 tokio::task::yield_now().await;
                 continue;
             }
             self.outbox.lock().expect("outbox").sync_journal(true);
+            if let Some(f) = &self.fleet {
+                f.flush_stream(true);
+            }
             let deadline = self.batch.deadline();
             let scanning = self.scanning.as_mut().filter(|s| s.busy());
             let scanned = async {
@@ -618,6 +691,7 @@ impl EgressTask {
             tokio::select! {
                 _ = self.shared.wake.notified() => {}
                 rec = scanned => self.submit_scanned(rec, submitting),
+                Some(answer) = self.claims_rx.recv() => self.on_claim(answer),
                 _ = sleep_until_opt(deadline) => {
                     if let Some(b) = self.batch.take() {
                         self.push_batch(b);
@@ -674,6 +748,29 @@ impl EgressTask {
             outbox.persist_memory();
             outbox.sync_journal(true);
         }
+        let fleet_summary = match self.fleet.clone() {
+            Some(f) => {
+                f.flush_stream(true);
+                let drained = tokio::time::timeout(self.drain_timeout, async {
+                    while !f.is_drained() && f.is_up() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                if drained.is_err() || !f.is_drained() {
+                    tracing::warn!(
+                        "fleet: Redis did not take everything before shutdown (webhook.drain_timeout {:?}); records left wait in the stream journal",
+                        self.drain_timeout
+                    );
+                }
+                let _ = fleet_stop_tx.send(true);
+                for t in fleet_tasks {
+                    let _ = t.await;
+                }
+                Some(f.close())
+            }
+            None => None,
+        };
         if let Some(d) = &self.dedup {
             match d.lock().expect("dedup").dedup.save(dedup::unix_now()) {
                 Ok(n) if n > 0 => tracing::info!("dedup: {n} hashes saved"),
@@ -682,7 +779,9 @@ impl EgressTask {
             }
         }
         self.on_tick();
-        let _ = summary_tx.send(self.summary());
+        let mut summary = self.summary();
+        summary.fleet = fleet_summary;
+        let _ = summary_tx.send(summary);
         if !self.linger.is_zero() {
             tokio::time::sleep(self.linger).await;
         }
@@ -708,6 +807,7 @@ impl EgressTask {
             unauthorized: m.unauthorized.get() != 0,
             dead_letter: self.dead_letter.clone(),
             scan: self.scanning.as_ref().map(Scanning::summary),
+            fleet: None,
         }
     }
 
@@ -766,8 +866,12 @@ impl EgressTask {
         m.files_by_type
             .with_label_values(&[rec.proto.as_str(), policy::mime_family(rec.mime_type.as_deref())])
             .inc();
+        let line = rec.to_json_line();
+        if let Some(f) = &self.fleet {
+            f.add_to_stream(fleet::stream::Kind::File, &line);
+        }
         if let Some(log) = &mut self.files_log {
-            match log.write(&rec) {
+            match log.write_line(&line) {
                 // A reader that closed standard output chose to stop reading: not logged, not lost.
                 Ok(()) if log.reader_gone() => {}
                 Ok(()) => m.files_logged.inc(),
@@ -803,6 +907,9 @@ impl EgressTask {
 
     /// A chain ended: its file is submitted now if its submission waited for the verdicts.
     fn submit_scanned(&mut self, rec: FileRecord, submitting: bool) {
+        if let Some(f) = &self.fleet {
+            f.add_to_stream(fleet::stream::Kind::Verdict, &rec.to_json_line());
+        }
         if submitting && self.include_verdicts {
             self.submit(&rec);
         }
@@ -819,19 +926,85 @@ impl EgressTask {
             }
             Decision::Submit => {
                 m.policy_matched.inc();
-                if let (Some(d), Some(key)) = (&self.dedup, dedup::key_of(rec)) {
+                let key = dedup::key_of(rec);
+                if let (Some(d), Some(key)) = (&self.dedup, key) {
                     if d.lock().expect("dedup").check_and_queue(key, dedup::unix_now()) {
                         m.deduped.inc();
+                        if let Some(f) = &self.fleet {
+                            f.metrics.dedup_hits.with_label_values(&["local"]).inc();
+                        }
                         return;
                     }
                 }
-                m.submitted.inc();
                 let mut item = SubmissionItem::from_record(&self.sensor, rec);
                 if self.include_verdicts && rec.scan.scan.is_some_and(|s| s != ScanStatus::Queued) {
                     item = item.with_verdicts(rec);
                 }
-                if let Some(b) = self.batch.add(&item) {
-                    self.push_batch(b);
+                // Fleet-wide dedup: ask Redis (in a task) unless it is down or swamped.
+                if let (Some(f), Some(_), Some(sha)) = (&self.fleet, key, rec.sha256.clone()) {
+                    if f.claims {
+                        if f.is_up() && self.claims_outstanding < MAX_CLAIMS_IN_FLIGHT {
+                            self.claims_outstanding += 1;
+                            let (f, tx, ts) = (f.clone(), self.claims_tx.clone(), rec.ts.clone());
+                            tokio::spawn(async move {
+                                let claim = f.claim(&sha, &ts).await;
+                                let _ = tx.send(ClaimAnswer { item, claim });
+                            });
+                            return;
+                        }
+                        f.decided_locally();
+                        item.dedup_scope = Some("local".into());
+                    }
+                }
+                self.queue_submission(item);
+            }
+        }
+    }
+
+    fn queue_submission(&mut self, item: SubmissionItem) {
+        self.hub.egress.submitted.inc();
+        if let Some(b) = self.batch.add(&item) {
+            self.push_batch(b);
+        }
+    }
+
+    /// Claim answers that arrived while the egress was busy.
+    fn take_claims(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(answer) = self.claims_rx.try_recv() {
+            self.on_claim(answer);
+            n += 1;
+        }
+        n
+    }
+
+    /// The fleet answered (or failed to) about a submission: queue it, or count it deduplicated.
+    fn on_claim(&mut self, answer: ClaimAnswer) {
+        self.claims_outstanding = self.claims_outstanding.saturating_sub(1);
+        let ClaimAnswer { mut item, claim } = answer;
+        let Some(f) = &self.fleet else { return };
+        match claim {
+            fleet::Claim::Claimed(sightings) => {
+                item.sightings = Some(sightings);
+                item.dedup_scope = Some("fleet".into());
+                self.queue_submission(item);
+            }
+            fleet::Claim::Failed => {
+                item.dedup_scope = Some("local".into());
+                self.queue_submission(item);
+            }
+            fleet::Claim::Sent(_) | fleet::Claim::Taken(_) => {
+                self.hub.egress.deduped.inc();
+                f.metrics.dedup_hits.with_label_values(&["fleet"]).inc();
+                if let Some(d) = &self.dedup {
+                    let mut d = d.lock().expect("dedup");
+                    if matches!(claim, fleet::Claim::Sent(_)) {
+                        // Delivered by the fleet: known here too for the TTL (fewer round trips).
+                        d.delivered([&item], dedup::unix_now());
+                    } else {
+                        // Another sensor is on it: if its delivery fails, we may submit later.
+                        d.released([&item]);
+                    }
                 }
             }
         }
@@ -922,6 +1095,7 @@ async fn delivery_loop(
     hub: Arc<MetricsHub>,
     dedup: Option<Arc<Mutex<dedup::Owed>>>,
     dead_letter: Option<PathBuf>,
+    fleet: Option<Arc<fleet::Fleet>>,
 ) {
     // The items of a batch, for dedup (only parsed when dedup is on or the batch is refused).
     let items_of = |b: &Batch| serde_json::from_slice::<Vec<SubmissionItem>>(&b.body).unwrap_or_default();
@@ -939,15 +1113,25 @@ async fn delivery_loop(
         match webhook.deliver(&batch.body, batch.items, &mut stop).await {
             Delivery::Delivered => {
                 hub.egress.sent.inc_by(batch.items as u64);
-                if let Some(d) = &dedup {
-                    d.lock().expect("dedup").delivered(&items_of(&batch), dedup::unix_now());
+                if dedup.is_some() || fleet.is_some() {
+                    let items = items_of(&batch);
+                    if let Some(d) = &dedup {
+                        d.lock().expect("dedup").delivered(&items, dedup::unix_now());
+                    }
+                    if let Some(f) = &fleet {
+                        f.delivered(items.iter().filter_map(|i| i.sha256.as_deref()));
+                    }
                 }
                 outbox.lock().expect("outbox").commit(&batch);
             }
             Delivery::Rejected(status, answer) => {
                 hub.egress.failed.inc_by(batch.items as u64);
+                let items = items_of(&batch);
                 if let Some(d) = &dedup {
-                    d.lock().expect("dedup").released(&items_of(&batch));
+                    d.lock().expect("dedup").released(&items);
+                }
+                if let Some(f) = &fleet {
+                    f.released(items.iter().filter_map(|i| i.sha256.as_deref()));
                 }
                 keep_dead_letter(dead_letter.as_deref(), &batch, status, &answer);
                 outbox.lock().expect("outbox").commit(&batch);

@@ -53,6 +53,13 @@ pub struct SubmissionItem {
     pub verdict: Option<Verdict>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub verdicts: Vec<ToolVerdict>,
+    /// With `fleet.redis`: where the fleet has seen this file (this sighting included).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sightings: Option<crate::fleet::Sightings>,
+    /// With `fleet.redis`: `fleet` when Redis gave this sensor the claim, `local` when Redis was
+    /// down and the sensor decided alone (another sensor may submit the same file).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dedup_scope: Option<String>,
 }
 
 impl SubmissionItem {
@@ -78,6 +85,8 @@ impl SubmissionItem {
             scan: None,
             verdict: None,
             verdicts: Vec::new(),
+            sightings: None,
+            dedup_scope: None,
         }
     }
 

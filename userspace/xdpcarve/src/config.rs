@@ -15,8 +15,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use xdpcarve_egress::config::{
-    DedupConfig, EgressConfig, FilesLogConfig, MetricsConfig, PolicyConfig, QueueConfig, SpillConfig, WebhookConfig,
-    DEFAULT_METRICS_ADDR,
+    DedupConfig, EgressConfig, FilesLogConfig, FleetConfig, MetricsConfig, PolicyConfig, QueueConfig, SpillConfig,
+    WebhookConfig, DEFAULT_METRICS_ADDR,
 };
 use xdpcarve_egress::WebhookFormat;
 use xdpcarve_scan::config::{ActionsConfig, PipelineConfig, ScanConfig, ScanSection, ScannerConfig, StoreConfig};
@@ -43,6 +43,8 @@ pub struct ConfigFile {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub queue: QueueConfig,
+    #[serde(default)]
+    pub fleet: FleetConfig,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
@@ -175,6 +177,12 @@ pub struct EgressArgs {
     /// [default: 127.0.0.1:9400 when capturing live, off with --read].
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+
+    /// Share dedup and stream every record through Redis (fleet.redis): redis://HOST:PORT,
+    /// rediss:// for TLS, several comma-separated URLs for a Redis Cluster. The password comes
+    /// from fleet.password_file, never from the command line.
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 
     /// Keep serving /metrics this long after the run has finished (for a final scrape).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -325,6 +333,7 @@ fn egress_config_from(
         spill: file.spill,
         metrics: MetricsConfig::default(),
         queue: file.queue,
+        fleet: file.fleet,
     };
     cfg.metrics.addr = match (&args.metrics_addr, &file.metrics.addr) {
         (Some(a), _) => parse_metrics_addr(a, "--metrics-addr")?,
@@ -383,6 +392,9 @@ fn egress_config_from(
     if cfg.dedup.state_file.is_none() {
         cfg.dedup.state_file = state_dir.as_ref().map(|d| d.join("dedup.state"));
     }
+    if let Some(u) = &args.redis_url {
+        cfg.fleet.redis = Some(u.clone());
+    }
     if let Some(t) = args.dedup_ttl {
         cfg.dedup.ttl = t;
     }
@@ -434,6 +446,7 @@ pub fn dump(settings: &Settings) -> Result<String> {
             linger: Some(cfg.metrics.linger),
         },
         queue: cfg.queue.clone(),
+        fleet: cfg.fleet.clone(),
         store: scan.store.clone(),
         scan: scan.scan.clone(),
         scanners: scan.scanners.clone(),
