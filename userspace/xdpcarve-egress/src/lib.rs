@@ -1087,6 +1087,7 @@ fn keep_dead_letter(path: Option<&std::path::Path>, batch: &Batch, status: http:
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the delivery task's shared parts, each an Arc or an Option
 async fn delivery_loop(
     webhook: Arc<Webhook>,
     outbox: Arc<Mutex<Outbox>>,

@@ -82,7 +82,7 @@ pub enum FleetError {
 /// error at start, not a reconnect loop).
 pub enum Target {
     Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 fn read_password(path: &Path) -> Result<String, FleetError> {
@@ -140,7 +140,7 @@ impl Target {
                     root_cert: Some(ca),
                 });
             }
-            return Ok(Target::Cluster(b.build().map_err(FleetError::Cluster)?));
+            return Ok(Target::Cluster(Box::new(b.build().map_err(FleetError::Cluster)?)));
         }
         let info = infos.into_iter().next().expect("validated: one URL at least");
         let client = match ca {
