@@ -81,7 +81,7 @@ pub enum FleetError {
 /// How to connect: built once from the settings (so a bad URL or unreadable password file is an
 /// error at start, not a reconnect loop).
 pub enum Target {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Cluster(Box<redis::cluster::ClusterClient>),
 }
 
@@ -157,7 +157,7 @@ impl Target {
             url: urls[0].clone(),
             source,
         })?;
-        Ok(Target::Single(client))
+        Ok(Target::Single(Box::new(client)))
     }
 
     async fn connect(&self, timeout: Duration) -> redis::RedisResult<Conn> {
