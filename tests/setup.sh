@@ -25,6 +25,8 @@ APT_PACKAGES=(
     systemd          # deploy: systemd-analyze verify / security on the installed unit (offline)
     prometheus       # observability: promtool check/test rules, a real Prometheus scraping xdpcarve
     clamav-daemon    # scanners: clamd, started by the test itself with a test-only signature database
+    redis-server     # fleet: redis-server (one, a 3-node Cluster, TLS) and redis-cli, started by the test
+    openssl          # fleet: a test CA and server certificate for Redis over TLS
 )
 
 # Python packages (pip). The test servers use only the standard library, so none today.
@@ -86,13 +88,28 @@ quiet_prometheus_services() {
     return 0
 }
 
+# Debian's redis-server package starts a server on 6379 where an init system runs; the fleet
+# tests start their own on ports of their own, so stop it and keep it from starting.
+quiet_redis_services() {
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now redis-server >/dev/null 2>&1 || true
+        return 0
+    fi
+    [[ -x /etc/init.d/redis-server ]] || return 0
+    [[ -e /run/redis/redis-server.pid ]] && { /etc/init.d/redis-server stop >/dev/null 2>&1 || true; }
+    if command -v update-rc.d >/dev/null 2>&1; then
+        update-rc.d redis-server disable >/dev/null 2>&1 || true
+    fi
+    return 0
+}
+
 missing_pip=()
 for mod in "${PIP_PACKAGES[@]}"; do
     python3 -m pip show -q "$mod" >/dev/null 2>&1 || missing_pip+=("$mod")
 done
 
 if [[ ${#missing_apt[@]} -eq 0 && ${#missing_pip[@]} -eq 0 ]]; then
-    [[ $(id -u) -eq 0 ]] && { quiet_clamav_services; quiet_prometheus_services; }
+    [[ $(id -u) -eq 0 ]] && { quiet_clamav_services; quiet_prometheus_services; quiet_redis_services; }
     echo "setup.sh: all test dependencies present"
     exit 0
 fi
@@ -111,6 +128,7 @@ if [[ ${#missing_apt[@]} -gt 0 ]]; then
         || { echo "setup.sh: apt-get install failed for: ${missing_apt[*]}" >&2; status=1; }
     quiet_clamav_services
     quiet_prometheus_services
+    quiet_redis_services
 fi
 if [[ ${#missing_pip[@]} -gt 0 ]]; then
     echo "setup.sh: installing Python packages: ${missing_pip[*]}"

@@ -29,6 +29,7 @@ pub mod live;
 pub mod netns;
 pub mod pcap;
 pub mod receiver;
+pub mod redis;
 pub mod rss;
 
 /// A script shipped in tests/support/, as a path string for a command line.

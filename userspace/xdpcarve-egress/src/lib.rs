@@ -236,7 +236,7 @@ impl fmt::Display for EgressSummary {
             write!(
                 f,
                 "\nfleet: stream_added={} stream_replayed={} stream_pending={} stream_lost={} claimed={} dedup_fleet={} \
-                 dedup_local={} decided_locally={} commits_lost={} reconnects={} up={}",
+                 dedup_local={} decided_locally={} commits_pending={} commits_lost={} reconnects={} up={}",
                 fl.stream_added,
                 fl.stream_replayed,
                 fl.stream_pending,
@@ -245,6 +245,7 @@ impl fmt::Display for EgressSummary {
                 fl.dedup_fleet,
                 fl.dedup_local,
                 fl.decided_locally,
+                fl.commits_pending,
                 fl.commits_lost,
                 fl.reconnects,
                 u8::from(fl.up_at_end)

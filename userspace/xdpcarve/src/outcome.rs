@@ -53,6 +53,13 @@ pub fn failures(source: &Source<'_>, egress: &EgressSummary) -> Vec<String> {
             egress.dropped - egress.lost_disk_full
         ));
     }
+    if let Some(fl) = egress.fleet.as_ref().filter(|f| f.stream_lost > 0) {
+        out.push(format!(
+            "{} records never reached the Redis stream (fleet.memory_records or the spill journal \
+             was full, or Redis was down at shutdown without spill.dir); see xdpcarve_fleet_stream_lost_total",
+            fl.stream_lost
+        ));
+    }
     if egress.failed > 0 {
         let kept = match &egress.dead_letter {
             Some(p) => format!("kept in {}", p.display()),
@@ -241,5 +248,23 @@ mod tests {
             .unwrap()
             .contains("7 submissions wait in the spill journal"));
         assert!(unauthorized(&EgressSummary::default()).is_none());
+    }
+
+    #[test]
+    fn stream_records_lost_fail_the_run_but_records_kept_for_later_do_not() {
+        let r = read();
+        let source = Source::Read(&r);
+        let fleet = |lost, pending| EgressSummary {
+            fleet: Some(xdpcarve_egress::fleet::FleetSummary {
+                stream_lost: lost,
+                stream_pending: pending,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let f = failures(&source, &fleet(5, 0));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("5 records never reached the Redis stream"), "{f:?}");
+        assert!(failures(&source, &fleet(0, 9)).is_empty(), "kept in the journal, not lost");
     }
 }

@@ -27,7 +27,7 @@ use link::{CallError, Conn, Link, Target};
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stream::StreamOutbox;
@@ -193,6 +193,8 @@ pub struct FleetSummary {
     pub dedup_local: u64,
     /// Submissions decided without Redis (it was down or slow).
     pub decided_locally: u64,
+    /// Delivered hashes left in `<spill.dir>/fleet-commits` for the next start.
+    pub commits_pending: u64,
     pub commits_lost: u64,
     pub reconnects: u64,
     pub up_at_end: bool,
@@ -279,6 +281,9 @@ pub struct Fleet {
     /// Whether claims are made at all (dedup on and a webhook to submit to).
     pub(crate) claims: bool,
     commits: Mutex<VecDeque<String>>,
+    /// `<spill.dir>/fleet-commits`: delivered hashes Redis had not recorded at shutdown, one per
+    /// line, recorded at the next start.
+    commits_file: Option<PathBuf>,
     releases: Mutex<VecDeque<String>>,
     commit_wake: Notify,
     pub(crate) stream: Mutex<StreamOutbox>,
@@ -329,6 +334,18 @@ impl Fleet {
             }
             None => None,
         };
+        let commits_file = spill_dir.map(|d| d.join("fleet-commits"));
+        let commits = match &commits_file {
+            Some(p) => read_commits(p).map_err(|source| OpenError::Commits { path: p.clone(), source })?,
+            None => VecDeque::new(),
+        };
+        if !commits.is_empty() {
+            tracing::info!(
+                "fleet: {} delivered hashes from an earlier run will be recorded in Redis",
+                commits.len()
+            );
+        }
+        metrics.commits_pending.set(commits.len() as i64);
         let stream = StreamOutbox::new(journal, cfg.memory_records, metrics.clone());
         let link = Link::new(cfg.timeout, metrics.clone(), link::display_urls(&cfg.urls()));
         Ok(Arc::new(Fleet {
@@ -340,7 +357,8 @@ impl Fleet {
             seen_ttl_s: cfg.seen_ttl.as_secs().max(1),
             dedup_ttl_s: dedup_ttl.as_secs().max(1),
             claims,
-            commits: Mutex::new(VecDeque::new()),
+            commits: Mutex::new(commits),
+            commits_file,
             releases: Mutex::new(VecDeque::new()),
             commit_wake: Notify::new(),
             stream: Mutex::new(stream),
@@ -481,11 +499,27 @@ impl Fleet {
         let pending = s.journal_pending();
         drop(s);
         let left = std::mem::take(&mut *self.commits.lock().expect("fleet commits"));
-        if !left.is_empty() {
-            self.metrics.commits_lost.inc_by(left.len() as u64);
+        let kept = match &self.commits_file {
+            Some(p) => match write_commits(p, &left) {
+                Ok(()) => left.len(),
+                Err(e) => {
+                    tracing::error!("fleet: cannot write {}: {e}", p.display());
+                    0
+                }
+            },
+            None => 0,
+        };
+        if left.len() > kept {
+            self.metrics.commits_lost.inc_by((left.len() - kept) as u64);
             tracing::warn!(
-                "fleet: {} delivered hashes could not be recorded in Redis before shutdown; other sensors may submit them again",
-                left.len()
+                "fleet: {} delivered hashes could not be recorded in Redis before shutdown (no spill.dir to keep them); \
+                 other sensors may submit them again",
+                left.len() - kept
+            );
+        } else if kept > 0 {
+            tracing::warn!(
+                "fleet: {kept} delivered hashes wait in {} for Redis (recorded at the next start)",
+                self.commits_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
             );
         }
         self.metrics.commits_pending.set(0);
@@ -503,6 +537,7 @@ impl Fleet {
             dedup_fleet: m.dedup_hits.with_label_values(&["fleet"]).get(),
             dedup_local: m.dedup_hits.with_label_values(&["local"]).get(),
             decided_locally: m.claims.with_label_values(&["local"]).get(),
+            commits_pending: kept as u64,
             commits_lost: m.commits_lost.get(),
             reconnects: m.reconnects.get(),
             up_at_end: self.link.is_up(),
@@ -516,9 +551,12 @@ impl Fleet {
             if *stop.borrow() {
                 return;
             }
+            // Taken out while in flight (delivered() may trim the queue meanwhile), put back
+            // in front when Redis fails them.
             let commits: Vec<String> = {
-                let q = self.commits.lock().expect("fleet commits");
-                q.iter().take(BATCH).cloned().collect()
+                let mut q = self.commits.lock().expect("fleet commits");
+                let n = q.len().min(BATCH);
+                q.drain(..n).collect()
             };
             let releases: Vec<String> = {
                 let mut q = self.releases.lock().expect("fleet releases");
@@ -531,22 +569,40 @@ impl Fleet {
                     _ = stop.changed() => return,
                 }
             }
-            if !self.link.is_up() {
-                // Releases are a courtesy (the lease lapses anyway); commits wait for Redis.
-                tokio::select! {
-                    _ = self.link.wait_up() => continue,
-                    _ = stop.changed() => return,
+            let done = if self.link.is_up() {
+                self.run_commits(&commits, &releases).await
+            } else {
+                Err(CallError::Down)
+            };
+            match done {
+                Ok(()) => {
+                    self.metrics.commits.inc_by(commits.len() as u64);
+                    let q = self.commits.lock().expect("fleet commits");
+                    self.metrics.commits_pending.set(q.len() as i64);
+                }
+                Err(_) => {
+                    // Releases are a courtesy (the lease lapses anyway); commits wait for Redis.
+                    self.requeue_commits(commits);
+                    tokio::select! {
+                        _ = self.link.wait_up() => {}
+                        _ = stop.changed() => return,
+                    }
                 }
             }
-            let done = self.run_commits(&commits, &releases).await;
-            if done.is_ok() {
-                let mut q = self.commits.lock().expect("fleet commits");
-                let n = commits.len().min(q.len());
-                q.drain(..n);
-                self.metrics.commits.inc_by(n as u64);
-                self.metrics.commits_pending.set(q.len() as i64);
-            }
         }
+    }
+
+    /// Puts commits Redis did not take back in front of the queue, within its bound.
+    fn requeue_commits(&self, commits: Vec<String>) {
+        let mut q = self.commits.lock().expect("fleet commits");
+        for sha in commits.into_iter().rev() {
+            if q.len() >= MAX_PENDING_COMMITS {
+                self.metrics.commits_lost.inc();
+                continue;
+            }
+            q.push_front(sha);
+        }
+        self.metrics.commits_pending.set(q.len() as i64);
     }
 
     async fn run_commits(&self, commits: &[String], releases: &[String]) -> Result<(), CallError> {
@@ -584,11 +640,47 @@ impl Fleet {
     }
 }
 
+/// Reads `<spill.dir>/fleet-commits` (absent: none); lines that are not a SHA-256 are skipped.
+fn read_commits(path: &Path) -> std::io::Result<VecDeque<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(VecDeque::new()),
+        Err(e) => return Err(e),
+    };
+    let is_sha256 = |l: &&str| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit());
+    Ok(text.lines().filter(is_sha256).take(MAX_PENDING_COMMITS).map(String::from).collect())
+}
+
+/// Replaces `<spill.dir>/fleet-commits` with `left` (removes it when empty), atomically.
+fn write_commits(path: &Path, left: &VecDeque<String>) -> std::io::Result<()> {
+    if left.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension("tmp");
+    let mut text = String::with_capacity(left.len() * 65);
+    for sha in left {
+        text.push_str(sha);
+        text.push('\n');
+    }
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// An error opening the fleet at start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
     Setup(#[from] FleetError),
+    #[error("spill.dir: cannot read {} (delivered hashes owed to Redis)", path.display())]
+    Commits {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("spill.dir: cannot open the stream journal {}", path.display())]
     Journal {
         path: std::path::PathBuf,
@@ -631,6 +723,19 @@ mod tests {
             (fresh.count, fresh.first_seen.as_str(), fresh.last_seen.as_str()),
             (1, "2026-01-01T00:00:09Z", "2026-01-01T00:00:09Z")
         );
+    }
+
+    #[test]
+    fn commits_left_at_shutdown_are_kept_for_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fleet-commits");
+        assert!(read_commits(&p).unwrap().is_empty(), "absent: none");
+        let left: VecDeque<String> = ["a".repeat(64), "b".repeat(64)].into_iter().collect();
+        write_commits(&p, &left).unwrap();
+        std::fs::write(&p, format!("{}not a hash\n", std::fs::read_to_string(&p).unwrap())).unwrap();
+        assert_eq!(read_commits(&p).unwrap(), left);
+        write_commits(&p, &VecDeque::new()).unwrap();
+        assert!(!p.exists(), "nothing left: the file goes");
     }
 
     #[test]
