@@ -143,9 +143,15 @@ fn assert_stream_is_the_files_logs(entries: &[support::redis::Entry], dir: &Temp
             })
             .collect();
         assert_eq!(got.len(), want.len(), "{sensor}: every record in the stream");
-        assert!(got == want, "{sensor}: the stream holds the files log's records, in order");
+        assert!(
+            got == want,
+            "{sensor}: the stream holds the files log's records, in order"
+        );
     }
-    assert_eq!(entries.len(), sensors.iter().map(|s| logged(dir, s).len()).sum::<usize>());
+    assert_eq!(
+        entries.len(),
+        sensors.iter().map(|s| logged(dir, s).len()).sum::<usize>()
+    );
 }
 
 /// Two sensors at once on overlapping captures (A+B and B+C) against `redis`: each policy hash
@@ -165,8 +171,14 @@ fn two_sensors_on_overlapping_captures(
     let fleet = fleet_section(redis, fleet_extra);
     let s1 = sensor_config(dir, "s1", &receiver, &fleet);
     let s2 = sensor_config(dir, "s2", &receiver, &fleet);
-    let p1 = sensor_command(dir, "s1", &s1, &[&a, &b]).stderr(Stdio::piped()).spawn().unwrap();
-    let p2 = sensor_command(dir, "s2", &s2, &[&b, &c]).stderr(Stdio::piped()).spawn().unwrap();
+    let p1 = sensor_command(dir, "s1", &s1, &[&a, &b])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p2 = sensor_command(dir, "s2", &s2, &[&b, &c])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (o1, o2) = (p1.wait_with_output().unwrap(), p2.wait_with_output().unwrap());
     assert!(o1.status.success(), "s1: {}", stderr(&o1));
     assert!(o2.status.success(), "s2: {}", stderr(&o2));
@@ -178,7 +190,10 @@ fn two_sensors_on_overlapping_captures(
 
     let subs = submissions(&receiver);
     let dups: Vec<_> = subs.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(dups.is_empty(), "each policy hash submitted once in all; more than once: {dups:?}");
+    assert!(
+        dups.is_empty(),
+        "each policy hash submitted once in all; more than once: {dups:?}"
+    );
     let got: BTreeSet<String> = subs.into_keys().collect();
     assert_eq!(got, want, "the fleet submits what one sensor alone would");
     let items = receiver.items();
@@ -186,7 +201,10 @@ fn two_sensors_on_overlapping_captures(
     assert_eq!(by_sensor, BTreeSet::from(["s1", "s2"]), "both sensors submitted some");
     for i in &items {
         assert_eq!(i["dedup_scope"], "fleet", "Redis decided: {i}");
-        assert!(i["sightings"]["count"].as_u64().unwrap() >= 1, "sightings in the payload: {i}");
+        assert!(
+            i["sightings"]["count"].as_u64().unwrap() >= 1,
+            "sightings in the payload: {i}"
+        );
     }
 
     let entries = stream_entries(con, STREAM);
@@ -194,7 +212,11 @@ fn two_sensors_on_overlapping_captures(
     // B was read by both: its files' sightings name both sensors (read back from Redis).
     let shared = entries
         .iter()
-        .filter(|e| e.record["sightings"]["sensors"].as_array().is_some_and(|s| s.len() == 2))
+        .filter(|e| {
+            e.record["sightings"]["sensors"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2)
+        })
         .count();
     assert!(shared > 0, "files both sensors saw carry both names in their sightings");
     entries
@@ -298,14 +320,18 @@ fn tls_and_a_password_from_a_file() {
     let out = sensor_command(&dir, "s1", &config, &[&a]).output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("up=1") && err.contains("decided_locally=0"), "Redis answered over TLS: {err}");
+    assert!(
+        err.contains("up=1") && err.contains("decided_locally=0"),
+        "Redis answered over TLS: {err}"
+    );
     assert!(!err.contains(password), "the password is never printed");
     let items = receiver.items();
     assert!(!items.is_empty() && items.iter().all(|i| i["dedup_scope"] == "fleet"));
 
     let ca = std::fs::read(&certs.ca).unwrap();
-    let info = redis::IntoConnectionInfo::into_connection_info(format!("rediss://:{password}@127.0.0.1:{}", server.port))
-        .unwrap();
+    let info =
+        redis::IntoConnectionInfo::into_connection_info(format!("rediss://:{password}@127.0.0.1:{}", server.port))
+            .unwrap();
     let client = redis::Client::build_with_tls(
         info,
         redis::TlsCertificates {
@@ -327,7 +353,11 @@ fn tls_and_a_password_from_a_file() {
     assert!(out.status.success(), "records kept for the stream are not lost: {err}");
     assert!(err.to_lowercase().contains("authentication failed"), "says why: {err}");
     assert!(err.contains("up=0"), "{err}");
-    assert_eq!(submissions(&receiver2).len(), items.len(), "decided locally, nothing missed");
+    assert_eq!(
+        submissions(&receiver2).len(),
+        items.len(),
+        "decided locally, nothing missed"
+    );
 }
 
 /// A capture's packet records (without the 24-byte pcap header), stamped `shift_s` later.
@@ -443,16 +473,23 @@ fn redis_killed_mid_run_loses_nothing_and_duplicates_stay_within_the_bound() {
     };
     let up = |s: &PipedSensor| s.metric("xdpcarve_fleet_up") == Some(1.0);
     let settled = |s: &PipedSensor| {
-        s.metric("xdpcarve_fleet_commits_pending") == Some(0.0) && s.metric("xdpcarve_fleet_stream_pending") == Some(0.0)
+        s.metric("xdpcarve_fleet_commits_pending") == Some(0.0)
+            && s.metric("xdpcarve_fleet_stream_pending") == Some(0.0)
     };
-    wait_for("both sensors connected", Duration::from_secs(20), || running.iter().all(up));
+    wait_for("both sensors connected", Duration::from_secs(20), || {
+        running.iter().all(up)
+    });
 
     // Before: Redis up; every part-0 hash submitted once and recorded fleet-wide.
     for s in &mut running {
         s.feed(&shifted[0]);
     }
-    wait_for("part 0 submitted", Duration::from_secs(30), || submitted_all(&per_part[0]));
-    wait_for("part 0 recorded in Redis", Duration::from_secs(30), || running.iter().all(settled));
+    wait_for("part 0 submitted", Duration::from_secs(30), || {
+        submitted_all(&per_part[0])
+    });
+    wait_for("part 0 recorded in Redis", Duration::from_secs(30), || {
+        running.iter().all(settled)
+    });
 
     // During: Redis killed (SIGKILL). Both sensors decide alone and keep the stream on disk.
     server.kill();
@@ -479,14 +516,21 @@ fn redis_killed_mid_run_loses_nothing_and_duplicates_stay_within_the_bound() {
         assert!(o.status.success(), "{s}: {}", stderr(o));
         let e = stderr(o);
         assert!(e.contains("stream_lost=0") && e.contains("commits_lost=0"), "{s}: {e}");
-        assert!(!e.contains("stream_replayed=0 "), "{s} replayed what waited for Redis: {e}");
+        assert!(
+            !e.contains("stream_replayed=0 "),
+            "{s} replayed what waited for Redis: {e}"
+        );
     }
 
     // No submission lost; duplicates only among the hashes seen during the outage, at most
     // (sensors - 1) per hash: the README's bound with the window's distinct policy hashes.
     let subs = submissions(&receiver);
     let all: BTreeSet<String> = per_part.iter().flatten().cloned().collect();
-    assert_eq!(subs.keys().cloned().collect::<BTreeSet<_>>(), all, "every policy hash submitted");
+    assert_eq!(
+        subs.keys().cloned().collect::<BTreeSet<_>>(),
+        all,
+        "every policy hash submitted"
+    );
     let window: BTreeSet<&String> = per_part[1].iter().collect();
     let extra: usize = subs.values().map(|n| n - 1).sum();
     for (sha, n) in &subs {
@@ -507,7 +551,10 @@ fn redis_killed_mid_run_loses_nothing_and_duplicates_stay_within_the_bound() {
         window.len(),
         (sensors.len() - 1) * window.len()
     );
-    assert!(extra > 0, "both sensors decided alone during the outage (else this test tests nothing)");
+    assert!(
+        extra > 0,
+        "both sensors decided alone during the outage (else this test tests nothing)"
+    );
 
     // Nothing lost from the stream, each sensor's order kept.
     let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();

@@ -12,10 +12,9 @@ pub fn free_port_pair() -> u16 {
     // Below 55536 so that the Cluster bus port exists; spread by pid to keep parallel tests apart.
     let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
     for port in (start..40_000).chain(20_000..start) {
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            if PORTS_TAKEN.lock().unwrap().insert(port) {
-                return port;
-            }
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) && PORTS_TAKEN.lock().unwrap().insert(port) {
+            return port;
         }
     }
     panic!("no free loopback port pair");
@@ -34,8 +33,16 @@ pub struct TestCerts {
 /// Makes a CA and a server certificate (IP SAN 127.0.0.1) in `dir` with `openssl`.
 pub fn make_certs(dir: &Path) -> TestCerts {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=xdpcarve test CA"];
@@ -51,7 +58,15 @@ pub fn make_certs(dir: &Path) -> TestCerts {
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     run(&ca);
-    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"];
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ];
     csr.extend(ec);
     run(&csr);
     std::fs::write(
@@ -61,8 +76,21 @@ pub fn make_certs(dir: &Path) -> TestCerts {
     )
     .unwrap();
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-out", "server.crt", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "server.ext",
     ]);
     TestCerts {
         ca: dir.join("ca.crt"),
@@ -144,11 +172,17 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.get(before..).is_some_and(|t| t.contains("Ready to accept connections")) {
+            if text
+                .get(before..)
+                .is_some_and(|t| t.contains("Ready to accept connections"))
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("redis-server exited ({status}) at start: {}", text.get(before..).unwrap_or(""));
+                panic!(
+                    "redis-server exited ({status}) at start: {}",
+                    text.get(before..).unwrap_or("")
+                );
             }
             assert!(Instant::now() < deadline, "redis-server not ready within 20 s: {text}");
             std::thread::sleep(Duration::from_millis(20));
@@ -157,7 +191,11 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:<port>` (or `rediss://`).
     pub fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", if self.tls { "rediss" } else { "redis" }, self.port)
+        format!(
+            "{}://127.0.0.1:{}",
+            if self.tls { "rediss" } else { "redis" },
+            self.port
+        )
     }
 
     /// SIGKILL: no shutdown, as a crash or an OOM kill.

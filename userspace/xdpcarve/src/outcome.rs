@@ -265,6 +265,9 @@ mod tests {
         let f = failures(&source, &fleet(5, 0));
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].starts_with("5 records never reached the Redis stream"), "{f:?}");
-        assert!(failures(&source, &fleet(0, 9)).is_empty(), "kept in the journal, not lost");
+        assert!(
+            failures(&source, &fleet(0, 9)).is_empty(),
+            "kept in the journal, not lost"
+        );
     }
 }

@@ -168,6 +168,12 @@ impl Target {
                     .set_response_timeout(Some(timeout));
                 let mut conn = Conn::Single(c.get_multiplexed_async_connection_with_config(&cfg).await?);
                 redis::cmd("PING").query_async::<()>(&mut conn).await?;
+                // The stream's pipelines call the sightings script by its hash (EVALSHA).
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(super::SIGHT_LUA)
+                    .query_async::<String>(&mut conn)
+                    .await?;
                 Ok(conn)
             }
             Target::Cluster(c) => {

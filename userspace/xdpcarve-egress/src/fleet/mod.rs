@@ -242,9 +242,10 @@ return 0
     )
 });
 
-pub(crate) static SIGHT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r#"
+pub(crate) static SIGHT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(SIGHT_LUA));
+
+pub(crate) const SIGHT_LUA: &str = r#"
 -- KEYS: seen. ARGV: sensor, ts (RFC 3339 UTC: orders as text), TTL in s.
 local first = redis.call('HGET', KEYS[1], 'first')
 if (not first) or ARGV[2] < first then redis.call('HSET', KEYS[1], 'first', ARGV[2]) end
@@ -254,9 +255,7 @@ redis.call('HINCRBY', KEYS[1], 'count', 1)
 redis.call('HINCRBY', KEYS[1], 's:' .. ARGV[1], 1)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return redis.call('HGETALL', KEYS[1])
-"#,
-    )
-});
+"#;
 
 pub fn claim_key(sha256: &str) -> String {
     format!("xdpcarve:{{{sha256}}}:claim")
@@ -278,6 +277,8 @@ pub struct Fleet {
     lease_ms: u64,
     seen_ttl_s: u64,
     dedup_ttl_s: u64,
+    /// A Redis Cluster: a pipeline may only touch one slot, so per-file calls go one by one.
+    pub(crate) cluster: bool,
     /// Whether claims are made at all (dedup on and a webhook to submit to).
     pub(crate) claims: bool,
     commits: Mutex<VecDeque<String>>,
@@ -336,7 +337,10 @@ impl Fleet {
         };
         let commits_file = spill_dir.map(|d| d.join("fleet-commits"));
         let commits = match &commits_file {
-            Some(p) => read_commits(p).map_err(|source| OpenError::Commits { path: p.clone(), source })?,
+            Some(p) => read_commits(p).map_err(|source| OpenError::Commits {
+                path: p.clone(),
+                source,
+            })?,
             None => VecDeque::new(),
         };
         if !commits.is_empty() {
@@ -356,6 +360,7 @@ impl Fleet {
             lease_ms: cfg.lease.as_millis().max(1) as u64,
             seen_ttl_s: cfg.seen_ttl.as_secs().max(1),
             dedup_ttl_s: dedup_ttl.as_secs().max(1),
+            cluster: cfg.is_cluster(),
             claims,
             commits: Mutex::new(commits),
             commits_file,
@@ -389,6 +394,11 @@ impl Fleet {
 
     pub fn sensor(&self) -> &str {
         &self.sensor
+    }
+
+    /// Records Redis has taken into the stream so far.
+    pub fn stream_added(&self) -> u64 {
+        self.metrics.stream_added.get()
     }
 
     /// Asks the fleet whether this sensor should submit `sha256` (seen at `ts`).
@@ -519,7 +529,11 @@ impl Fleet {
         } else if kept > 0 {
             tracing::warn!(
                 "fleet: {kept} delivered hashes wait in {} for Redis (recorded at the next start)",
-                self.commits_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+                self.commits_file
+                    .as_deref()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
             );
         }
         self.metrics.commits_pending.set(0);
@@ -648,7 +662,12 @@ fn read_commits(path: &Path) -> std::io::Result<VecDeque<String>> {
         Err(e) => return Err(e),
     };
     let is_sha256 = |l: &&str| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit());
-    Ok(text.lines().filter(is_sha256).take(MAX_PENDING_COMMITS).map(String::from).collect())
+    Ok(text
+        .lines()
+        .filter(is_sha256)
+        .take(MAX_PENDING_COMMITS)
+        .map(String::from)
+        .collect())
 }
 
 /// Replaces `<spill.dir>/fleet-commits` with `left` (removes it when empty), atomically.

@@ -296,16 +296,55 @@ struct Seen<'a> {
     sha256: Option<&'a str>,
 }
 
+/// The `seen` key and timestamp of a line that is a sighting (a file record with a sha256).
+fn sighting(kind: Kind, json: &str) -> Option<(String, String)> {
+    let seen = match kind {
+        Kind::File => serde_json::from_str::<Seen<'_>>(json).ok()?,
+        Kind::Verdict => return None,
+    };
+    Some((seen_key(seen.sha256?), seen.ts.to_string()))
+}
+
 /// Counts each file record of the batch as a sighting of its sha256; returns the sightings.
+/// One pipeline on a single server; one call per file on a Cluster (the keys span slots).
 async fn count_sightings(fleet: &Fleet, body: &[u8]) -> Result<Vec<Option<Sightings>>, ()> {
     let sensor = fleet.sensor.as_str();
     let ttl = fleet.seen_ttl_s;
+    if !fleet.cluster {
+        let targets: Vec<Option<(String, String)>> = lines(body).map(|(k, j)| sighting(k, j)).collect();
+        let mut pipe = redis::pipe();
+        // Loaded when the link connects (a SCRIPT FLUSH fails this batch, the link reconnects
+        // and loads it again).
+        let sha = SIGHT.get_hash();
+        for (key, ts) in targets.iter().flatten() {
+            pipe.cmd("EVALSHA")
+                .arg(sha)
+                .arg(1)
+                .arg(key)
+                .arg(sensor)
+                .arg(ts)
+                .arg(ttl);
+        }
+        if pipe.is_empty() {
+            return Ok(vec![None; targets.len()]);
+        }
+        let answers: Vec<Vec<String>> = fleet
+            .link
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+            .map_err(|_| ())?;
+        let mut answers = answers.into_iter();
+        return Ok(targets
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .and_then(|_| answers.next())
+                    .map(|f| Sightings::from_fields(&f))
+            })
+            .collect());
+    }
     let calls = lines(body).map(|(kind, json)| {
-        let seen = match kind {
-            Kind::File => serde_json::from_str::<Seen<'_>>(json).ok(),
-            Kind::Verdict => None,
-        };
-        let target = seen.and_then(|s| Some((seen_key(s.sha256?), s.ts.to_string())));
+        let target = sighting(kind, json);
         async move {
             let Some((key, ts)) = target else { return Ok(None) };
             fleet
