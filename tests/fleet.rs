@@ -1,7 +1,8 @@
 //! The fleet (`[fleet]`) against real redis-server processes (Debian's package; started here on
 //! loopback, killed at the end) and a real loopback receiver (tests/support/receiver.py):
 //! - two sensors reading overlapping captures submit each policy hash once in all, and both
-//!   sensors' records are in the stream, in the files log's JSON, readable by a consumer group;
+//!   sensors' records are in the stream, each the files log's JSON line as it is, with the
+//!   file's sightings beside it, readable by a consumer group;
 //! - the same on a three-node Redis Cluster;
 //! - TLS (`rediss://`, a test CA) with a password from `fleet.password_file`;
 //! - Redis killed mid-run and restarted: nothing lost from the stream or the submissions, and the
@@ -123,12 +124,6 @@ fn policy_hashes(dir: &TempDir, tag: &str, captures: &[&Path]) -> BTreeSet<Strin
     subs.into_keys().collect()
 }
 
-/// A stream record as the files log has it (the stream adds the fleet's `sightings`).
-fn without_sightings(mut record: Value) -> Value {
-    record.as_object_mut().unwrap().remove("sightings");
-    record
-}
-
 /// Checks that the stream holds exactly each sensor's files log, in its order.
 fn assert_stream_is_the_files_logs(entries: &[support::redis::Entry], dir: &TempDir, sensors: &[&str]) {
     for sensor in sensors {
@@ -138,8 +133,9 @@ fn assert_stream_is_the_files_logs(entries: &[support::redis::Entry], dir: &Temp
             .filter(|e| e.sensor == *sensor)
             .map(|e| {
                 assert_eq!(e.kind, "file", "{e:?}");
-                assert!(e.record["sightings"]["count"].as_u64().unwrap_or(0) >= 1, "{e:?}");
-                without_sightings(e.record.clone())
+                let count = e.sightings.as_ref().and_then(|s| s["count"].as_u64());
+                assert!(count >= Some(1), "a file's entry carries its sightings: {e:?}");
+                e.record.clone()
             })
             .collect();
         assert_eq!(got.len(), want.len(), "{sensor}: every record in the stream");
@@ -213,8 +209,9 @@ fn two_sensors_on_overlapping_captures(
     let shared = entries
         .iter()
         .filter(|e| {
-            e.record["sightings"]["sensors"]
-                .as_array()
+            e.sightings
+                .as_ref()
+                .and_then(|s| s["sensors"].as_array())
                 .is_some_and(|s| s.len() == 2)
         })
         .count();
@@ -559,4 +556,50 @@ fn redis_killed_mid_run_loses_nothing_and_duplicates_stay_within_the_bound() {
     // Nothing lost from the stream, each sensor's order kept.
     let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
     assert_stream_is_the_files_logs(&stream_entries(&mut con, STREAM), &dir, &sensors);
+}
+
+#[test]
+fn check_says_whether_redis_answers_and_names_the_key_to_fix() {
+    if !have_redis() {
+        return;
+    }
+    let dir = TempDir::new("fleet-check");
+    let mut server = RedisServer::start(&dir.path("redis"));
+    let url = server.url();
+    let check = |extra: &[&str]| {
+        Command::new(xdpcarve_bin())
+            .arg("check")
+            .args(["--redis-url", &url])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("fleet {url}: Redis answers")), "{text}");
+    assert!(text.contains("add every record to the stream xdpcarve:files"), "{text}");
+
+    std::fs::write(
+        dir.path("fleet.toml"),
+        "[fleet]\npassword_file = \"/nonexistent/redis.password\"\n",
+    )
+    .unwrap();
+    let cfg = dir.path("fleet.toml");
+    let out = check(&["--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("fleet.password_file /nonexistent/redis.password"),
+        "{text}"
+    );
+
+    server.kill();
+    let out = check(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(!out.status.success(), "Redis down is a problem before a run: {text}");
+    assert!(
+        text.contains("FAIL  fleet:") && text.contains("decide dedup locally"),
+        "{text}"
+    );
 }

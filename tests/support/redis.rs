@@ -288,6 +288,8 @@ pub struct Entry {
     pub sensor: String,
     pub kind: String,
     pub record: serde_json::Value,
+    /// The file's sightings (absent for verdicts).
+    pub sightings: Option<serde_json::Value>,
 }
 
 /// Every entry of `stream`, oldest first, through any connection (a server or a cluster).
@@ -307,6 +309,9 @@ pub fn stream_entries(con: &mut dyn redis::ConnectionLike, stream: &str) -> Vec<
                 sensor: field("sensor"),
                 kind: field("kind"),
                 record: serde_json::from_str(&field("record")).expect("record is JSON"),
+                sightings: e
+                    .get::<String>("sightings")
+                    .map(|s| serde_json::from_str(&s).expect("sightings are JSON")),
                 id: e.id.clone(),
             }
         })

@@ -130,6 +130,7 @@ fn check_all(cli: &Cli, f: &mut Findings) {
     }
     check_outputs(egress, &settings.scan, f);
     check_webhook(egress, f);
+    check_fleet(egress, f);
     check_metrics(egress, f);
 
     if let Some(cfg) = engine {
@@ -185,6 +186,23 @@ fn check_all(cli: &Cli, f: &mut Findings) {
                 .dir
                 .as_deref()
                 .map_or("(no store)".into(), |d| d.display().to_string())
+        ));
+    }
+    if egress.fleet.redis.is_some() {
+        let fl = &egress.fleet;
+        let dedup = if egress.webhook.url.is_some() && egress.dedup.enabled {
+            format!(
+                "share dedup (claims leased {}) and ",
+                humantime::format_duration(fl.lease)
+            )
+        } else {
+            String::new()
+        };
+        f.would(format!(
+            "{dedup}add every record to the stream {} on {} (sightings kept {})",
+            fl.stream,
+            xdpcarve_egress::fleet::link::display_urls(&fl.urls()),
+            humantime::format_duration(fl.seen_ttl)
         ));
     }
     if let Some(addr) = egress.metrics.addr {
@@ -493,6 +511,22 @@ fn check_webhook(egress: &EgressConfig, f: &mut Findings) {
         None => f.fail(format!(
             "webhook {url}: no connection to {host}:{port} within 3 s (down, firewalled, or wrong port); \
              a run would spill every submission"
+        )),
+    }
+}
+
+fn check_fleet(egress: &EgressConfig, f: &mut Findings) {
+    use xdpcarve_egress::fleet::link::ProbeError;
+    if egress.fleet.redis.is_none() {
+        return;
+    }
+    // fleet.timeout is a call's budget; a first connection (TLS, Cluster discovery) gets more.
+    let timeout = egress.fleet.timeout.max(Duration::from_secs(3));
+    match xdpcarve_egress::fleet::link::probe(&egress.fleet, timeout) {
+        Ok(name) => f.ok(format!("fleet {name}: Redis answers")),
+        Err(e @ ProbeError::Setup(_)) => f.fail(format!("{e} (a run would not start)")),
+        Err(e) => f.fail(format!(
+            "fleet: {e}; a run would decide dedup locally and keep the stream's records until Redis answers"
         )),
     }
 }

@@ -353,3 +353,38 @@ pub fn display_urls(urls: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Why [`probe`] found the fleet unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Setup(#[from] FleetError),
+    #[error("{name}: {source}")]
+    Connect {
+        name: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("{name}: no answer within {timeout:?}")]
+    Timeout { name: String, timeout: Duration },
+    #[error("cannot start a runtime for the check")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// For `xdpcarve check`: builds the client as a run would (URL, password file, CA file) and
+/// connects once, within `timeout`. Returns the servers' names (without credentials).
+pub fn probe(cfg: &FleetConfig, timeout: Duration) -> Result<String, ProbeError> {
+    let target = Target::new(cfg, timeout)?;
+    let name = display_urls(&cfg.urls());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ProbeError::Runtime)?;
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, target.connect(timeout)).await {
+            Ok(Ok(_)) => Ok(name),
+            Ok(Err(source)) => Err(ProbeError::Connect { name, source }),
+            Err(_) => Err(ProbeError::Timeout { name, timeout }),
+        }
+    })
+}

@@ -7,7 +7,8 @@
 //! - `xdpcarve:{<sha256>}:seen`: sightings, a hash of `count`, `first`, `last` and `s:<sensor>`
 //!   (how often each sensor saw it); kept for `fleet.seen_ttl` after the last one.
 //! - `fleet.stream` (`xdpcarve:files`): every record (`kind` `file`) and scanned file (`kind`
-//!   `verdict`), fields `sensor`, `kind`, `record` (the files log's JSON plus `sightings`).
+//!   `verdict`), fields `sensor`, `kind`, `record` (the files log's JSON line, as it is) and,
+//!   for a file, `sightings` (JSON: `count`, `first_seen`, `last_seen`, `sensors`).
 //!
 //! Dedup commits on delivery, fleet-wide: a sensor claims a hash (`SET .. NX PX lease`), submits,
 //! and on the API's 2xx sets `sent`; when its delivery fails the claim lapses and another sensor
@@ -247,13 +248,15 @@ pub(crate) static SIGHT: std::sync::LazyLock<redis::Script> =
 
 pub(crate) const SIGHT_LUA: &str = r#"
 -- KEYS: seen. ARGV: sensor, ts (RFC 3339 UTC: orders as text), TTL in s.
-local first = redis.call('HGET', KEYS[1], 'first')
-if (not first) or ARGV[2] < first then redis.call('HSET', KEYS[1], 'first', ARGV[2]) end
-local last = redis.call('HGET', KEYS[1], 'last')
-if (not last) or ARGV[2] > last then redis.call('HSET', KEYS[1], 'last', ARGV[2]) end
-redis.call('HINCRBY', KEYS[1], 'count', 1)
-redis.call('HINCRBY', KEYS[1], 's:' .. ARGV[1], 1)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+local k = KEYS[1]
+local v = redis.call('HMGET', k, 'first', 'last')
+local set = {}
+if (not v[1]) or ARGV[2] < v[1] then set[#set + 1] = 'first'; set[#set + 1] = ARGV[2] end
+if (not v[2]) or ARGV[2] > v[2] then set[#set + 1] = 'last'; set[#set + 1] = ARGV[2] end
+if #set > 0 then redis.call('HSET', k, unpack(set)) end
+redis.call('HINCRBY', k, 'count', 1)
+redis.call('HINCRBY', k, 's:' .. ARGV[1], 1)
+redis.call('EXPIRE', k, ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 "#;
 

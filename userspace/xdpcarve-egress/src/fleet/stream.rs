@@ -366,15 +366,13 @@ async fn count_sightings(fleet: &Fleet, body: &[u8]) -> Result<Vec<Option<Sighti
     all.into_iter().collect::<Result<Vec<_>, _>>().map_err(|_| ())
 }
 
-/// One pipeline of `XADD`s for the batch, each record with its sightings.
+/// One pipeline of `XADD`s for the batch: each entry's `record` is the files log's line as it
+/// is, and a file's sightings ride beside it in a `sightings` field of their own.
 async fn add_batch(fleet: &Fleet, body: &[u8], sightings: &[Option<Sightings>]) -> Result<(), ()> {
     let mut pipe = redis::pipe();
     for ((kind, json), seen) in lines(body).zip(sightings.iter().chain(std::iter::repeat(&None))) {
-        let record = match seen {
-            Some(s) => with_sightings(json, s),
-            None => json.to_string(),
-        };
-        pipe.cmd("XADD")
+        let cmd = pipe
+            .cmd("XADD")
             .arg(&fleet.stream_name)
             .arg("MAXLEN")
             .arg("~")
@@ -385,25 +383,17 @@ async fn add_batch(fleet: &Fleet, body: &[u8], sightings: &[Option<Sightings>]) 
             .arg("kind")
             .arg(kind.as_str())
             .arg("record")
-            .arg(record)
-            .ignore();
+            .arg(json);
+        if let Some(s) = seen {
+            cmd.arg("sightings").arg(serde_json::to_string(s).unwrap_or_default());
+        }
+        cmd.ignore();
     }
     fleet
         .link
         .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
         .await
         .map_err(|_| ())
-}
-
-/// The record's JSON with `"sightings": {...}` added.
-fn with_sightings(json: &str, s: &Sightings) -> String {
-    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json) {
-        Ok(mut m) => {
-            m.insert("sightings".into(), serde_json::to_value(s).unwrap_or_default());
-            serde_json::Value::Object(m).to_string()
-        }
-        Err(_) => json.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -469,19 +459,5 @@ mod tests {
             lines(&b).map(|(_, j)| j).collect::<Vec<_>>(),
             vec!["{\"a\":1}", "{\"a\":2}"]
         );
-    }
-
-    #[test]
-    fn sightings_are_added_to_the_records_json() {
-        let s = Sightings {
-            count: 2,
-            first_seen: "a".into(),
-            last_seen: "b".into(),
-            sensors: vec!["x".into()],
-        };
-        let out: serde_json::Value = serde_json::from_str(&with_sightings("{\"sha256\":\"00\"}", &s)).expect("json");
-        assert_eq!(out["sha256"], "00");
-        assert_eq!(out["sightings"]["count"], 2);
-        assert_eq!(out["sightings"]["sensors"][0], "x");
     }
 }
