@@ -594,6 +594,15 @@ fn check_says_whether_redis_answers_and_names_the_key_to_fix() {
         "{text}"
     );
 
+    // A password in the URL is refused, and not echoed.
+    let out = Command::new(xdpcarve_bin())
+        .args(["check", "--redis-url", "redis://:hunter2-secret@127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("put it in fleet.password_file") && !text.contains("hunter2"), "{text}");
+
     server.kill();
     let out = check(&[]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);

@@ -381,6 +381,11 @@ pub enum ConfigError {
     FleetUrl(String),
     #[error("fleet.redis: empty (unset it for no fleet)")]
     FleetUrlEmpty,
+    #[error(
+        "fleet.redis: a URL carries a password, which would show in `ps`, shell history and logs; \
+         put it in fleet.password_file (mode 0600) and drop it from the URL"
+    )]
+    FleetUrlPassword,
     #[error("fleet.{0}: must be more than 0")]
     FleetZero(&'static str),
     #[error("fleet.stream: empty")]
@@ -446,6 +451,13 @@ impl EgressConfig {
     }
 }
 
+/// `redis://user:secret@host` or `redis://:secret@host`: the userinfo has a `:`.
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
 impl FleetConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.redis.is_none() {
@@ -460,6 +472,9 @@ impl FleetConfig {
             .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
         {
             return Err(ConfigError::FleetUrl(u.clone()));
+        }
+        if urls.iter().any(|u| url_has_password(u)) {
+            return Err(ConfigError::FleetUrlPassword);
         }
         for (name, d) in [
             ("lease", self.lease),
