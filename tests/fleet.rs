@@ -601,7 +601,10 @@ fn check_says_whether_redis_answers_and_names_the_key_to_fix() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("put it in fleet.password_file") && !text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("put it in fleet.password_file") && !text.contains("hunter2"),
+        "{text}"
+    );
 
     server.kill();
     let out = check(&[]);
@@ -611,4 +614,49 @@ fn check_says_whether_redis_answers_and_names_the_key_to_fix() {
         text.contains("FAIL  fleet:") && text.contains("decide dedup locally"),
         "{text}"
     );
+}
+
+#[test]
+fn scanned_files_reach_the_stream_as_verdict_entries() {
+    if !have_redis() {
+        return;
+    }
+    let dir = TempDir::new("fleet-verdicts");
+    let server = RedisServer::start(&dir.path("redis"));
+    let a = write_capture(&dir, "a.pcap", &generated_capture(41, 8, 0));
+    let receiver = Receiver::start(0, &dir.path("receiver.log"));
+    let status = support::repo_root().join("tests/scanners/status.sh");
+    let scan = format!(
+        "[store]\ndir = \"{}\"\n\n[scanners.flag]\nkind = \"command\"\nargv = [\"{}\", \"1\", \"{{path}}\"]\n\n\
+         [[pipelines]]\nname = \"all\"\nmatch = \".*\"\nscanners = [\"flag\"]\n",
+        dir.path("store").display(),
+        status.display()
+    );
+    let config = sensor_config(
+        &dir,
+        "s1",
+        &receiver,
+        &format!("{}\n{scan}", fleet_section(&server.url(), "")),
+    );
+    let out = sensor_command(&dir, "s1", &config, &[&a]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let entries = stream_entries(&mut con, STREAM);
+    let files: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.kind == "file")
+        .filter_map(|e| e.record["fuid"].as_str())
+        .collect();
+    let verdicts: Vec<&support::redis::Entry> = entries.iter().filter(|e| e.kind == "verdict").collect();
+    assert_eq!(files.len(), logged(&dir, "s1").len(), "every file record in the stream");
+    assert_eq!(
+        verdicts.len(),
+        files.len(),
+        "every file scanned, its verdict in the stream"
+    );
+    for v in &verdicts {
+        assert!(files.contains(v.record["fuid"].as_str().unwrap()), "{v:?}");
+        assert_eq!(v.record["verdict"], "malicious", "{v:?}");
+        assert!(v.sightings.is_none(), "a verdict is not a sighting: {v:?}");
+    }
 }
