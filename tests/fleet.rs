@@ -660,3 +660,64 @@ fn scanned_files_reach_the_stream_as_verdict_entries() {
         assert!(v.sightings.is_none(), "a verdict is not a sighting: {v:?}");
     }
 }
+
+#[test]
+fn redis_out_of_memory_is_an_outage_not_a_loss_and_the_link_backs_off() {
+    if !have_redis() {
+        return;
+    }
+    let dir = TempDir::new("fleet-oom");
+    // maxmemory 1 byte: PING answers, every write (claims, sightings, XADD) is refused with OOM.
+    let server = RedisServer::start_with(
+        &dir.path("redis"),
+        &["--maxmemory".into(), "1".into(), "--appendonly".into(), "no".into()],
+        false,
+    );
+    let a = write_capture(&dir, "a.pcap", &generated_capture(51, 15, 0));
+    let receiver = Receiver::start(0, &dir.path("receiver.log"));
+    let config = sensor_config(&dir, "s1", &receiver, &fleet_section(&server.url(), ""));
+    let started = Instant::now();
+    let out = sensor_command(&dir, "s1", &config, &[&a]).output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "kept for later is not lost: {err}");
+    assert!(err.contains("OOM"), "says why: {err}");
+    assert!(
+        err.contains("stream_lost=0") && !err.contains("stream_pending=0 "),
+        "{err}"
+    );
+    let reconnects: u64 = err
+        .split("reconnects=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the fleet line");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        (reconnects as f64) <= 2.0 + secs / 0.1,
+        "{reconnects} reconnects in {secs:.1} s: the link backs off"
+    );
+    let want = logged(&dir, "s1").len();
+    assert_eq!(
+        submissions(&receiver).len(),
+        receiver.items().len(),
+        "decided locally, once each"
+    );
+
+    // Memory back: the next run adds what waited, then its own records.
+    let ok = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "config", "set", "maxmemory", "0"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let out = sensor_command(&dir, "s1", &config, &[&a]).output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stream_pending=0 ") && err.contains("up=1"), "{err}");
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    let entries = stream_entries(&mut con, STREAM);
+    assert_eq!(
+        entries.len(),
+        2 * want,
+        "the first run's records replayed, then the second's"
+    );
+}

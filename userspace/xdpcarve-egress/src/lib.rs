@@ -758,11 +758,16 @@ impl EgressTask {
                     }
                 })
                 .await;
-                if drained.is_err() || !f.is_drained() {
-                    tracing::warn!(
-                        "fleet: Redis did not take everything before shutdown (webhook.drain_timeout {:?}); records left wait in the stream journal",
-                        self.drain_timeout
-                    );
+                if !f.is_drained() {
+                    let why = if drained.is_err() {
+                        format!(
+                            "Redis did not take everything within webhook.drain_timeout ({:?})",
+                            self.drain_timeout
+                        )
+                    } else {
+                        "Redis is away at shutdown".to_string()
+                    };
+                    tracing::warn!("fleet: {why}; what is left is kept for the next start (see the fleet: line)");
                 }
                 let _ = fleet_stop_tx.send(true);
                 for t in fleet_tasks {

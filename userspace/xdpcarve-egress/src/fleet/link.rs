@@ -196,7 +196,16 @@ pub enum CallError {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Redis(e) => write!(f, "{e}"),
+            CallError::Redis(e) => {
+                // A failed pipeline lists every command's error: the first says it.
+                let text = e.to_string();
+                let cut = text.char_indices().nth(240).map_or(text.len(), |(i, _)| i);
+                write!(f, "{}", &text[..cut])?;
+                if cut < text.len() {
+                    write!(f, " ... (the rest cut)")?;
+                }
+                Ok(())
+            }
             CallError::Timeout(t) => write!(f, "no answer within {t:?} (fleet.timeout)"),
             CallError::Down => write!(f, "not connected"),
         }
@@ -284,6 +293,7 @@ impl Link {
         let mut delay = first;
         let mut failures: u64 = 0;
         let mut connected_before = false;
+        let mut up_since = std::time::Instant::now();
         loop {
             if *stop.borrow() {
                 return;
@@ -292,6 +302,18 @@ impl Link {
                 tokio::select! {
                     _ = self.lost.notified() => {}
                     _ = stop.changed() => return,
+                }
+                // Down soon after coming up: Redis answers PING but fails the work (out of
+                // memory, a key of the wrong type). Back off as after a failed connect, so the
+                // link does not flap as fast as calls fail; a link that stayed up starts afresh.
+                if up_since.elapsed() < max_delay {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return,
+                    }
+                    delay = (delay * 2).min(max_delay);
+                } else {
+                    delay = first;
                 }
                 continue;
             }
@@ -310,7 +332,7 @@ impl Link {
                     }
                     connected_before = true;
                     failures = 0;
-                    delay = first;
+                    up_since = std::time::Instant::now();
                     continue;
                 }
                 Ok(Err(e)) => {

@@ -54,6 +54,10 @@ impl Kind {
     }
 }
 
+fn journal_items(journal: &Option<Journal>) -> u64 {
+    journal.as_ref().map(|j| j.pending_items()).unwrap_or(0)
+}
+
 /// Batches of records waiting for the stream: lines `<kind tag><json>\n`.
 pub struct StreamOutbox {
     open: Vec<u8>,
@@ -66,11 +70,16 @@ pub struct StreamOutbox {
     last_sync: Instant,
     metrics: super::FleetMetrics,
     losses_logged: u64,
+    /// Records that waited for Redis (added while it was down, or kept from an earlier run) and
+    /// are not in the stream yet: counted `stream_replayed` as they go.
+    to_replay: u64,
 }
 
 impl StreamOutbox {
     pub fn new(journal: Option<Journal>, mem_cap: usize, metrics: super::FleetMetrics) -> StreamOutbox {
+        let to_replay = journal_items(&journal);
         let s = StreamOutbox {
+            to_replay,
             open: Vec::new(),
             open_records: 0,
             opened: None,
@@ -97,6 +106,7 @@ impl StreamOutbox {
         self.open_records += 1;
         if redis_down {
             self.metrics.stream_spilled.inc();
+            self.to_replay += 1;
         }
         if self.open_records >= BATCH_RECORDS {
             self.close_open();
@@ -188,7 +198,11 @@ impl StreamOutbox {
         }
     }
 
-    pub fn commit(&mut self, items: u32) {
+    /// Removes the batch [`StreamOutbox::peek`] returned: Redis has it. Returns how many of its
+    /// records had waited for Redis (oldest first: they are ahead of the rest).
+    pub fn commit(&mut self, items: u32) -> u64 {
+        let replayed = self.to_replay.min(items as u64);
+        self.to_replay -= replayed;
         if let Some((_, n)) = self.mem.pop_front() {
             self.mem_records -= n as usize;
         } else if let Some(j) = self.journal.as_mut() {
@@ -199,6 +213,7 @@ impl StreamOutbox {
             }
         }
         self.update_gauge();
+        replayed
     }
 
     pub fn is_empty(&self) -> bool {
@@ -235,8 +250,6 @@ impl StreamOutbox {
 pub async fn publish_loop(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
     // Sightings already counted for the batch at the head (kept across retries).
     let mut counted: Option<(Bytes, Vec<Option<Sightings>>)> = None;
-    // The head batch waited for Redis (an outage, or a journal from an earlier run).
-    let mut waited = fleet.stream.lock().expect("fleet stream").journal_pending() > 0;
     loop {
         if *stop.borrow() {
             return;
@@ -249,7 +262,6 @@ pub async fn publish_loop(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
             }
         };
         if !fleet.link.is_up() {
-            waited = true;
             tokio::select! {
                 _ = fleet.link.wait_up() => continue,
                 _ = stop.changed() => return,
@@ -258,23 +270,17 @@ pub async fn publish_loop(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
         if counted.as_ref().is_none_or(|(b, _)| b != &body) {
             match count_sightings(&fleet, &body).await {
                 Ok(s) => counted = Some((body.clone(), s)),
-                Err(()) => {
-                    waited = true;
-                    continue;
-                }
+                // The link is down now: wait for it at the top.
+                Err(()) => continue,
             }
         }
         let sightings = &counted.as_ref().expect("counted").1;
         if add_batch(&fleet, &body, sightings).await.is_err() {
-            waited = true;
             continue;
         }
-        fleet.stream.lock().expect("fleet stream").commit(items);
+        let replayed = fleet.stream.lock().expect("fleet stream").commit(items);
         fleet.metrics.stream_added.inc_by(items as u64);
-        if waited {
-            fleet.metrics.stream_replayed.inc_by(items as u64);
-        }
-        waited = fleet.stream.lock().expect("fleet stream").journal_pending() > 0 && !fleet.link.is_up();
+        fleet.metrics.stream_replayed.inc_by(replayed);
         counted = None;
     }
 }
