@@ -187,6 +187,8 @@ mod tests {
         ("submit_mime", "policy.mime_types"),
         ("scans_log", "scan.scans_log"),
         ("alerts_log", "scan.alerts_log"),
+        // The name users know from other Redis clients (and the fleet issue's).
+        ("redis_url", "fleet.redis"),
     ];
 
     /// Flags that are not settings: what this one run does or reads.
