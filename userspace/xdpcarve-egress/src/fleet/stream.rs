@@ -250,6 +250,8 @@ impl StreamOutbox {
 pub async fn publish_loop(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
     // Sightings already counted for the batch at the head (kept across retries).
     let mut counted: Option<(Bytes, Vec<Option<Sightings>>)> = None;
+    // The head batch had to wait for Redis (it was down, or an attempt failed).
+    let mut waited = false;
     loop {
         if *stop.borrow() {
             return;
@@ -262,27 +264,35 @@ pub async fn publish_loop(fleet: Arc<Fleet>, mut stop: watch::Receiver<bool>) {
             }
         };
         if !fleet.link.is_up() {
+            waited = true;
             tokio::select! {
                 _ = fleet.link.wait_up() => continue,
                 _ = stop.changed() => return,
             }
         }
-        if counted.as_ref().is_none_or(|(b, _)| b != &body) {
-            match count_sightings(&fleet, &body).await {
-                Ok(s) => counted = Some((body.clone(), s)),
-                // The link is down now: wait for it at the top.
-                Err(()) => continue,
+        match publish(&fleet, &body, &mut counted).await {
+            Ok(()) => {
+                // Records added while Redis was known down count too, wherever they sit.
+                let spilled = fleet.stream.lock().expect("fleet stream").commit(items);
+                let replayed = if waited { items as u64 } else { spilled };
+                fleet.metrics.stream_added.inc_by(items as u64);
+                fleet.metrics.stream_replayed.inc_by(replayed);
+                counted = None;
+                waited = false;
             }
+            // The link is down now: wait for it at the top.
+            Err(()) => waited = true,
         }
-        let sightings = &counted.as_ref().expect("counted").1;
-        if add_batch(&fleet, &body, sightings).await.is_err() {
-            continue;
-        }
-        let replayed = fleet.stream.lock().expect("fleet stream").commit(items);
-        fleet.metrics.stream_added.inc_by(items as u64);
-        fleet.metrics.stream_replayed.inc_by(replayed);
-        counted = None;
     }
+}
+
+/// Counts the batch's sightings (once: kept in `counted` across retries), then adds it.
+async fn publish(fleet: &Fleet, body: &Bytes, counted: &mut Option<(Bytes, Vec<Option<Sightings>>)>) -> Result<(), ()> {
+    if counted.as_ref().is_none_or(|(b, _)| b != body) {
+        *counted = Some((body.clone(), count_sightings(fleet, body).await?));
+    }
+    let sightings = &counted.as_ref().expect("counted").1;
+    add_batch(fleet, body, sightings).await
 }
 
 /// The lines of a batch: (kind, json).
