@@ -1,0 +1,34 @@
+//! Hashing for xdpcarve, as fast as this CPU allows.
+//!
+//! MD5 is the slowest hash a carver computes (one long dependency chain per block, no CPU has an
+//! instruction for it), so this crate owns it:
+//!
+//! - [`Md5`]: one stream, scalar, as fast as the best single-stream code measured here.
+//! - [`Md5Lanes`]: the MD5 of every file one worker carries, hashed many files at a time in SIMD
+//!   lanes (8 per AVX2 instruction stream) when several are in flight; a lone file, or a CPU
+//!   without AVX2, takes the single-stream path. Hashes are identical either way.
+//!
+//! The only `unsafe` code is the AVX2 kernel ([`mod@x8`]), called through a safe wrapper that
+//! exists only once the CPU was seen to have AVX2.
+
+#![deny(unsafe_code)]
+
+#[macro_use]
+mod steps;
+mod lanes;
+mod single;
+pub mod x8;
+
+pub use lanes::{LaneStats, Md5Hasher, Md5Lanes};
+pub use single::{compress, Md5};
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
