@@ -27,7 +27,8 @@ use xdpcarve_contract::{HashSet, LinkType};
     about = "Carving throughput of the xdpcarve engine vs raw hashing (one core)"
 )]
 struct Args {
-    /// Mixes to run (default: all): http-4k, http-64k, http-1m, http-mixed-1m, smtp-b64, busy.
+    /// Mixes to run (default: all): http-4k, http-64k, http-1m, http-mixed-1m, smtp-b64, http-16x1m,
+    /// busy.
     #[arg(long, value_delimiter = ',')]
     mix: Vec<String>,
     /// Timed runs per measurement; the best is reported.
@@ -74,14 +75,55 @@ fn hash_speeds(runs: usize) {
         "hash speeds over {} MB, best of {runs} (MB per CPU-second):",
         n / 1_000_000
     );
-    println!("  {:<8} {:>10} {:>16}", "hash", "whole", "1460-B updates");
+    println!("  {:<20} {:>10} {:>16}", "hash", "whole", "1460-B updates");
     let row = |name: &str, whole: Duration, pieces: Duration| {
-        println!("  {name:<8} {:>10.0} {:>16.0}", mbps(n, whole), mbps(n, pieces));
+        println!("  {name:<20} {:>10.0} {:>16.0}", mbps(n, whole), mbps(n, pieces));
     };
     row(
         "md5",
         time(runs, || sink(md5::Md5::digest(&data))),
         time(runs, || sink(streamed::<md5::Md5>(&data, 1460))),
+    );
+    row(
+        "md5 (xdpcarve-hash)",
+        time(runs, || sink(xdpcarve_hash::Md5::digest(&data))),
+        time(runs, || {
+            let mut h = xdpcarve_hash::Md5::new();
+            for c in data.chunks(1460) {
+                h.update(c);
+            }
+            sink(h.finalize());
+        }),
+    );
+    // The same bytes as 16 files arriving a segment at a time, round robin, as 16 concurrent
+    // downloads reach one worker: single-stream, and through the worker's SIMD lanes.
+    let files = 16;
+    let interleaved = |lanes: &xdpcarve_hash::Md5Lanes| {
+        let part = data.len() / files;
+        let mut hashers: Vec<_> = (0..files).map(|_| lanes.hasher()).collect();
+        for at in (0..part).step_by(1460) {
+            for (f, h) in hashers.iter_mut().enumerate() {
+                let file = &data[f * part..(f + 1) * part];
+                h.update(&file[at..(at + 1460).min(part)]);
+            }
+        }
+        for h in hashers {
+            sink(h.finalize());
+        }
+    };
+    let single = time(runs, || interleaved(&xdpcarve_hash::Md5Lanes::single_stream()));
+    let lanes = xdpcarve_hash::Md5Lanes::new();
+    let simd = time(runs, || interleaved(&lanes));
+    println!(
+        "  md5 of {files} files interleaved in 1460-B pieces: single-stream {:.0}, {} {:.0} ({:.2}x)",
+        mbps(n, single),
+        if lanes.simd() {
+            "AVX2 lanes"
+        } else {
+            "no AVX2 here, single-stream"
+        },
+        mbps(n, simd),
+        single.as_secs_f64() / simd.as_secs_f64()
     );
     row(
         "sha1",
@@ -203,6 +245,20 @@ fn mixes(scale: f64) -> Vec<Mix> {
             shape: ShapeOptions::default(),
         },
         Mix {
+            name: "http-16x1m",
+            what: "HTTP GET, Content-Length, 1 MiB files, 16 downloads at once",
+            opts: PlanOptions {
+                http: n(128),
+                sizes: vec![1 << 20],
+                http_styles: vec![HttpStyle::Length],
+                ..base.clone()
+            },
+            shape: ShapeOptions {
+                concurrent: 16,
+                ..ShapeOptions::default()
+            },
+        },
+        Mix {
             name: "busy",
             what: "HTTP (all styles) and SMTP, 4 KiB to 1 MiB, 1000 connections at once, 1% of data \
                    segments late and 1% twice, TLS background",
@@ -227,6 +283,8 @@ fn hash_set_name(h: HashSet) -> &'static str {
         "md5+sha1+sha256+blake3"
     } else if h == CLASSIC_HASHES {
         "md5+sha1+sha256"
+    } else if h == MD5_ONLY {
+        "md5"
     } else {
         "custom"
     }
@@ -286,13 +344,15 @@ fn run_mix(mix: &Mix, runs: usize, figures: &mut Vec<String>) -> Result<()> {
         "  {:<24} {:>14} {:>14} {:>12} {:>12} {:>10}",
         "hashes", "pipeline MB/s", "raw hash MB/s", "pipeline/raw", "Mpackets/s", "wall MB/s"
     );
-    for hashes in [HashSet::default(), CLASSIC_HASHES] {
+    let mut md5_cpu = Duration::MAX;
+    for hashes in [HashSet::default(), CLASSIC_HASHES, MD5_ONLY] {
         let (mut pipe_cpu, mut pipe_wall, mut raw_cpu) = (Duration::MAX, Duration::MAX, Duration::MAX);
         for run in 0..runs.max(1) {
             let (records, cpu, wall) = bench::measure(|| bench::run_pipeline(&frames, link, hashes));
             pipe_cpu = pipe_cpu.min(cpu);
             pipe_wall = pipe_wall.min(wall);
-            if run == 0 {
+            // The manifest names files by SHA-256.
+            if run == 0 && hashes.sha256 {
                 if let Err(e) = bench::verify(&generated.manifest, &records) {
                     bail!("{}: carved files differ from the manifest:\n{e}", mix.name);
                 }
@@ -300,6 +360,9 @@ fn run_mix(mix: &Mix, runs: usize, figures: &mut Vec<String>) -> Result<()> {
             drop(records);
             let (_, cpu, _) = bench::measure(|| bench::raw_hash(&contents, hashes));
             raw_cpu = raw_cpu.min(cpu);
+        }
+        if hashes == MD5_ONLY {
+            md5_cpu = pipe_cpu;
         }
         figures.push(serde_json::to_string(&Figure {
             mix: mix.name,
@@ -356,11 +419,57 @@ fn run_mix(mix: &Mix, runs: usize, figures: &mut Vec<String>) -> Result<()> {
         "-",
         frames.len() as f64 / 1e6 / none_cpu.as_secs_f64(),
     );
+    match openssl_md5(&contents, runs) {
+        Ok(wall) => println!(
+            "  openssl md5 (one stream, the same bytes, wall): {:.1} MB/s; the md5 pipeline is {:.2}x that",
+            mbps(content_bytes, wall),
+            wall.as_secs_f64() / md5_cpu.as_secs_f64()
+        ),
+        Err(e) => println!("  openssl md5: not measured ({e})"),
+    }
     println!(
         "  (MB/s of file content per CPU-second of this thread; pipeline/raw = pipeline CPU time ÷ raw hashing CPU \
          time of the same decoded bytes, 1.00x = free carving; wall MB/s = best wall-clock pipeline run)"
     );
     Ok(())
+}
+
+/// MD5 only.
+const MD5_ONLY: HashSet = HashSet {
+    md5: true,
+    ..HashSet::NONE
+};
+
+/// Wall time of `openssl dgst -md5` over the files (best of `runs`), less its start-up (the same
+/// command over an empty file): OpenSSL's single-stream MD5 on the same bytes, in the same run.
+fn openssl_md5(contents: &[&[u8]], runs: usize) -> Result<Duration> {
+    let dir = std::env::temp_dir().join(format!("xdpcarve-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (files, empty) = (dir.join("contents"), dir.join("empty"));
+    std::fs::write(&files, contents.concat())?;
+    std::fs::write(&empty, b"")?;
+    let time = |path: &std::path::Path| -> Result<Duration> {
+        let mut best = Duration::MAX;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let out = std::process::Command::new("openssl")
+                .args(["dgst", "-md5"])
+                .arg(path)
+                .output()
+                .context("running openssl (apt install openssl)")?;
+            if !out.status.success() {
+                bail!(
+                    "openssl dgst -md5 failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            best = best.min(t.elapsed());
+        }
+        Ok(best)
+    };
+    let result = (|| Ok(time(&files)?.saturating_sub(time(&empty)?)))();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn callgrind() -> Result<()> {

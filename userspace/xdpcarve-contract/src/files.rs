@@ -79,6 +79,9 @@ pub struct FileConfig {
     pub offload: HashOffload,
     /// Where files' bytes are kept (`--store-dir`), if anywhere.
     pub store: StoreHandle,
+    /// The worker's MD5 streams, hashed several files at a time in SIMD lanes (the engine gives
+    /// each worker's sink its own).
+    pub md5_lanes: xdpcarve_hash::Md5Lanes,
 }
 
 /// A handle on the hash threads of a run (the pool type lives in `xdpcarve-files`, which hands
@@ -118,6 +121,7 @@ impl Default for FileConfig {
             wanted: WantedFiles::ALL,
             offload: HashOffload::default(),
             store: StoreHandle::default(),
+            md5_lanes: xdpcarve_hash::Md5Lanes::new(),
         }
     }
 }

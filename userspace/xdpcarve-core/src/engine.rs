@@ -422,6 +422,8 @@ impl Engine {
             files: FileSink::new(FileConfig {
                 // Each worker sheds on its own backlog.
                 load: LoadSignal::new(),
+                // and hashes its own files' MD5 side by side.
+                md5_lanes: xdpcarve_hash::Md5Lanes::new(),
                 ..cfg.files.clone()
             }),
             now: Timestamp::ZERO,

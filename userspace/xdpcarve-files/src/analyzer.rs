@@ -3,14 +3,14 @@
 
 use crate::offload::{self, HashPool, Remote};
 use crate::sniff;
-use md5::{Digest, Md5};
-use sha1::Sha1;
+use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use std::sync::Arc;
 use xdpcarve_contract::{
     Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, FileStoreSink, LoadSignal,
     PendingHashes, ScanFields, ShedLevel, StoreChunk, StoreEnd, StoreTicket, Timestamp, WantedFiles,
 };
+use xdpcarve_hash::Md5Hasher;
 
 /// How a file ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub enum FileEnd {
 
 /// The hashes of one file (or of one group of them, on a hash thread).
 pub(crate) struct Hashers {
-    md5: Option<Md5>,
+    md5: Option<Md5Hasher>,
     sha1: Option<Sha1>,
     sha256: Option<Sha256>,
     blake3: Option<Box<StagedBlake3>>,
@@ -131,6 +131,14 @@ impl Hashers {
         }
         if mask & SHA256 != 0 {
             self.sha256 = None;
+        }
+    }
+
+    /// The same hashes, none sharing the worker's SIMD lanes: for a thread of their own.
+    pub(crate) fn detached(self) -> Hashers {
+        Hashers {
+            md5: self.md5.map(|h| Md5Hasher::Single(h.into_single())),
+            ..self
         }
     }
 
@@ -400,7 +408,7 @@ impl FileAnalyzer {
             fuid,
             start: now,
             hashers: Some(Hashers {
-                md5: h.md5.then(Md5::new),
+                md5: h.md5.then(|| cfg.md5_lanes.hasher()),
                 sha1: h.sha1.then(Sha1::new),
                 sha256: h.sha256.then(Sha256::new),
                 blake3: h.blake3.then(|| Box::new(StagedBlake3::new())),
@@ -752,6 +760,7 @@ impl FileAnalyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::Md5;
     use xdpcarve_contract::{HashSet, Proto};
 
     fn conn() -> ConnMeta {

@@ -201,6 +201,7 @@ impl Remote {
     /// everything together; with two or three MD5 alone and the rest together; with four or more
     /// each hash alone. `start` rotates which threads a file uses, spreading files over them.
     pub fn hand_over(pool: Arc<HashPool>, hashers: Hashers, start: usize) -> Remote {
+        let hashers = hashers.detached();
         let parts = match pool.threads() {
             1 => vec![hashers],
             2 | 3 => hashers.split_md5(),
