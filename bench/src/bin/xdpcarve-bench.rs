@@ -146,6 +146,16 @@ fn hash_speeds(runs: usize) {
             sink(h.finalize());
         }),
     );
+    for alg in ["md5", "sha1", "sha256"] {
+        match openssl_dgst(alg, &[&data], runs) {
+            Ok(wall) => println!(
+                "  {:<20} {:>10.0}   (openssl dgst, wall)",
+                format!("{alg} (OpenSSL)"),
+                mbps(n, wall)
+            ),
+            Err(e) => println!("  {alg} (OpenSSL): not measured ({e})"),
+        }
+    }
     // BLAKE3 only vectorises across 1 KiB chunks within one update call; segment-sized updates
     // hash one chunk at a time. Staging them into 16 KiB before updating gets the speed back.
     let staged = time(runs, || {
@@ -419,7 +429,7 @@ fn run_mix(mix: &Mix, runs: usize, figures: &mut Vec<String>) -> Result<()> {
         "-",
         frames.len() as f64 / 1e6 / none_cpu.as_secs_f64(),
     );
-    match openssl_md5(&contents, runs) {
+    match openssl_dgst("md5", &contents, runs) {
         Ok(wall) => println!(
             "  openssl md5 (one stream, the same bytes, wall): {:.1} MB/s; the md5 pipeline is {:.2}x that",
             mbps(content_bytes, wall),
@@ -440,9 +450,10 @@ const MD5_ONLY: HashSet = HashSet {
     ..HashSet::NONE
 };
 
-/// Wall time of `openssl dgst -md5` over the files (best of `runs`), less its start-up (the same
-/// command over an empty file): OpenSSL's single-stream MD5 on the same bytes, in the same run.
-fn openssl_md5(contents: &[&[u8]], runs: usize) -> Result<Duration> {
+/// Wall time of `openssl dgst -<alg>` over the files (best of `runs`), less its start-up (the
+/// same command over an empty file): OpenSSL's single-stream hash of the same bytes, in the same
+/// run.
+fn openssl_dgst(alg: &str, contents: &[&[u8]], runs: usize) -> Result<Duration> {
     let dir = std::env::temp_dir().join(format!("xdpcarve-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (files, empty) = (dir.join("contents"), dir.join("empty"));
@@ -453,7 +464,8 @@ fn openssl_md5(contents: &[&[u8]], runs: usize) -> Result<Duration> {
         for _ in 0..runs.max(1) {
             let t = Instant::now();
             let out = std::process::Command::new("openssl")
-                .args(["dgst", "-md5"])
+                .arg("dgst")
+                .arg(format!("-{alg}"))
                 .arg(path)
                 .output()
                 .context("running openssl (apt install openssl)")?;
