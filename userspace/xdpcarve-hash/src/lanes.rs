@@ -2,7 +2,8 @@
 //!
 //! Each open file has a slot in its worker's [`Md5Lanes`]. While other files are open too, a
 //! file's bytes are staged (up to [`STAGE`] bytes); when its stage fills, it and the other files
-//! with whole blocks staged go through the eight-lane kernel together, a lane whose file runs out
+//! with whole blocks staged go through the SIMD kernel together (16 lanes with AVX-512, 8 with
+//! AVX2), a lane whose file runs out
 //! being refilled by the next file with blocks, until fewer than [`MIN_LANES`] lanes have data.
 //! What is left of the full stage is then hashed alone; the others keep theirs for later. A lone
 //! file (or a CPU without AVX2) is hashed as it comes, with no copy: single-stream.
@@ -14,7 +15,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::single::{self, Md5, INIT};
-use crate::x8::{Avx2, LANES};
+use crate::x16::Avx512;
+use crate::x8::Avx2;
+
+/// The widest kernel's lanes.
+const MAX_LANES: usize = crate::x16::LANES;
 
 /// Bytes a file stages before they are hashed: 128 blocks.
 pub const STAGE: usize = 8 << 10;
@@ -32,6 +37,42 @@ static IDLE: [u8; STAGE] = [0; STAGE];
 #[derive(Clone)]
 pub struct Md5Lanes(Arc<Mutex<Pool>>);
 
+/// The SIMD kernel files share: the widest this CPU runs.
+#[derive(Copy, Clone, Debug)]
+enum Kernel {
+    /// Eight lanes, AVX2.
+    X8(Avx2),
+    /// Sixteen lanes, AVX-512F.
+    X16(Avx512),
+}
+
+impl Kernel {
+    fn width(self) -> usize {
+        match self {
+            Kernel::X8(_) => crate::x8::LANES,
+            Kernel::X16(_) => crate::x16::LANES,
+        }
+    }
+
+    /// Runs the first [`Kernel::width`] lanes.
+    fn compress(self, state: &mut [[u32; MAX_LANES]; 4], input: [&[u8]; MAX_LANES], blocks: usize) {
+        match self {
+            Kernel::X16(k) => k.compress(state, input, blocks),
+            Kernel::X8(k) => {
+                const W: usize = crate::x8::LANES;
+                let mut narrow = [[0u32; W]; 4];
+                for (n, s) in narrow.iter_mut().zip(state.iter()) {
+                    n.copy_from_slice(&s[..W]);
+                }
+                k.compress(&mut narrow, std::array::from_fn(|i| input[i]), blocks);
+                for (n, s) in narrow.iter().zip(state.iter_mut()) {
+                    s[..W].copy_from_slice(n);
+                }
+            }
+        }
+    }
+}
+
 /// How the blocks were hashed.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct LaneStats {
@@ -39,12 +80,12 @@ pub struct LaneStats {
     pub lane_blocks: u64,
     /// Blocks hashed one stream at a time.
     pub single_blocks: u64,
-    /// Kernel calls (each runs [`LANES`] lanes, some maybe idle).
+    /// Kernel calls (each runs the kernel's 8 or 16 lanes, some maybe idle).
     pub kernel_calls: u64,
 }
 
 struct Pool {
-    simd: Option<Avx2>,
+    simd: Option<Kernel>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     open: usize,
@@ -82,9 +123,18 @@ impl std::fmt::Debug for Md5Lanes {
 }
 
 impl Md5Lanes {
-    /// Lanes on this CPU: AVX2 when it has it, else every file single-stream.
+    /// Lanes on this CPU: 16 with AVX-512, 8 with AVX2, else every file single-stream.
     pub fn new() -> Self {
-        Self::with_simd(Avx2::detect())
+        Self::with_simd(
+            Avx512::detect()
+                .map(Kernel::X16)
+                .or_else(|| Avx2::detect().map(Kernel::X8)),
+        )
+    }
+
+    /// At most eight lanes (AVX2), whatever else the CPU has (to compare against).
+    pub fn avx2() -> Self {
+        Self::with_simd(Avx2::detect().map(Kernel::X8))
     }
 
     /// Every file single-stream, whatever the CPU (to compare against).
@@ -92,7 +142,7 @@ impl Md5Lanes {
         Self::with_simd(None)
     }
 
-    fn with_simd(simd: Option<Avx2>) -> Self {
+    fn with_simd(simd: Option<Kernel>) -> Self {
         Md5Lanes(Arc::new(Mutex::new(Pool {
             simd,
             slots: Vec::new(),
@@ -108,6 +158,14 @@ impl Md5Lanes {
     /// Whether files can share SIMD lanes here.
     pub fn simd(&self) -> bool {
         self.lock().simd.is_some()
+    }
+
+    /// The kernel files share, if any: "AVX-512 (16 lanes)" or "AVX2 (8 lanes)".
+    pub fn kernel(&self) -> Option<&'static str> {
+        self.lock().simd.map(|k| match k {
+            Kernel::X8(_) => "AVX2 (8 lanes)",
+            Kernel::X16(_) => "AVX-512 (16 lanes)",
+        })
     }
 
     /// The MD5 of a new file.
@@ -303,8 +361,8 @@ impl Pool {
         queue.insert(0, x as u32);
         let mut next = 0;
         // Each lane: (slot, blocks done, blocks staged).
-        let mut lanes: [Option<(usize, usize, usize)>; LANES] = [None; LANES];
-        for lane in lanes.iter_mut() {
+        let mut lanes: [Option<(usize, usize, usize)>; MAX_LANES] = [None; MAX_LANES];
+        for lane in lanes.iter_mut().take(simd.width()) {
             if let Some(&id) = queue.get(next) {
                 let id = id as usize;
                 *lane = Some((id, 0, self.slots[id].buf.len() / 64));
@@ -322,7 +380,7 @@ impl Pool {
                 .map(|&(_, done, all)| all - done)
                 .min()
                 .unwrap_or(0);
-            let mut state = [[0u32; LANES]; 4];
+            let mut state = [[0u32; MAX_LANES]; 4];
             for (i, lane) in lanes.iter().enumerate() {
                 if let Some((id, _, _)) = *lane {
                     for (w, s) in state.iter_mut().zip(self.slots[id].state) {
@@ -330,7 +388,7 @@ impl Pool {
                     }
                 }
             }
-            let input: [&[u8]; LANES] = std::array::from_fn(|i| match lanes[i] {
+            let input: [&[u8]; MAX_LANES] = std::array::from_fn(|i| match lanes[i] {
                 Some((id, done, _)) => &self.slots[id].buf[done * 64..],
                 None => &IDLE[..],
             });
@@ -404,14 +462,15 @@ mod tests {
 
     #[test]
     fn sixteen_files_side_by_side_use_the_lanes_and_hash_right() {
-        let lanes = Md5Lanes::new();
-        interleaved(&lanes, &[300_000; 16], &[1460], &(0..16).collect::<Vec<_>>());
-        let s = lanes.stats();
-        if lanes.simd() {
-            assert!(s.lane_blocks > 9 * s.single_blocks, "{s:?}");
+        for lanes in [Md5Lanes::new(), Md5Lanes::avx2()] {
+            interleaved(&lanes, &[300_000; 16], &[1460], &(0..16).collect::<Vec<_>>());
+            let s = lanes.stats();
+            if lanes.simd() {
+                assert!(s.lane_blocks > 9 * s.single_blocks, "{:?}: {s:?}", lanes.kernel());
+            }
+            assert_eq!(lanes.lock().open, 0);
+            assert_eq!(lanes.lock().staged, 0);
         }
-        assert_eq!(lanes.lock().open, 0);
-        assert_eq!(lanes.lock().staged, 0);
     }
 
     #[test]
@@ -462,6 +521,7 @@ mod tests {
             order in proptest::collection::vec(0usize..20, 1..30),
         ) {
             interleaved(&Md5Lanes::new(), &sizes, &pieces, &order);
+            interleaved(&Md5Lanes::avx2(), &sizes, &pieces, &order);
             interleaved(&Md5Lanes::single_stream(), &sizes, &pieces, &order);
         }
     }

@@ -5,11 +5,11 @@
 //!
 //! - [`Md5`]: one stream, scalar, as fast as the best single-stream code measured here.
 //! - [`Md5Lanes`]: the MD5 of every file one worker carries, hashed many files at a time in SIMD
-//!   lanes (8 per AVX2 instruction stream) when several are in flight; a lone file, or a CPU
-//!   without AVX2, takes the single-stream path. Hashes are identical either way.
+//!   lanes (16 per AVX-512 instruction stream, 8 with AVX2) when several are in flight; a lone
+//!   file, or a CPU without AVX2, takes the single-stream path. Hashes are identical either way.
 //!
-//! The only `unsafe` code is the AVX2 kernel ([`mod@x8`]), called through a safe wrapper that
-//! exists only once the CPU was seen to have AVX2.
+//! The only `unsafe` code is in the kernels ([`mod@x8`], [`mod@x16`]), each called through a safe
+//! wrapper that exists only once the CPU was seen to have its instructions.
 
 #![deny(unsafe_code)]
 
@@ -17,6 +17,7 @@
 mod steps;
 mod lanes;
 mod single;
+pub mod x16;
 pub mod x8;
 
 pub use lanes::{LaneStats, Md5Hasher, Md5Lanes};

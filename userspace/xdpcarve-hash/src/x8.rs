@@ -152,7 +152,7 @@ unsafe fn compress_avx2(state: &mut [[u32; LANES]; 4], input: [*const u8; LANES]
 /// word `j` of every stream).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn transpose(r: [__m256i; 8]) -> [__m256i; 8] {
+pub(crate) fn transpose(r: [__m256i; 8]) -> [__m256i; 8] {
     let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
     let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
     let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
