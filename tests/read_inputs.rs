@@ -211,3 +211,35 @@ fn several_workers_carve_the_same_records_as_one() {
         }
     }
 }
+
+#[test]
+fn several_workers_reading_a_pipe_carve_each_packet_as_it_comes() {
+    // The writer keeps the pipe open after the capture: every file of it must come out all the
+    // same, not wait in a batch for packets that may never follow.
+    let dir = TempDir::new("read-pipe");
+    let log = dir.join("files.log");
+    let whole = records(&carve(&[&sample()]));
+    let mut child = Command::new(xdpcarve_bin())
+        .args(["-r", "/dev/stdin", "--workers", "2", "--quiet", "--files-log"])
+        .arg(&log)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("xdpcarve runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(sample()).unwrap()).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let logged = || std::fs::read_to_string(&log).map_or(0, |s| s.lines().count());
+    while logged() < whole.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} records while the pipe stays open",
+            logged(),
+            whole.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

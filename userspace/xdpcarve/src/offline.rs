@@ -178,7 +178,13 @@ pub fn run<S: RecordSink + Send + 'static>(
         .sum();
     let pool = xdpcarve_files::HashPool::from_handle(&cfg.files.offload);
     // One engine per sink: on this thread, or (several) each on a thread fed by flow hash.
-    let mut carvers = crate::shards::Carvers::new(cfg, sinks)?;
+    // A pipe's packets go to their worker one by one: its writer may pause at any packet.
+    let streamed = inputs
+        .files
+        .iter()
+        .any(|p| !std::fs::metadata(p).is_ok_and(|m| m.is_file()));
+    let batch = if streamed { 1 } else { crate::shards::BATCH_PACKETS };
+    let mut carvers = crate::shards::Carvers::new(cfg, sinks, batch)?;
     let started = Instant::now();
     let mut progress = (!quiet && std::io::stderr().is_terminal()).then(|| crate::progress::Progress::new(started));
     let mut stopped = None;

@@ -17,8 +17,8 @@ use anyhow::{anyhow, Result};
 use xdpcarve_contract::{LinkType, Timestamp};
 use xdpcarve_core::{wire, Engine, EngineConfig, RecordSink, Worker, WorkerReport};
 
-/// Packets a batch holds before it is sent.
-const BATCH_PACKETS: usize = 256;
+/// Packets a batch holds before it is sent, reading a file.
+pub const BATCH_PACKETS: usize = 256;
 /// Batches in flight to one worker before the reader waits.
 const BATCHES_IN_FLIGHT: usize = 8;
 
@@ -29,10 +29,10 @@ struct Batch {
 }
 
 impl Batch {
-    fn new() -> Batch {
+    fn new(packets: usize) -> Batch {
         Batch {
-            packets: Vec::with_capacity(BATCH_PACKETS),
-            bytes: Vec::with_capacity(BATCH_PACKETS * 1600),
+            packets: Vec::with_capacity(packets),
+            bytes: Vec::with_capacity(packets * 1600),
         }
     }
 }
@@ -51,14 +51,19 @@ pub enum Carvers<S: RecordSink> {
     One(Box<Worker<S>>),
     Many {
         shards: Vec<Shard>,
+        /// Packets per batch: [`BATCH_PACKETS`] from a file; 1 from a pipe, whose writer may
+        /// pause for as long as it likes (a packet must not wait in a batch for the next ones).
+        batch: usize,
         /// Set by a worker whose sink failed: the read stops.
         failed: Arc<AtomicBool>,
     },
 }
 
 impl<S: RecordSink + Send + 'static> Carvers<S> {
-    /// One engine per sink; with more than one, each on a thread of its own.
-    pub fn new(cfg: EngineConfig, mut sinks: Vec<S>) -> Result<Carvers<S>> {
+    /// One engine per sink; with more than one, each on a thread of its own, fed `batch`
+    /// packets at a time.
+    pub fn new(cfg: EngineConfig, mut sinks: Vec<S>, batch: usize) -> Result<Carvers<S>> {
+        let batch = batch.max(1);
         if sinks.len() == 1 {
             let sink = sinks.pop().expect("one sink");
             return Ok(Carvers::One(Box::new(Worker::new(Engine::new(cfg), sink))));
@@ -92,13 +97,13 @@ impl<S: RecordSink + Send + 'static> Carvers<S> {
                 })?;
             shards.push(Shard {
                 tx: Some(tx),
-                pending: Batch::new(),
+                pending: Batch::new(batch),
                 files,
                 flows,
                 thread: Some(thread),
             });
         }
-        Ok(Carvers::Many { shards, failed })
+        Ok(Carvers::Many { shards, batch, failed })
     }
 }
 
@@ -106,14 +111,14 @@ impl<S: RecordSink> Carvers<S> {
     pub fn handle_packet(&mut self, ts: Timestamp, link: LinkType, data: &[u8]) {
         match self {
             Carvers::One(w) => w.handle_packet(ts, link, data),
-            Carvers::Many { shards, .. } => {
+            Carvers::Many { shards, batch, .. } => {
                 let n = shards.len();
                 let shard = &mut shards[shard_of(link, data, n)];
                 let b = &mut shard.pending;
                 b.packets.push((ts, link, b.bytes.len() as u32, data.len() as u32));
                 b.bytes.extend_from_slice(data);
-                if b.packets.len() >= BATCH_PACKETS {
-                    send(shard);
+                if b.packets.len() >= *batch {
+                    send(shard, *batch);
                 }
             }
         }
@@ -157,7 +162,7 @@ impl<S: RecordSink> Carvers<S> {
             Carvers::One(mut w) => Ok(vec![w.finish(Timestamp::ZERO)]),
             Carvers::Many { mut shards, .. } => {
                 for shard in &mut shards {
-                    send(shard);
+                    send(shard, 0);
                     // Closing the channel ends the worker's loop.
                     shard.tx = None;
                 }
@@ -176,12 +181,13 @@ impl<S: RecordSink> Carvers<S> {
     }
 }
 
-/// Sends the shard's pending packets (a worker that stopped takes nothing more).
-fn send(shard: &mut Shard) {
+/// Sends the shard's pending packets (a worker that stopped takes nothing more); the next batch
+/// gets room for `next` packets.
+fn send(shard: &mut Shard, next: usize) {
     if shard.pending.packets.is_empty() {
         return;
     }
-    let batch = std::mem::replace(&mut shard.pending, Batch::new());
+    let batch = std::mem::replace(&mut shard.pending, Batch::new(next));
     if let Some(tx) = &shard.tx {
         if tx.send(batch).is_err() {
             shard.tx = None;
