@@ -147,6 +147,9 @@ crate::counters! {
         files_stored,
         /// Files the store did not get because its queue was full when their bytes came.
         store_queue_full,
+        /// 64-byte MD5 blocks hashed in SIMD lanes beside other files' (the rest one stream at
+        /// a time: a lone file, or a CPU without AVX2).
+        md5_lane_blocks,
     }
 }
 

@@ -451,7 +451,9 @@ impl Engine {
         for p in &self.protocols {
             p.counters(&mut set);
         }
-        self.files.stats.add_to("files", &mut set);
+        let mut files = self.files.stats.clone();
+        files.md5_lane_blocks = self.files.config.md5_lanes.stats().lane_blocks;
+        files.add_to("files", &mut set);
         set
     }
     /// The shedding level this engine's files follow (set by the worker's load monitor).
