@@ -349,6 +349,21 @@ fn scrape(port: u16) -> String {
     body.to_string()
 }
 
+/// A per-worker counter summed over the run's workers (one per core by default).
+fn all_workers(scrape: &prometheus_parse::Scrape, name: &str) -> u64 {
+    let values: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && s.labels.get("worker").is_some())
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a counter"),
+        })
+        .collect();
+    assert!(!values.is_empty(), "no sample {name}{{worker}}");
+    values.iter().sum::<f64>() as u64
+}
+
 fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
     let s = scrape
         .samples
@@ -414,10 +429,7 @@ fn metrics_at_the_end_of_a_run_match_the_summary_and_parse() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("packet count in {stderr}"));
     let m = |name: &str| sample(&parsed, name, None) as u64;
-    assert_eq!(
-        sample(&parsed, "xdpcarve_capture_packets_total", Some(("worker", "0"))) as u64,
-        packets
-    );
+    assert_eq!(all_workers(&parsed, "xdpcarve_capture_packets_total"), packets);
     assert_eq!(m("xdpcarve_files_logged_total"), s["files_logged"]);
     assert_eq!(m("xdpcarve_policy_matched_total"), s["policy_matched"]);
     assert_eq!(m("xdpcarve_submissions_queued_total"), s["submitted"]);
@@ -429,10 +441,7 @@ fn metrics_at_the_end_of_a_run_match_the_summary_and_parse() {
         sample(&parsed, "xdpcarve_egress_files_total", Some(("mime_family", "text"))) as u64,
         s["files_logged"]
     );
-    assert_eq!(
-        sample(&parsed, "xdpcarve_files_files_total", Some(("worker", "0"))) as u64,
-        s["files_logged"]
-    );
+    assert_eq!(all_workers(&parsed, "xdpcarve_files_files_total"), s["files_logged"]);
     assert_eq!(m("xdpcarve_webhook_batch_items_count"), rx.requests().len() as u64);
     assert_eq!(m("xdpcarve_webhook_batch_items_sum"), s["sent"]);
     assert!(s["sent"] >= 2);

@@ -68,7 +68,7 @@ fn sample_capture_carves_to_exactly_the_expected_files() {
     }
 }
 
-/// uids and fuids of the sample under `extra` flags, in files-log order.
+/// uids and fuids of the sample under `extra` flags, sorted (several workers log in any order).
 fn ids(extra: &[&str]) -> Vec<(String, String)> {
     let pcap = support::repo_root().join("bench/samples/sample.pcap");
     let run = support::carve::run_read(&pcap, extra);
@@ -81,6 +81,8 @@ fn ids(extra: &[&str]) -> Vec<(String, String)> {
                 r["fuid"].as_str().unwrap().to_string(),
             )
         })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect()
 }
 

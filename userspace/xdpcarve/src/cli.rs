@@ -151,9 +151,10 @@ pub struct Cli {
     /// With --read: carve on this many worker threads, each with its own engine; packets go to
     /// them by a symmetric hash of addresses and ports, as live RSS sends them to queues (both
     /// directions of a connection meet in one worker). The records are the same set as with one
-    /// worker, in another order.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(usize))]
-    pub workers: usize,
+    /// worker, in another order. Each worker has its own --memory. [default: the number of
+    /// cores; 1 with --simulate-mbps]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub workers: Option<usize>,
 
     /// Seed of connection and file ids (`uid`, `fuid`) and of the flow table's hash. Ids also
     /// depend on the sensor's name and on each flow, never on a worker or an arrival order: with

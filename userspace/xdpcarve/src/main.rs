@@ -258,10 +258,11 @@ fn run_offline(
 ) -> Result<ExitCode> {
     let inputs = offline::order_inputs(&cli.read)?;
     let protocols: Vec<&'static str> = cfg.protocols.names().collect();
-    if cli.workers > 1 && cli.simulate_mbps.is_some() {
+    let workers = read_workers(cli);
+    if workers > 1 && cli.simulate_mbps.is_some() {
         anyhow::bail!("--simulate-mbps models one worker's ring: use it with --workers 1");
     }
-    let (egress, hub, sinks) = egress::start(egress_cfg, scan.0, scan.1, cli.workers.max(1), QueueMode::Block)?;
+    let (egress, hub, sinks) = egress::start(egress_cfg, scan.0, scan.1, workers, QueueMode::Block)?;
     let simulated = match cli.simulate_mbps {
         Some(mbps) => Some(offline::SimulatedRing::new(
             mbps,
@@ -273,6 +274,16 @@ fn run_offline(
     let stop = signals::Stop::install(true)?;
     let report = offline::run(&inputs, cfg, sinks, simulated, cli.quiet, Some(&stop));
     conclude(cli, egress, &hub, &protocols, report, outputs, |r| Source::Read(r))
+}
+
+/// The worker threads of a read: `--workers`, else one per core (one with `--simulate-mbps`,
+/// which models one worker's ring).
+fn read_workers(cli: &Cli) -> usize {
+    match (cli.workers, cli.simulate_mbps) {
+        (Some(n), _) => n.max(1),
+        (None, Some(_)) => 1,
+        (None, None) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
 }
 
 /// `xdpcarve -i IFACE`: one worker per queue, each with a non-blocking queue to egress.
