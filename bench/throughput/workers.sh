@@ -15,17 +15,18 @@ cargo build --release -q -p xdpcarve -p xdpcarve-bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$TARGET/release/xdpcarve-gen" --http 128 --sizes 1M --styles length --per-conn 8 --concurrent 16 \
-    --seed 16 -o "$work/16x1m.pcap" >/dev/null
+    --seed 16 -o "$work/16x1m.pcap" >/dev/null 2>&1
 echo "xdpcarve -r on $(du -m "$work/16x1m.pcap" | cut -f1) MB of capture (16 downloads at once); $(nproc) CPUs; $(date -u +%F)"
 
-# Runs one read; prints "wall cpu" in seconds and leaves the SHA-256s in $work/<label>.sha.
+# Runs one read; leaves "wall cpu" (seconds) in $work/<label>.time and the SHA-256s in
+# $work/<label>.sha.
 one_run() {
     local workers=$1 label=$2
     python3 -c 'import resource, subprocess, sys, time
 t = time.monotonic(); subprocess.run(sys.argv[1:], check=True); wall = time.monotonic() - t
 r = resource.getrusage(resource.RUSAGE_CHILDREN); print(f"{wall:.3f} {r.ru_utime + r.ru_stime:.3f}")' \
         "$TARGET/release/xdpcarve" -r "$work/16x1m.pcap" --workers "$workers" --hashes md5,sha1,sha256 \
-        --quiet --files-log "$work/$label.log"
+        --quiet --files-log "$work/$label.log" >"$work/$label.time"
     python3 -c 'import json,sys; print("\n".join(sorted(json.loads(l)["sha256"] for l in open(sys.argv[1]))))' \
         "$work/$label.log" >"$work/$label.sha"
 }
@@ -34,8 +35,10 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[
 : >"$work/w1"; : >"$work/wn"
 for run in $(seq "$RUNS"); do
     # Interleaved, so a noisy moment hurts both alike.
-    read -r w1 c1 < <(one_run 1 one)
-    read -r wn cn < <(one_run "$WORKERS" many)
+    one_run 1 one
+    one_run "$WORKERS" many
+    read -r w1 c1 <"$work/one.time"
+    read -r wn cn <"$work/many.time"
     echo "run $run: 1 worker ${w1} s wall ${c1} s CPU; $WORKERS workers ${wn} s wall ${cn} s CPU"
     echo "$w1" >>"$work/w1"; echo "$wn" >>"$work/wn"
     cmp -s "$work/one.sha" "$work/many.sha" || { echo "workers.sh: $WORKERS workers logged other files than one" >&2; exit 1; }

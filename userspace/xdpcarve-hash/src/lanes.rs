@@ -37,28 +37,29 @@ static IDLE: [u8; STAGE] = [0; STAGE];
 #[derive(Clone)]
 pub struct Md5Lanes(Arc<Mutex<Pool>>);
 
-/// The SIMD kernel files share: the widest this CPU runs.
+/// The SIMD kernels files share: the widest this CPU runs.
 #[derive(Copy, Clone, Debug)]
 enum Kernel {
     /// Eight lanes, AVX2.
     X8(Avx2),
-    /// Sixteen lanes, AVX-512F.
-    X16(Avx512),
+    /// Sixteen lanes, AVX-512F; and AVX2's eight (which AVX-512 CPUs have), quicker when no
+    /// more than eight lanes have data.
+    X16(Avx512, Avx2),
 }
 
 impl Kernel {
     fn width(self) -> usize {
         match self {
             Kernel::X8(_) => crate::x8::LANES,
-            Kernel::X16(_) => crate::x16::LANES,
+            Kernel::X16(..) => crate::x16::LANES,
         }
     }
 
-    /// Runs the first [`Kernel::width`] lanes.
-    fn compress(self, state: &mut [[u32; MAX_LANES]; 4], input: [&[u8]; MAX_LANES], blocks: usize) {
+    /// Runs the first `active` lanes (at most [`Kernel::width`]).
+    fn compress(self, active: usize, state: &mut [[u32; MAX_LANES]; 4], input: [&[u8]; MAX_LANES], blocks: usize) {
         match self {
-            Kernel::X16(k) => k.compress(state, input, blocks),
-            Kernel::X8(k) => {
+            Kernel::X16(k, _) if active > crate::x8::LANES => k.compress(state, input, blocks),
+            Kernel::X8(k) | Kernel::X16(_, k) => {
                 const W: usize = crate::x8::LANES;
                 let mut narrow = [[0u32; W]; 4];
                 for (n, s) in narrow.iter_mut().zip(state.iter()) {
@@ -127,7 +128,8 @@ impl Md5Lanes {
     pub fn new() -> Self {
         Self::with_simd(
             Avx512::detect()
-                .map(Kernel::X16)
+                .zip(Avx2::detect())
+                .map(|(x16, x8)| Kernel::X16(x16, x8))
                 .or_else(|| Avx2::detect().map(Kernel::X8)),
         )
     }
@@ -164,7 +166,7 @@ impl Md5Lanes {
     pub fn kernel(&self) -> Option<&'static str> {
         self.lock().simd.map(|k| match k {
             Kernel::X8(_) => "AVX2 (8 lanes)",
-            Kernel::X16(_) => "AVX-512 (16 lanes)",
+            Kernel::X16(..) => "AVX-512 (16 lanes)",
         })
     }
 
@@ -380,27 +382,33 @@ impl Pool {
                 .map(|&(_, done, all)| all - done)
                 .min()
                 .unwrap_or(0);
+            // The kernel's lane k runs the k-th lane with data: eight or fewer fit the narrower
+            // kernel.
+            let mut busy = [(0usize, 0usize); MAX_LANES];
+            for (k, &(id, done, _)) in lanes.iter().flatten().enumerate() {
+                busy[k] = (id, done);
+            }
             let mut state = [[0u32; MAX_LANES]; 4];
-            for (i, lane) in lanes.iter().enumerate() {
-                if let Some((id, _, _)) = *lane {
-                    for (w, s) in state.iter_mut().zip(self.slots[id].state) {
-                        w[i] = s;
-                    }
+            for (k, &(id, _)) in busy[..active].iter().enumerate() {
+                for (w, s) in state.iter_mut().zip(self.slots[id].state) {
+                    w[k] = s;
                 }
             }
-            let input: [&[u8]; MAX_LANES] = std::array::from_fn(|i| match lanes[i] {
-                Some((id, done, _)) => &self.slots[id].buf[done * 64..],
-                None => &IDLE[..],
+            let input: [&[u8]; MAX_LANES] = std::array::from_fn(|k| match busy.get(k) {
+                Some(&(id, done)) if k < active => &self.slots[id].buf[done * 64..],
+                _ => &IDLE[..],
             });
-            simd.compress(&mut state, input, n);
+            simd.compress(active, &mut state, input, n);
             self.stats.kernel_calls += 1;
             self.stats.lane_blocks += (n * active) as u64;
-            for (i, lane) in lanes.iter_mut().enumerate() {
+            for (k, &(id, _)) in busy[..active].iter().enumerate() {
+                for (s, w) in self.slots[id].state.iter_mut().zip(&state) {
+                    *s = w[k];
+                }
+            }
+            for lane in lanes.iter_mut() {
                 let Some((id, done, all)) = lane else { continue };
                 let slot = &mut self.slots[*id];
-                for (s, w) in slot.state.iter_mut().zip(&state) {
-                    *s = w[i];
-                }
                 *done += n;
                 if *done == *all {
                     slot.buf.drain(..*all * 64);
