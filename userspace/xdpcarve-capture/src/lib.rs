@@ -137,6 +137,80 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// A decompressor run on a thread of its own (`xdpcarve-unzip`), a few chunks ahead of the
+/// reader: inflating gzip costs about as much as carving, and a read on several cores must not
+/// wait for it. What it decoded before an error arrives first, then the error.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+/// Bytes per chunk handed over, and chunks in flight (4 MiB ahead at most).
+const AHEAD_CHUNK: usize = 1 << 20;
+const AHEAD_CHUNKS: usize = 4;
+
+impl ReadAhead {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> io::Result<ReadAhead> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD_CHUNKS);
+        std::thread::Builder::new()
+            .name("xdpcarve-unzip".into())
+            .spawn(move || loop {
+                let mut chunk = vec![0u8; AHEAD_CHUNK];
+                let mut have = 0;
+                let mut failed = None;
+                while have < chunk.len() {
+                    match inner.read(&mut chunk[have..]) {
+                        Ok(0) => break,
+                        Ok(n) => have += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                chunk.truncate(have);
+                let end = have < AHEAD_CHUNK;
+                // A reader that went away (the read stopped) ends the thread.
+                if have > 0 && tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if let Some(e) = failed {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if end {
+                    return;
+                }
+            })?;
+        Ok(ReadAhead {
+            chunks: rx,
+            current: Vec::new(),
+            at: 0,
+        })
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.current = chunk?;
+                    self.at = 0;
+                }
+                // The decoder is done: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Reads the first bytes of `file` (a pipe cannot seek back), tells the compression from them, and
 /// returns a reader of the decompressed stream with those bytes put back in front.
 fn open_stream(mut file: File, path: &Path) -> io::Result<(Box<dyn Read + Send>, Compression, Arc<AtomicU64>)> {
@@ -169,6 +243,10 @@ fn open_stream(mut file: File, path: &Path) -> io::Result<(Box<dyn Read + Send>,
             })
             .map_err(|e| io::Error::new(e.kind(), format!("{}: zstd: {e}", path.display())))?,
         ),
+    };
+    let stream: Box<dyn Read + Send> = match compression {
+        Compression::None => stream,
+        _ => Box::new(ReadAhead::spawn(stream)?),
     };
     Ok((stream, compression, count))
 }

@@ -447,3 +447,42 @@ fn tsresol_conversion() {
     assert_eq!(ticks_to_timestamp(u64::MAX, 0, 0), Timestamp(u64::MAX), "saturates");
     assert_eq!(ticks_to_timestamp(7, 0xff, 0), Timestamp(0));
 }
+
+#[test]
+fn read_ahead_hands_over_every_byte_then_the_error_in_order() {
+    /// `len` bytes counting up, then (if `fail`) an error.
+    struct Source {
+        at: usize,
+        len: usize,
+        fail: bool,
+    }
+    impl Read for Source {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.len {
+                return if self.fail {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short"))
+                } else {
+                    Ok(0)
+                };
+            }
+            let n = buf.len().min(self.len - self.at).min(70_001);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = ((self.at + i) % 251) as u8;
+            }
+            self.at += n;
+            Ok(n)
+        }
+    }
+    let len = 3 * AHEAD_CHUNK + 12_345;
+    for fail in [false, true] {
+        let mut ahead = ReadAhead::spawn(Box::new(Source { at: 0, len, fail })).unwrap();
+        let mut got = Vec::new();
+        let result = ahead.read_to_end(&mut got);
+        assert_eq!(got.len(), len);
+        assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        match result {
+            Ok(_) => assert!(!fail),
+            Err(e) => assert!(fail && e.kind() == io::ErrorKind::UnexpectedEof, "{e}"),
+        }
+    }
+}
