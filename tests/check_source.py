@@ -21,7 +21,7 @@ import sys
 # Packages allowed to contain unsafe code, and why.
 UNSAFE_ALLOWED = {
     "xdpcarve-xdp": "AF_XDP rings, UMEM mmap, netlink and ethtool syscalls",
-    "xdpcarve-hash": "the AVX2 MD5 kernel's loads and stores (x8.rs only: the crate denies unsafe code elsewhere)",
+    "xdpcarve-hash": "the SIMD kernels' loads and stores (x8.rs, x16.rs, stitch.rs: the crate denies unsafe code elsewhere)",
 }
 
 UNSAFE_RE = re.compile(r"\bunsafe\s*(\{|fn\b|impl\b|extern\b)")

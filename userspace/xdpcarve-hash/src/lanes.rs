@@ -183,6 +183,18 @@ impl Md5Lanes {
         })
     }
 
+    /// Files of this worker whose MD5 is open now (in the lanes or [held](Md5Lanes::hold)).
+    pub fn open_files(&self) -> usize {
+        self.lock().open
+    }
+
+    /// Counts a file whose MD5 is hashed elsewhere (a stitched pass) as open, until the ticket is
+    /// dropped: the files that open beside it then know they are not alone.
+    pub fn hold(&self) -> OpenTicket {
+        self.lock().open += 1;
+        OpenTicket { lanes: self.clone() }
+    }
+
     pub fn stats(&self) -> LaneStats {
         self.lock().stats
     }
@@ -191,6 +203,17 @@ impl Md5Lanes {
         // A panic elsewhere cannot leave a slot half-updated in a way that matters more than the
         // panic itself; carry on.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A file counted as open in its worker's [`Md5Lanes`] without a slot there.
+pub struct OpenTicket {
+    lanes: Md5Lanes,
+}
+
+impl Drop for OpenTicket {
+    fn drop(&mut self) {
+        self.lanes.lock().open -= 1;
     }
 }
 

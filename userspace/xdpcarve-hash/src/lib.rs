@@ -8,20 +8,27 @@
 //!   lanes (16 per AVX-512 instruction stream, 8 with AVX2) when several are in flight; a lone
 //!   file, or a CPU without AVX2, takes the single-stream path. Hashes are identical either way.
 //!
-//! The only `unsafe` code is in the kernels ([`mod@x8`], [`mod@x16`]), each called through a safe
-//! wrapper that exists only once the CPU was seen to have its instructions.
+//! - [`Md5Sha256`]: MD5 and SHA-256 of one stream in one stitched pass (SHA-NI), for a file
+//!   with no other file to share lanes with.
+//!
+//! The only `unsafe` code is in the kernels ([`mod@x8`], [`mod@x16`], and the stitched pass),
+//! each called through a safe wrapper that exists only once the CPU was seen to have its instructions.
 
 #![deny(unsafe_code)]
 
 #[macro_use]
 mod steps;
 mod lanes;
+mod sha256;
 mod single;
+mod stitch;
 pub mod x16;
 pub mod x8;
 
-pub use lanes::{LaneStats, Md5Hasher, Md5Lanes};
+pub use lanes::{LaneStats, Md5Hasher, Md5Lanes, OpenTicket};
+pub use sha256::Sha256;
 pub use single::{compress, Md5};
+pub use stitch::Md5Sha256;
 
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
