@@ -10,7 +10,7 @@ use xdpcarve_contract::{
     Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, FileStoreSink, LoadSignal,
     PendingHashes, ScanFields, ShedLevel, StoreChunk, StoreEnd, StoreTicket, Timestamp, WantedFiles,
 };
-use xdpcarve_hash::Md5Hasher;
+use xdpcarve_hash::{Md5Hasher, Md5Sha256, OpenTicket};
 
 /// How a file ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -25,8 +25,34 @@ pub enum FileEnd {
 pub(crate) struct Hashers {
     md5: Option<Md5Hasher>,
     sha1: Option<Sha1>,
-    sha256: Option<Sha256>,
+    sha256: Option<Sha256Stream>,
+    /// MD5 and SHA-256 in one stitched pass, for a file opened with no other in the worker's MD5
+    /// lanes (`md5` and `sha256` are then None); split in two when one of them is shed.
+    /// (It counts as an open file of the lanes while it lasts.)
+    md5_sha256: Option<(Md5Sha256, OpenTicket)>,
     blake3: Option<Box<StagedBlake3>>,
+}
+
+/// SHA-256 as RustCrypto streams it, or what a stitched pass left of it.
+enum Sha256Stream {
+    Crypto(Sha256),
+    Resumed(xdpcarve_hash::Sha256),
+}
+
+impl Sha256Stream {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Sha256Stream::Crypto(h) => h.update(data),
+            Sha256Stream::Resumed(h) => h.update(data),
+        }
+    }
+
+    fn finalize(self) -> [u8; 32] {
+        match self {
+            Sha256Stream::Crypto(h) => h.finalize().into(),
+            Sha256Stream::Resumed(h) => h.finalize(),
+        }
+    }
 }
 
 /// Hash names in shedding order; bit i of a hash mask is `HASH_NAMES[i]`.
@@ -103,8 +129,37 @@ impl Hashers {
         md5: None,
         sha1: None,
         sha256: None,
+        md5_sha256: None,
         blake3: None,
     };
+
+    /// The hashes `cfg` asks for: MD5 and SHA-256 stitched when no other file of the worker
+    /// has its MD5 open (nothing to share SIMD lanes with; a keep-alive connection's files come
+    /// one at a time), else MD5 in the lanes.
+    fn new(cfg: &FileConfig) -> Hashers {
+        let h = cfg.hashes;
+        let pair = (h.md5 && h.sha256 && cfg.md5_lanes.open_files() == 0)
+            .then(Md5Sha256::new)
+            .flatten()
+            .map(|pair| (pair, cfg.md5_lanes.hold()));
+        let paired = pair.is_some();
+        Hashers {
+            md5: (h.md5 && !paired).then(|| cfg.md5_lanes.hasher()),
+            sha1: h.sha1.then(Sha1::new),
+            sha256: (h.sha256 && !paired).then(|| Sha256Stream::Crypto(Sha256::new())),
+            md5_sha256: pair,
+            blake3: h.blake3.then(|| Box::new(StagedBlake3::new())),
+        }
+    }
+
+    /// MD5 and SHA-256 apart again.
+    fn unpair(&mut self) {
+        if let Some((pair, _open)) = self.md5_sha256.take() {
+            let (md5, sha256) = pair.split();
+            self.md5 = Some(Md5Hasher::Single(md5));
+            self.sha256 = Some(Sha256Stream::Resumed(sha256));
+        }
+    }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.mask() == 0
@@ -116,10 +171,14 @@ impl Hashers {
             | (if self.sha1.is_some() { SHA1 } else { 0 })
             | (if self.md5.is_some() { MD5 } else { 0 })
             | (if self.sha256.is_some() { SHA256 } else { 0 })
+            | (if self.md5_sha256.is_some() { MD5 | SHA256 } else { 0 })
     }
 
     /// Stops computing the hashes in `mask`.
     pub(crate) fn shed_mask(&mut self, mask: u8) {
+        if mask & (MD5 | SHA256) != 0 {
+            self.unpair();
+        }
         if mask & BLAKE3 != 0 {
             self.blake3 = None;
         }
@@ -142,17 +201,27 @@ impl Hashers {
         }
     }
 
-    /// MD5 alone, and the rest: MD5 is as slow as the three others together.
+    /// MD5 alone (or stitched with SHA-256), and the rest: MD5 is as slow as the three others
+    /// together.
     pub(crate) fn split_md5(self) -> Vec<Hashers> {
         let md5 = Hashers {
             md5: self.md5,
+            md5_sha256: self.md5_sha256,
             ..Hashers::NONE
         };
-        vec![md5, Hashers { md5: None, ..self }]
+        vec![
+            md5,
+            Hashers {
+                md5: None,
+                md5_sha256: None,
+                ..self
+            },
+        ]
     }
 
     /// Each hash alone.
-    pub(crate) fn split_each(self) -> Vec<Hashers> {
+    pub(crate) fn split_each(mut self) -> Vec<Hashers> {
+        self.unpair();
         vec![
             Hashers {
                 md5: self.md5,
@@ -173,7 +242,8 @@ impl Hashers {
         ]
     }
 
-    pub(crate) fn finish(self) -> Digests {
+    pub(crate) fn finish(mut self) -> Digests {
+        self.unpair();
         Digests {
             md5: self.md5.map(|h| hex(&h.finalize())),
             sha1: self.sha1.map(|h| hex(&h.finalize())),
@@ -190,6 +260,9 @@ impl Hashers {
             h.update(data);
         }
         if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some((h, _)) = &mut self.md5_sha256 {
             h.update(data);
         }
         if let Some(h) = &mut self.blake3 {
@@ -401,18 +474,12 @@ struct Shed {
 
 impl FileAnalyzer {
     pub fn new(conn: &ConnMeta, meta: FileMeta, fuid: String, now: Timestamp, cfg: &FileConfig) -> Self {
-        let h = cfg.hashes;
         FileAnalyzer {
             conn: conn.clone(),
             meta,
             fuid,
             start: now,
-            hashers: Some(Hashers {
-                md5: h.md5.then(|| cfg.md5_lanes.hasher()),
-                sha1: h.sha1.then(Sha1::new),
-                sha256: h.sha256.then(Sha256::new),
-                blake3: h.blake3.then(|| Box::new(StagedBlake3::new())),
-            }),
+            hashers: Some(Hashers::new(cfg)),
             pool: HashPool::from_handle(&cfg.offload),
             remote: None,
             sniff: Vec::new(),
