@@ -10,6 +10,7 @@ use xdpcarve_contract::{
     Anomaly, AppContext, ConnMeta, Direction, FileConfig, FileMeta, FileRecord, FileSink, FileStoreSink, LoadSignal,
     PendingHashes, ScanFields, ShedLevel, StoreChunk, StoreEnd, StoreTicket, Timestamp, WantedFiles,
 };
+pub use xdpcarve_hash::hex;
 use xdpcarve_hash::{Md5Hasher, Md5Sha256, OpenTicket};
 
 /// How a file ended.
@@ -802,16 +803,6 @@ impl FileAnalyzer {
         digests.write_into(&mut rec);
         (rec, pending, store_refused)
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]
