@@ -18,6 +18,7 @@
 
 #[macro_use]
 mod steps;
+mod blocks;
 mod lanes;
 mod sha256;
 mod single;

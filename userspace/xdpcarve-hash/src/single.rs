@@ -1,5 +1,7 @@
 //! Single-stream MD5.
 
+use crate::blocks::Blocks;
+
 /// MD5's initial state.
 pub(crate) const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
@@ -68,10 +70,7 @@ pub fn compress(state: &mut [u32; 4], blocks: &[u8]) {
 #[derive(Clone, Debug)]
 pub struct Md5 {
     state: [u32; 4],
-    /// Bytes fed so far.
-    len: u64,
-    tail: [u8; 64],
-    tail_len: usize,
+    blocks: Blocks,
 }
 
 impl Default for Md5 {
@@ -84,47 +83,26 @@ impl Md5 {
     pub fn new() -> Self {
         Md5 {
             state: INIT,
-            len: 0,
-            tail: [0; 64],
-            tail_len: 0,
+            blocks: Blocks::new(),
         }
     }
 
     /// Continues a stream: `state` after `len - tail.len()` bytes, then `tail` (under 64 bytes)
     /// not yet compressed.
     pub(crate) fn resume(state: [u32; 4], len: u64, tail: &[u8]) -> Self {
-        let mut md5 = Md5 {
+        Md5 {
             state,
-            len: len - tail.len() as u64,
-            tail: [0; 64],
-            tail_len: 0,
-        };
-        md5.update(tail);
-        md5
+            blocks: Blocks::resume(len, tail),
+        }
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        if self.tail_len > 0 {
-            let n = (64 - self.tail_len).min(data.len());
-            self.tail[self.tail_len..self.tail_len + n].copy_from_slice(&data[..n]);
-            self.tail_len += n;
-            data = &data[n..];
-            if self.tail_len < 64 {
-                return;
-            }
-            compress(&mut self.state, &self.tail);
-            self.tail_len = 0;
-        }
-        let whole = data.len() - data.len() % 64;
-        compress(&mut self.state, &data[..whole]);
-        let rest = &data[whole..];
-        self.tail[..rest.len()].copy_from_slice(rest);
-        self.tail_len = rest.len();
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, |blocks| compress(state, blocks));
     }
 
     pub fn finalize(self) -> [u8; 16] {
-        finish(self.state, self.len, &self.tail[..self.tail_len])
+        finish(self.state, self.blocks.len(), self.blocks.tail())
     }
 
     /// The one-shot digest of `data`.
@@ -138,11 +116,7 @@ impl Md5 {
 /// Pads and finishes a stream of `len` bytes whose last `tail` bytes (under 64) are not yet
 /// compressed into `state`.
 pub(crate) fn finish(mut state: [u32; 4], len: u64, tail: &[u8]) -> [u8; 16] {
-    let mut block = [0u8; 128];
-    block[..tail.len()].copy_from_slice(tail);
-    block[tail.len()] = 0x80;
-    let end = if tail.len() < 56 { 64 } else { 128 };
-    block[end - 8..end].copy_from_slice(&len.wrapping_mul(8).to_le_bytes());
+    let (block, end) = Blocks::resume(len, tail).padding(u64::to_le_bytes);
     compress(&mut state, &block[..end]);
     let mut out = [0u8; 16];
     for (o, w) in out.chunks_exact_mut(4).zip(state) {

@@ -9,6 +9,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use crate::blocks::Blocks;
 use crate::sha256::Sha256;
 use crate::single::{self, Md5};
 
@@ -231,9 +232,7 @@ pub struct Md5Sha256 {
     shani: ShaNi,
     md5: [u32; 4],
     sha: [u32; 8],
-    len: u64,
-    tail: [u8; 64],
-    tail_len: usize,
+    blocks: Blocks,
 }
 
 impl Md5Sha256 {
@@ -243,39 +242,19 @@ impl Md5Sha256 {
             shani: ShaNi::detect()?,
             md5: single::INIT,
             sha: crate::sha256::INIT,
-            len: 0,
-            tail: [0; 64],
-            tail_len: 0,
+            blocks: Blocks::new(),
         })
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        if self.tail_len > 0 {
-            let n = (64 - self.tail_len).min(data.len());
-            self.tail[self.tail_len..self.tail_len + n].copy_from_slice(&data[..n]);
-            self.tail_len += n;
-            data = &data[n..];
-            if self.tail_len < 64 {
-                return;
-            }
-            self.shani.compress(&mut self.md5, &mut self.sha, &self.tail);
-            self.tail_len = 0;
-        }
-        let whole = data.len() - data.len() % 64;
-        self.shani.compress(&mut self.md5, &mut self.sha, &data[..whole]);
-        let rest = &data[whole..];
-        self.tail[..rest.len()].copy_from_slice(rest);
-        self.tail_len = rest.len();
+    pub fn update(&mut self, data: &[u8]) {
+        let (shani, md5, sha) = (self.shani, &mut self.md5, &mut self.sha);
+        self.blocks.update(data, |blocks| shani.compress(md5, sha, blocks));
     }
 
     /// The two streams apart, to go on (or stop) one by one.
     pub fn split(self) -> (Md5, Sha256) {
-        let tail = &self.tail[..self.tail_len];
-        (
-            Md5::resume(self.md5, self.len, tail),
-            Sha256::resume(self.sha, self.len, tail),
-        )
+        let (len, tail) = (self.blocks.len(), self.blocks.tail());
+        (Md5::resume(self.md5, len, tail), Sha256::resume(self.sha, len, tail))
     }
 
     /// (MD5, SHA-256).
